@@ -1,0 +1,1 @@
+"""IMA video bot: the platform-neutral core."""

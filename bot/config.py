@@ -1,0 +1,74 @@
+"""Settings from the environment and an optional .env file. Secrets are SecretStr: never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SANDBOX_KEY = "ima_sandbox_key"
+
+
+class Settings(BaseSettings):
+    """Every knob the bot has. Names match the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # IMA
+    ima_api_key: SecretStr | None = None
+    ima_base_url: str = "https://api.imastudio.com"
+    ima_im_base_url: str = "https://imapi.liveme.com"
+    ima_upload_app_id: str = "webAgent"
+    ima_upload_app_key: SecretStr | None = None
+    ima_language: Literal["en", "zh"] = "en"
+    ima_sandbox_time_scale: float = Field(default=1.0, gt=0)
+    ima_product_ttl_s: float = 600.0
+    ima_request_timeout_s: float = 30.0
+    ima_poll_interval_s: float = 8.0
+    ima_job_timeout_s: float = 2400.0  # 40 minutes, as the published client
+    ima_max_retries: int = 3
+
+    # the bot
+    bot_db_path: Path = Path("data/bot.sqlite3")
+    bot_max_image_bytes: int = 10 * 1024 * 1024
+    bot_max_concurrent_jobs: int = 50
+    bot_log_level: str = "INFO"
+
+    # Feishu / Lark
+    feishu_app_id: str | None = None
+    feishu_app_secret: SecretStr | None = None
+    feishu_domain: Literal["feishu", "lark"] = "feishu"
+    feishu_allowed_chats: list[str] = Field(default_factory=list)
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_dev_guild: int | None = None
+    discord_allowed_guilds: list[int] = Field(default_factory=list)
+
+    @field_validator("feishu_allowed_chats", "discord_allowed_guilds", mode="before")
+    @classmethod
+    def _split_csv(cls, v: object) -> object:
+        # allow "a,b,c" in the environment as well as JSON lists
+        if isinstance(v, str) and not v.strip().startswith("["):
+            return [x.strip() for x in v.split(",") if x.strip()]
+        return v
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """No key configured: run against the built-in sandbox."""
+        return self.ima_api_key is None
+
+    @property
+    def feishu_enabled(self) -> bool:
+        return bool(self.feishu_app_id and self.feishu_app_secret)
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None
+
+    @property
+    def time_scale(self) -> float:
+        """Scales the bot's estimates and cadence along with the sandbox's generation times."""
+        return self.ima_sandbox_time_scale

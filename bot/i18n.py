@@ -1,0 +1,58 @@
+"""Every word a user reads comes from locales/<lang>.toml, through `t()`."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+LANGUAGES: tuple[str, ...] = ("zh", "en")
+DEFAULT_LANGUAGE = "en"
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _flatten(prefix: str, node: dict[str, Any], out: dict[str, str]) -> None:
+    for k, v in node.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            _flatten(key, v, out)
+        else:
+            out[key] = str(v)
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """All messages of one language as dotted keys ("error.unauthorized")."""
+    data = tomllib.loads((LOCALES_DIR / f"{language}.toml").read_text(encoding="utf-8"))
+    out: dict[str, str] = {}
+    _flatten("", data, out)
+    return out
+
+
+def normalize_language(language: str | None) -> str:
+    if language and language.lower().startswith("zh"):
+        return "zh"
+    return "en" if language else DEFAULT_LANGUAGE
+
+
+def t(key: str, language: str | None, **values: object) -> str:
+    """The message `key` in `language`, placeholders filled. A missing key is a bug: KeyError."""
+    template = catalog(normalize_language(language))[key]
+    return template.format(**values) if values else template
+
+
+def has(key: str, language: str | None = None) -> bool:
+    return key in catalog(normalize_language(language))
+
+
+def detect_language(text: str, hint: str | None = None) -> str:
+    """"zh" when the text has Chinese characters, "en" when it has letters, else the hint."""
+    if _HAN.search(text):
+        return "zh"
+    if any(c.isalpha() for c in text):
+        return "en"
+    return normalize_language(hint) if hint else DEFAULT_LANGUAGE

@@ -1,0 +1,84 @@
+"""Data shapes of the IMA Open API as the bot uses them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TASK_TYPES: tuple[str, ...] = (
+    "text_to_video",
+    "image_to_video",
+    "first_last_frame_to_video",
+    "reference_image_to_video",
+)
+
+
+@dataclass(frozen=True)
+class CreditRule:
+    """One priced parameter combination of a product version."""
+
+    attribute_id: int
+    points: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One form_config entry: a parameter, its default value and the values it offers."""
+
+    field: str
+    value: Any = None
+    options: tuple[Any, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Product:
+    """A type=3 leaf of the product tree: one model version in one category."""
+
+    category: str
+    id: str  # model_version
+    model_id: str
+    name: str  # model_name, e.g. "Pixverse V5.5"
+    credit_rules: tuple[CreditRule, ...]
+    form_config: tuple[FormField, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def defaults(self) -> dict[str, Any]:
+        """form_config defaults (virtual fields already mapped to real ones)."""
+        return {f.field: f.value for f in self.form_config if f.value is not None}
+
+    def options(self, name: str) -> tuple[Any, ...]:
+        """Values the product offers for a parameter, from form_config and its credit rules."""
+        seen: list[Any] = []
+        for f in self.form_config:
+            if f.field == name:
+                seen.extend(f.options)
+        for rule in self.credit_rules:
+            if name in rule.attributes and rule.attributes[name] not in seen:
+                seen.append(rule.attributes[name])
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything needed to create one task."""
+
+    task_type: str
+    product: Product
+    rule: CreditRule
+    prompt: str
+    parameters: dict[str, Any]  # duration, resolution, aspect_ratio, ... already fitted
+    image_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A poll answer. `state` is "running", "done" or "failed"."""
+
+    task_id: str
+    state: str
+    url: str | None = None
+    cover: str | None = None
+    duration_s: float | None = None
+    error: str | None = None
