@@ -1,0 +1,152 @@
+"""Terminal chat: the embedded default. Interactive on a TTY (a live progress bar), line by
+line when stdin is piped, so a session can be scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import mimetypes
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from adapters.base import (
+    Conversation,
+    Core,
+    FailureView,
+    ImageInput,
+    Incoming,
+    NoticeView,
+    ProgressView,
+    ReplyTarget,
+    VideoView,
+)
+
+BAR_WIDTH = 20
+
+
+class ConsoleConversation:
+    """Renders the core's views as terminal lines; on a TTY progress redraws one line."""
+
+    def __init__(self, out: TextIO, *, interactive: bool) -> None:
+        self.out = out
+        self.interactive = interactive
+        self._bar_open = False
+
+    def _write(self, text: str) -> None:
+        if self._bar_open:
+            self.out.write("\n")
+            self._bar_open = False
+        self.out.write(text.rstrip("\n") + "\n")
+        self.out.flush()
+
+    async def notice(self, view: NoticeView) -> None:
+        self._write(view.text)
+
+    async def progress(self, view: ProgressView) -> None:
+        if not self.interactive:
+            self._write(view.text)
+            return
+        filled = BAR_WIDTH * view.percent // 100
+        bar = "█" * filled + "░" * (BAR_WIDTH - filled)
+        line = " ".join(view.text.splitlines())
+        self.out.write(f"\r[{bar}] {line}\x1b[K")
+        self.out.flush()
+        self._bar_open = True
+
+    async def video(self, view: VideoView) -> None:
+        self._write(view.caption)
+        self._write(view.link_text)
+
+    async def failure(self, view: FailureView) -> None:
+        self._write(view.text)
+
+    async def text(self, text: str) -> None:
+        self._write(text)
+
+
+class ConsoleAdapter:
+    """Runs a terminal chat against a core until stdin ends (or /quit)."""
+
+    platform = "console"
+
+    def __init__(
+        self,
+        core: Core,
+        *,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        images: Sequence[Path] = (),
+        language: str = "en",
+        sandbox: bool = False,
+    ) -> None:
+        self.core = core
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.interactive = self.stdin.isatty() and self.stdout.isatty()
+        self.language = language
+        self.sandbox = sandbox
+        self.user = getpass.getuser() if self.interactive else "console"
+        self._pending: list[ImageInput] = []
+        self._initial_images = list(images)
+        self._stopped = asyncio.Event()
+        self._count = 0
+
+    def conversation_for(self, target: ReplyTarget) -> Conversation:
+        return ConsoleConversation(self.stdout, interactive=self.interactive)
+
+    async def stop(self) -> None:
+        self._stopped.set()
+
+    def _say(self, key: str, **values: object) -> None:
+        # chrome (banner, prompts) goes to stderr when piped so stdout is the conversation alone
+        stream = self.stdout if self.interactive else self.stderr
+        stream.write(self.core.t(key, self.language, **values) + "\n")
+        stream.flush()
+
+    def _attach(self, raw: str) -> None:
+        path = Path(raw.strip().strip('"').strip("'")).expanduser()
+        if not path.is_file():
+            self._say("console.image_missing", path=str(path))
+            return
+        data = path.read_bytes()
+        self._pending.append(ImageInput(data=data, filename=path.name, content_type=mimetypes.guess_type(path.name)[0]))
+        self._say("console.image_attached", name=path.name)
+
+    async def _readline(self) -> str | None:
+        if self.interactive:
+            self.stdout.write(self.core.t("console.prompt", self.language))
+            self.stdout.flush()
+        # reading a terminal blocks: do it in a worker thread, not on the loop
+        line = await asyncio.to_thread(self.stdin.readline)
+        return None if line == "" else line.rstrip("\r\n")
+
+    async def start(self) -> None:
+        """Chat until stdin ends; each request is finished before the next line is read."""
+        self._say("console.banner")
+        if self.sandbox:
+            self._say("console.sandbox")
+        for path in self._initial_images:
+            self._attach(str(path))
+        while not self._stopped.is_set():
+            line = await self._readline()
+            if line is None or line.strip() in ("/quit", "/exit"):
+                break
+            if not line.strip():
+                continue
+            if line.startswith("/image"):
+                self._attach(line[len("/image"):])
+                continue
+            self._count += 1
+            incoming = Incoming(
+                platform="console", chat_id="console", user_id=self.user, text=line,
+                images=tuple(self._pending), event_id=None, language=self.language,
+            )
+            self._pending.clear()
+            conv = ConsoleConversation(self.stdout, interactive=self.interactive)
+            job = await self.core.handle(incoming, conv)
+            if job is not None:
+                await job.wait()

@@ -1,0 +1,126 @@
+"""`python -m bot` (also `ima-bot`): run | console | sandbox | parse."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from bot.config import Settings
+
+USAGE = """usage: python -m bot [run | console [--image PATH] | sandbox [options] | parse [options] TEXT]
+
+  run       (default) the configured platforms; with none configured, the terminal chat
+  console   chat with the bot in this terminal (images: --image PATH or /image PATH lines)
+  sandbox   serve the local IMA-compatible sandbox (python -m bot sandbox --help)
+  parse     print how a message is understood, as JSON (python -m bot parse --help)
+"""
+
+
+class _Redact(logging.Filter):
+    """Defence in depth: no configured secret is ever written to a log."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(s in message for s in self.secrets):
+                for s in self.secrets:
+                    message = message.replace(s, "***")
+                record.msg, record.args = message, None
+        return True
+
+
+def _logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.ima_api_key, settings.feishu_app_secret, settings.discord_token, settings.ima_upload_app_key)
+        if s is not None
+    ]
+    handler.addFilter(_Redact(secrets))
+    logging.basicConfig(level=settings.bot_log_level.upper(), handlers=[handler], force=True)
+
+
+def _console_language() -> str:
+    lang = os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
+    return "zh" if lang.lower().startswith("zh") else "en"
+
+
+async def _console(settings: Settings, images: list[Path]) -> int:
+    from adapters.console import ConsoleAdapter
+    from bot.app import open_runtime
+
+    async with open_runtime(settings) as rt:
+        adapter = ConsoleAdapter(rt.core, images=images, language=_console_language(), sandbox=rt.sandbox is not None)
+        await rt.core.resume(lambda target: adapter.conversation_for(target) if target.platform == "console" else None)
+        await rt.core.wait_idle()
+        await adapter.start()
+        await rt.core.wait_idle()
+    return 0
+
+
+async def _platforms(settings: Settings) -> int:
+    from adapters.base import Adapter
+    from bot.app import open_runtime
+
+    async with open_runtime(settings) as rt:
+        adapters: dict[str, Adapter] = {}
+        if settings.feishu_enabled:
+            from adapters.feishu import FeishuAdapter
+
+            adapters["feishu"] = FeishuAdapter(settings, rt.core)
+        if settings.discord_enabled:
+            from adapters.discord import DiscordAdapter
+
+            adapters["discord"] = DiscordAdapter(settings, rt.core)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, lambda: [loop.create_task(a.stop()) for a in adapters.values()])
+        await rt.core.resume(lambda target: a.conversation_for(target) if (a := adapters.get(target.platform)) else None)
+        await asyncio.gather(*(a.start() for a in adapters.values()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m bot` and `ima-bot`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args.pop(0) if args and not args[0].startswith("-") else "run"
+    if command in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if command == "sandbox":
+        from bot.sandbox.cli import main as sandbox_main
+
+        return sandbox_main(args)
+    if command == "parse":
+        from bot.parse_cli import main as parse_main
+
+        return parse_main(args)
+    if command not in ("run", "console"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    settings = Settings()
+    _logging(settings)
+    if command == "console":
+        parser = argparse.ArgumentParser(prog="python -m bot console")
+        parser.add_argument("--image", action="append", type=Path, default=[], help="attach an image to the first message")
+        opts = parser.parse_args(args)
+        return asyncio.run(_console(settings, opts.image))
+    if settings.feishu_enabled or settings.discord_enabled:
+        return asyncio.run(_platforms(settings))
+    return asyncio.run(_console(settings, []))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Wiring: settings → (sandbox) → IMA client → store → BotCore, and the adapters to run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from bot.catalog import load_catalog
+from bot.config import SANDBOX_KEY, Settings
+from bot.core import BotCore
+from bot.ima import ImaClient
+from bot.sandbox import Sandbox, SandboxConfig
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    core: BotCore
+    sandbox: Sandbox | None
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Everything the bot needs, closed in reverse order on exit.
+
+    With no IMA_API_KEY the built-in sandbox is started in-process on a free loopback port
+    (real HTTP), so a fresh clone works with nothing configured."""
+    async with AsyncExitStack() as stack:
+        sandbox: Sandbox | None = None
+        if settings.uses_sandbox:
+            sandbox = await stack.enter_async_context(
+                Sandbox(SandboxConfig(port=0, api_key=SANDBOX_KEY, time_scale=settings.time_scale))
+            )
+            settings = settings.model_copy(update={
+                "ima_api_key": SecretStr(SANDBOX_KEY), "ima_base_url": sandbox.base_url,
+                "ima_im_base_url": sandbox.base_url,
+                "ima_upload_app_key": SecretStr(sandbox.config.upload_app_key),
+            })
+            log.info("using the built-in IMA sandbox at %s", sandbox.base_url)
+        client = ImaClient.from_settings(settings)
+        stack.push_async_callback(client.aclose)
+        store = await Store.open(settings.bot_db_path)
+        stack.push_async_callback(store.close)
+        core = BotCore(settings=settings, client=client, store=store, catalog=load_catalog())
+        stack.push_async_callback(core.cancel_all)
+        yield Runtime(core, sandbox)

@@ -1,0 +1,388 @@
+"""One job, start to finish: notice → create → progress → deliver | fail, with recovery.
+
+The job row is saved before each step that costs or delivers, so `resume()` can pick a job
+up after a restart: poll it if it was created, never re-create it if the create call may have
+gone through, deliver it if it finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.base import Conversation
+from bot import views
+from bot.catalog import Catalog, ModelInfo
+from bot.config import Settings
+from bot.fitting import Adjustment, degrade, fit_request
+from bot.i18n import t
+from bot.ima import ImaClient
+from bot.ima.credit import complete_from_rules, match_rule, other_rule, pixverse_model
+from bot.ima.errors import (
+    AttributeMismatch,
+    BadParameter,
+    CreateUncertain,
+    CreditMismatch,
+    ImaError,
+    NetworkError,
+    NoRuleMatch,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+    TaskFailed,
+    Timeout,
+)
+from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
+from bot.images import CheckedImage
+from bot.selection import Offer, alternatives, cheapest, find, offers_from, recommend
+from bot.store import Job, Store
+
+log = logging.getLogger(__name__)
+
+#: credits above which an auto-picked model's notice names a cheaper one (the reference's rule)
+PREMIUM_POINTS = 50
+#: failures for which retrying the same request can help
+_RETRYABLE_KINDS = {
+    "server_error", "network", "rate_limited", "timeout", "task_failed", "model_unavailable",
+    "unknown", "credit_mismatch", "create_uncertain", "no_rule_match", "attribute_mismatch",
+}
+#: polling errors that are worth waiting out
+_TRANSIENT = (NetworkError, ServerError, RateLimited, Timeout, ProtocolError)
+_MAX_POLL_ERRORS = 15
+
+
+class JobFailed(Exception):
+    """Ends a job with the translated failure for `kind` (error.<kind> in locales)."""
+
+    def __init__(self, kind: str, *, model: str = "", offer: Offer | None = None, **values: object) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.model = model
+        self.offer = offer
+        self.values = values
+
+
+@dataclass
+class Plan:
+    offer: Offer
+    params: dict[str, Any]
+    rule: CreditRule
+    adjustments: list[Adjustment]
+    source: str  # named | preference | recommended
+
+
+class Orchestrator:
+    """Runs jobs. Stateless between jobs: everything durable is in the store."""
+
+    def __init__(
+        self,
+        *,
+        client: ImaClient,
+        store: Store,
+        catalog: Catalog,
+        settings: Settings,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.catalog = catalog
+        self.settings = settings
+        self.scale = settings.time_scale
+        self._sleep = sleep
+        self._clock = clock
+
+    # -- timing, scaled with the sandbox so a fast run shows the same conversation --------------
+    def _est(self, model: ModelInfo) -> tuple[int, int]:
+        return max(1, round(model.est_min * self.scale)), max(1, round(model.est_max * self.scale))
+
+    def _every(self, model: ModelInfo) -> float:
+        return max(0.05, model.progress_every * self.scale)
+
+    # -- entry points --------------------------------------------------------------------------
+    async def run(self, job: Job, conv: Conversation, images: list[CheckedImage]) -> str:
+        """Run a new job to its end; returns its final status. Never raises for user errors."""
+        offers: list[Offer] = []
+        plan: Plan | None = None
+        try:
+            offers = await self._offers(job.task_type)
+            plan = await self._plan(job, offers)
+            await self._announce(job, conv, plan, offers)
+            await self._upload(job, images)
+            task_id = await self._create(job, conv, plan)
+            result = await self._poll(job, conv, task_id)
+            await self._deliver(job, conv, result, offers)
+            return "delivered"
+        except JobFailed as e:
+            await self._fail(job, conv, e, offers, plan)
+        except ImaError as e:
+            await self._fail(job, conv, JobFailed(e.kind), offers, plan)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must still end in a message, not silence
+            log.exception("job %s crashed", job.id)
+            await self._fail(job, conv, JobFailed("unknown"), offers, plan)
+        return "failed"
+
+    async def resume(self, job: Job, conv: Conversation) -> str:
+        """Continue a job found unfinished at start-up."""
+        try:
+            if job.status == "accepted":
+                if job.task_type != "text_to_video" and not job.image_urls:
+                    raise JobFailed("interrupted")
+                return await self.run(job, conv, [])
+            if job.status == "creating":
+                # the create call may have reached the service: re-sending could charge twice
+                raise JobFailed("create_uncertain")
+            if job.status == "running":
+                await conv.text(t("progress.resumed", job.language))
+                result = await self._poll(job, conv, job.task_ids[-1])
+                await self._deliver(job, conv, result, [])
+                return "delivered"
+            if job.status == "delivering" and job.result_url:
+                result = TaskResult(job.task_ids[-1] if job.task_ids else "", "done", job.result_url, job.cover_url)
+                await self._deliver(job, conv, result, [])
+                return "delivered"
+            raise JobFailed("unknown")
+        except JobFailed as e:
+            await self._fail(job, conv, e, [], None)
+        except ImaError as e:
+            await self._fail(job, conv, JobFailed(e.kind), [], None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("resumed job %s crashed", job.id)
+            await self._fail(job, conv, JobFailed("unknown"), [], None)
+        return "failed"
+
+    # -- steps ---------------------------------------------------------------------------------
+    async def _offers(self, task_type: str) -> list[Offer]:
+        return offers_from(self.catalog, task_type, await self.client.products(task_type))
+
+    async def _plan(self, job: Job, offers: list[Offer]) -> Plan:
+        req = job.request
+        task = job.task_type
+        rec = recommend(self.catalog, task, offers, req.get("duration"), req.get("resolution"))
+        named_key = req.get("model_key")
+        pref_key = req.get("preferred_key")
+        if named_key:
+            offer = find(offers, named_key)
+            if offer is None:
+                model = self.catalog.get(named_key)
+                raise JobFailed("unsupported_task", model=model.name if model else named_key,
+                                task=t(f"task.{task}", job.language))
+            source = "named"
+        elif pref_key and (pref := find(offers, pref_key)) is not None:
+            offer, source = pref, "preference"
+        elif rec is not None:
+            offer, source = rec, "recommended"
+        else:
+            raise JobFailed("model_unavailable")
+        fitted = fit_request(offer.product, req.get("duration"), req.get("resolution"), req.get("aspect_ratio"))
+        params = {**offer.product.defaults(), **fitted.params}
+        params, rule = self._rule_for(offer.product, params)
+        req["source"] = source
+        req["recommended_key"] = rec.key if rec else None
+        return Plan(offer, params, rule, fitted.adjustments, source)
+
+    def _rule_for(self, product: Product, params: dict[str, Any]) -> tuple[dict[str, Any], CreditRule]:
+        try:
+            return params, match_rule(product, params)
+        except NoRuleMatch:
+            completed = complete_from_rules(product, params)
+            return completed, match_rule(product, completed)
+
+    async def _announce(self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer]) -> None:
+        model = plan.offer.model
+        est_min, est_max = self._est(model)
+        lang = job.language
+        extra: list[str] = []
+        credits = plan.rule.points
+        if plan.source == "preference":
+            extra.append(t("notice.preference", lang, model=plan.offer.name))
+        if job.request.get("tier") == "budget":
+            extra.append(t("notice.budget_named", lang, model=plan.offer.name, credits=credits))
+        elif plan.source == "named" and credits > PREMIUM_POINTS:
+            extra.append(t("notice.premium_named", lang, model=plan.offer.name, credits=credits))
+        elif plan.source == "recommended" and credits > PREMIUM_POINTS:
+            cheaper = cheapest(offers, exclude=plan.offer.key)
+            if cheaper is not None and cheaper.min_points < credits:
+                extra.append(t("notice.cheaper", lang, model=cheaper.name, credits=cheaper.min_points))
+        await self.store.save_job(
+            job, model_key=model.key, model_id=plan.offer.product.model_id, model_name=plan.offer.name,
+            model_version=plan.offer.product.id, params=plan.params, credits=credits,
+            est_min=est_min, est_max=est_max, request=job.request,
+        )
+        await conv.notice(views.notice(job.id, lang, model_name=plan.offer.name, credits=credits, est_min=est_min,
+                                       est_max=est_max, adjustments=plan.adjustments, extra_lines=extra))
+
+    async def _upload(self, job: Job, images: list[CheckedImage]) -> None:
+        if not images or job.image_urls:
+            return
+        urls: list[str] = []
+        for img in images:
+            if img.url is not None:
+                urls.append(img.url)
+            else:
+                assert img.data is not None
+                urls.append(await self.client.upload_image(img.data, img.content_type))
+        await self.store.save_job(job, image_urls=urls)
+
+    async def _create(self, job: Job, conv: Conversation, plan: Plan) -> str:
+        """Create the task, recovering from what can be recovered (up to ima_max_retries)."""
+        product, params, rule = plan.offer.product, dict(plan.params), plan.rule
+        tried_rules: set[int] = set()
+        attempt = 0
+        while True:
+            spec = TaskSpec(job.task_type, product, rule, job.prompt, params, tuple(job.image_urls))
+            await self.store.save_job(job, status="creating", attempts=job.attempts + 1, params=params,
+                                      credits=rule.points)
+            try:
+                task_id = await self.client.create(spec)
+            except CreateUncertain:
+                raise  # status stays "creating": even a restart will not re-send it
+            except ImaError as e:
+                await self.store.save_job(job, status="accepted")
+                if not e.retryable or attempt >= self.settings.ima_max_retries:
+                    raise
+                attempt += 1
+                product, params, rule = await self._recover(e, job, conv, product, params, rule, tried_rules, attempt)
+                continue
+            await self.store.save_job(job, status="running", task_ids=[*job.task_ids, task_id],
+                                      started_at=self._clock())
+            return task_id
+
+    async def _recover(
+        self, e: ImaError, job: Job, conv: Conversation, product: Product, params: dict[str, Any],
+        rule: CreditRule, tried_rules: set[int], attempt: int,
+    ) -> tuple[Product, dict[str, Any], CreditRule]:
+        """The reflection step: change what the error says is wrong, or wait and try again."""
+        lang = job.language
+        if isinstance(e, ServerError):
+            step = degrade(product, params)
+            if step is None:
+                raise e
+            name, value = step
+            params = {**params, name: value}
+            params, rule = self._rule_for(product, params)
+            await conv.text(t("progress.degraded", lang, what=f"{value}s" if name == "duration" else value,
+                              attempt=attempt))
+        elif isinstance(e, NoRuleMatch):
+            params = complete_from_rules(product, params)
+            rule = match_rule(product, params)
+        elif isinstance(e, AttributeMismatch):
+            tried_rules.add(rule.attribute_id)
+            nxt = other_rule(product, params, frozenset(tried_rules))
+            if nxt is None:
+                raise e
+            rule = nxt
+        elif isinstance(e, BadParameter) and str(e.code) == "400017" and "model" not in params:
+            inferred = pixverse_model(product)
+            if inferred is None:
+                raise e
+            params = {**params, "model": inferred}
+        elif isinstance(e, CreditMismatch):
+            # prices changed under us: refetch the product list and price again
+            self.client.invalidate(job.task_type)
+            fresh = await self.client.find_product(job.task_type, product.model_id, product.name)
+            if fresh is None:
+                raise e
+            product = fresh
+            params, rule = self._rule_for(product, params)
+        elif isinstance(e, (RateLimited, NetworkError)) or e.kind == "model_unavailable":
+            await conv.text(t("progress.retrying", lang, attempt=attempt))
+            await self._sleep(min(30.0, 2.0**attempt) * self.scale)
+        else:
+            raise e
+        return product, params, rule
+
+    async def _poll(self, job: Job, conv: Conversation, task_id: str) -> TaskResult:
+        """Poll until done, sending progress at the model's cadence; raises on failure or timeout."""
+        model = self.catalog.get(job.model_key or "") or self.catalog.unknown
+        est_max = job.est_max or self._est(model)[1]
+        every = self._every(model)
+        poll_every = max(0.05, self.settings.ima_poll_interval_s * self.scale)
+        started = job.started_at or self._clock()
+        deadline = started + self.settings.ima_job_timeout_s * self.scale
+        next_poll = self._clock() + poll_every
+        next_progress = started + every
+        while self._clock() < next_progress - every:  # resumed long after start: catch up
+            next_progress += every
+        errors = 0
+        while True:
+            now = self._clock()
+            if now >= deadline:
+                raise Timeout("generation exceeded the job timeout")
+            await self._sleep(max(0.0, min(next_poll, next_progress, deadline) - now))
+            now = self._clock()
+            if now >= next_progress:
+                await conv.progress(views.progress(job.id, job.language, now - started, est_max))
+                while next_progress <= now:
+                    next_progress += every
+            if now < next_poll:
+                continue
+            next_poll = now + poll_every
+            try:
+                result = await self.client.detail(task_id)
+            except _TRANSIENT:
+                errors += 1
+                if errors > _MAX_POLL_ERRORS:
+                    raise
+                continue
+            errors = 0
+            if result.state == "done":
+                return result
+            if result.state == "failed":
+                raise TaskFailed(result.error or "")
+
+    async def _deliver(self, job: Job, conv: Conversation, result: TaskResult, offers: list[Offer]) -> None:
+        url = result.url or job.result_url or ""
+        now = self._clock()
+        await self.store.save_job(job, status="delivering", result_url=url, cover_url=result.cover)
+        hint = None
+        rec_key = job.request.get("recommended_key")
+        if job.request.get("source") == "preference" and rec_key and rec_key != job.model_key:
+            hint = find(offers, rec_key) or find(await self._offers_quietly(job.task_type), rec_key)
+        est_min = job.est_min or 0
+        est_max = job.est_max or 0
+        await conv.video(views.video(
+            job.id, job.language, url=url, cover=result.cover, model_name=job.model_name or "",
+            est_min=est_min, est_max=est_max, actual_s=now - (job.started_at or now), credits=job.credits or 0,
+            prompt=job.prompt, duration_s=result.duration_s, hint=hint,
+        ))
+        await self.store.save_job(job, status="delivered", finished_at=self._clock())
+
+    async def _offers_quietly(self, task_type: str) -> list[Offer]:
+        try:
+            return await self._offers(task_type)
+        except ImaError:
+            return []
+
+    async def _fail(
+        self, job: Job, conv: Conversation, e: JobFailed, offers: list[Offer], plan: Plan | None
+    ) -> None:
+        lang = job.language
+        model_name = e.model or (plan.offer.name if plan else job.model_name) or ""
+        failed_key = plan.offer.key if plan else job.model_key
+        if not offers:
+            offers = await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type)
+        alts = alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
+        reason = t(f"error.{e.kind}", lang, model=model_name, **{k: v for k, v in e.values.items() if k != "model"})
+        await self.store.save_job(job, status="failed", error_kind=e.kind, finished_at=self._clock())
+        view = views.failure(job.id, lang, kind=e.kind, reason=reason, alternatives=alts,
+                             can_retry=e.kind in _RETRYABLE_KINDS)
+        try:
+            await conv.failure(view)
+        except Exception:  # the platform may be down too; the job row already says why
+            log.exception("could not deliver failure of job %s", job.id)
+
+    def _catalog_offers(self, task_type: str) -> list[Offer]:
+        """Offers without prices, for when the product list itself cannot be read (bad key)."""
+        return [
+            Offer(m, Product(task_type, m.key, m.ids[task_type], m.version or m.name, ()))
+            for m in self.catalog.for_task(task_type)
+        ]
