@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -200,3 +201,50 @@ async def test_upload_sends_the_signed_token_request_then_puts_the_bytes() -> No
     sent = put.calls.last.request
     assert sent.content == b"\x89PNG" and sent.headers["content-type"] == "image/png"
     assert "authorization" not in sent.headers
+
+
+@respx.mock
+async def test_a_failed_product_fetch_is_not_cached(client: ImaClient) -> None:
+    route = respx.get(f"{BASE}/open/v1/product/list").mock(side_effect=[
+        httpx.Response(500, json={"code": 500, "message": "busy"}),
+        httpx.Response(200, json={"code": 0, "data": [{"type": "3", "id": "v", "model_id": "m", "name": "M"}]}),
+    ])
+    with pytest.raises(ServerError):
+        await client.products("text_to_video")
+    assert [p.id for p in await client.products("text_to_video")] == ["v"]
+    assert route.call_count == 2
+
+
+@respx.mock
+async def test_concurrent_callers_share_one_failing_fetch(client: ImaClient) -> None:
+    route = respx.get(f"{BASE}/open/v1/product/list").mock(return_value=httpx.Response(503))
+    results = await asyncio.gather(*(client.products("text_to_video") for _ in range(10)), return_exceptions=True)
+    assert all(isinstance(r, ImaError) and r.kind == "model_unavailable" for r in results)
+    assert route.call_count == 1
+
+
+@respx.mock
+async def test_one_caller_giving_up_does_not_cancel_the_shared_fetch(client: ImaClient) -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)
+        return httpx.Response(200, json={"code": 0, "data": [{"type": "3", "id": "v", "model_id": "m", "name": "M"}]})
+
+    route = respx.get(f"{BASE}/open/v1/product/list").mock(side_effect=slow)
+    impatient = asyncio.create_task(client.products("text_to_video"))
+    patient = asyncio.create_task(client.products("text_to_video"))
+    await asyncio.sleep(0.01)
+    impatient.cancel()
+    assert [p.id for p in await patient] == ["v"]
+    assert route.call_count == 1
+
+
+@respx.mock
+async def test_invalidate_makes_the_next_call_fetch_again(client: ImaClient) -> None:
+    route = respx.get(f"{BASE}/open/v1/product/list").mock(
+        return_value=httpx.Response(200, json={"code": 0, "data": []})
+    )
+    await client.products("text_to_video")
+    await client.products("text_to_video")
+    client.invalidate("text_to_video")
+    await client.products("text_to_video")
+    assert route.call_count == 2
