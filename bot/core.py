@@ -6,9 +6,10 @@ It implements `adapters.base.Core`; it never imports a platform SDK.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from adapters.base import (
@@ -175,7 +176,7 @@ class BotCore:
             conv = conversation_for(target)
             if conv is None:
                 continue  # that platform is not connected in this run; leave the job for later
-            resumed.append(self._start(job, conv, lambda j=job, c=conv: self.orchestrator.resume(j, c)))  # type: ignore[misc]
+            resumed.append(self._start(job, conv, functools.partial(self.orchestrator.resume, job, conv)))
         return resumed
 
     async def wait_idle(self) -> None:
@@ -190,10 +191,10 @@ class BotCore:
         await asyncio.gather(*(j.task for j in list(self._jobs.values())), return_exceptions=True)
 
     # -- internals ---------------------------------------------------------------------------------
-    def _start(self, job: Job, conversation: Conversation, work: Callable[[], object]) -> RunningJob:
+    def _start(self, job: Job, conversation: Conversation, work: Callable[[], Awaitable[str]]) -> RunningJob:
         async def guarded() -> str:
             async with self._slots:
-                return await work()  # type: ignore[misc,no-any-return]
+                return await work()
 
         task = asyncio.create_task(guarded(), name=f"job-{job.id}")
         running = RunningJob(job.id, task)
@@ -213,7 +214,7 @@ class BotCore:
             model = self._resolve_model(str(changes["model_id"]), task)
             changes["model_key"] = model.key if model else None
             changes["model_id"] = model.model_id(task) if model else None
-        return replace(request, **changes) if changes else request  # type: ignore[arg-type]
+        return replace(request, **changes) if changes else request
 
     def _model_of(self, request: Request) -> ModelInfo | None:
         if request.model_key:

@@ -275,11 +275,18 @@ class Orchestrator:
             params = complete_from_rules(product, params)
             rule = match_rule(product, params)
         elif isinstance(e, AttributeMismatch):
+            # usually a stale attribute id: price again from a fresh product list; if the same
+            # rule comes back a second time, move to another rule and align the parameters to it
             tried_rules.add(rule.attribute_id)
-            nxt = other_rule(product, params, frozenset(tried_rules))
-            if nxt is None:
-                raise e
-            rule = nxt
+            product = await self._fresh_product(job.task_type, product) or product
+            params, candidate = self._rule_for(product, params)
+            if candidate.attribute_id in tried_rules and attempt > 1:
+                nxt = other_rule(product, params, frozenset(tried_rules))
+                if nxt is None:
+                    raise e
+                candidate = nxt
+                params = {**params, **nxt.attributes}
+            rule = candidate
         elif isinstance(e, BadParameter) and str(e.code) == "400017" and "model" not in params:
             inferred = pixverse_model(product)
             if inferred is None:
@@ -287,8 +294,7 @@ class Orchestrator:
             params = {**params, "model": inferred}
         elif isinstance(e, CreditMismatch):
             # prices changed under us: refetch the product list and price again
-            self.client.invalidate(job.task_type)
-            fresh = await self.client.find_product(job.task_type, product.model_id, product.name)
+            fresh = await self._fresh_product(job.task_type, product)
             if fresh is None:
                 raise e
             product = fresh
@@ -299,6 +305,10 @@ class Orchestrator:
         else:
             raise e
         return product, params, rule
+
+    async def _fresh_product(self, task_type: str, product: Product) -> Product | None:
+        self.client.invalidate(task_type)
+        return await self.client.find_product(task_type, product.model_id, product.name)
 
     async def _poll(self, job: Job, conv: Conversation, task_id: str) -> TaskResult:
         """Poll until done, sending progress at the model's cadence; raises on failure or timeout."""

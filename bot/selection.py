@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.catalog import Catalog, ModelInfo
-from bot.fitting import _as_int, _res_rank
+from bot.fitting import _as_int
 from bot.ima.types import Product
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 TASK_TYPES: tuple[str, ...] = (
@@ -19,7 +20,7 @@ class CreditRule:
 
     attribute_id: int
     points: int
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = dc_field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class FormField:
     field: str
     value: Any = None
     options: tuple[Any, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = dc_field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Product:
     name: str  # model_name, e.g. "Pixverse V5.5"
     credit_rules: tuple[CreditRule, ...]
     form_config: tuple[FormField, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = dc_field(default_factory=dict)
 
     def defaults(self) -> dict[str, Any]:
         """form_config defaults (virtual fields already mapped to real ones)."""

@@ -1,0 +1,86 @@
+"""The terminal chat, as a newcomer runs it: `python -m bot console` with stdin piped."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import httpx
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_console(stdin: str, tmp_path: Path, *args: str, lang: str = "C.UTF-8") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
+    env.update(IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG=lang,
+               PYTHONIOENCODING="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "console", *args], input=stdin, capture_output=True, text=True,
+        cwd=tmp_path, env=env, timeout=120, check=False,
+    )
+
+
+def test_a_piped_chinese_request_prints_notice_progress_and_a_video_link(tmp_path: Path) -> None:
+    done = run_console("用可灵生成一段小狗奔跑的视频 5秒\n", tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "开始生成视频" in out and "Kling O1" in out
+    assert re.search(r"视频生成中… \d+%", out)
+    assert "视频生成成功" in out
+    urls = re.findall(r"http://127\.0\.0\.1:\d+/\S+\.mp4", out)
+    assert urls
+
+
+def test_the_piped_session_exits_zero_with_no_input(tmp_path: Path) -> None:
+    done = run_console("", tmp_path)
+    assert done.returncode == 0 and done.stdout == ""
+
+
+def test_an_image_line_attaches_a_picture_to_the_next_request(tmp_path: Path) -> None:
+    picture = tmp_path / "cat.png"
+    Image.new("RGB", (64, 64), (255, 200, 0)).save(picture)
+    done = run_console(f"/image {picture}\nanimate this picture, the cat blinks\n", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Video ready" in done.stdout
+
+
+def test_a_missing_image_file_is_reported_and_nothing_crashes(tmp_path: Path) -> None:
+    done = run_console("/image /no/such/file.png\n", tmp_path)
+    assert done.returncode == 0 and "/no/such/file.png" in done.stderr
+
+
+def _decodes(data: bytes) -> bool:
+    with av.open(io.BytesIO(data)) as c:
+        return c.streams.video[0].codec_context.name == "h264"
+
+
+def test_a_separately_started_sandbox_serves_the_console_video(tmp_path: Path) -> None:
+    port_file = tmp_path / "port"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--time-scale", "0.01", "--port-file", str(port_file)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for _ in range(200):
+            if port_file.exists() and port_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        env.update(IMA_BASE_URL=base, IMA_IM_BASE_URL=base, IMA_API_KEY="ima_sandbox_key",
+                   IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG="C.UTF-8")
+        done = subprocess.run([sys.executable, "-m", "bot", "console"], input="生成一段小狗奔跑的视频\n",
+                              capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        [url] = set(re.findall(r"http://127\.0\.0\.1:\d+/\S+\.mp4", done.stdout))
+        assert _decodes(httpx.get(url).content)
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -1,0 +1,271 @@
+"""End-to-end conversations: BotCore → real HTTP → the sandbox, a real SQLite file, real mp4s."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+from PIL import Image
+from pydantic import SecretStr
+
+from adapters.base import FailureView, ImageInput, Incoming, NoticeView, ProgressView, VideoView
+from bot.core import BotCore
+from bot.sandbox import Sandbox, SandboxConfig
+from tests.conftest import TIME_SCALE, RecordingConversation, close_core, make_settings, open_core
+
+
+def say(text: str, *, user: str = "u1", event: str | None = None, images: tuple[ImageInput, ...] = ()) -> Incoming:
+    return Incoming(platform="console", chat_id="chat", user_id=user, text=text, images=images, event_id=event)
+
+
+async def run(core: BotCore, text: str, **kw: object) -> RecordingConversation:
+    conv = RecordingConversation()
+    job = await core.handle(say(text, **kw), conv)  # type: ignore[arg-type]
+    if job is not None:
+        await asyncio.wait_for(job.wait(), 60)
+    return conv
+
+
+def only(conv: RecordingConversation, kind: str) -> object:
+    items = conv.of(kind)
+    assert len(items) == 1, conv.events
+    return items[0]
+
+
+async def mp4_duration(url: str) -> float:
+    async with httpx.AsyncClient() as http:
+        r = await http.get(url)
+    r.raise_for_status()
+    with av.open(io.BytesIO(r.content)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert container.duration is not None
+        return container.duration / 1_000_000
+
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# -- success -------------------------------------------------------------------------------------
+async def test_chinese_request_gets_notice_rising_progress_and_a_playable_video(core: BotCore) -> None:
+    conv = await run(core, "用可灵生成一段小狗在草地上奔跑的视频 5秒")
+    assert conv.kinds()[0] == "notice" and conv.kinds()[-1] == "video"
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.model_name == "Kling O1" and "开始生成视频" in notice.text
+    assert f"{notice.credits} pts" in notice.text
+    percents = [p.percent for p in conv.of("progress") if isinstance(p, ProgressView)]
+    assert len(percents) >= 2 and percents == sorted(percents) and percents[-1] <= 95
+    video = only(conv, "video")
+    assert isinstance(video, VideoView) and "视频生成成功" in video.caption and video.url in video.link_text
+    assert abs(await mp4_duration(video.url) - 5) < 0.6
+
+
+async def test_english_request_is_answered_in_english(core: BotCore) -> None:
+    conv = await run(core, "make a video of a waterfall in a forest, 5 seconds")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and "Starting video generation" in notice.text
+    video = only(conv, "video")
+    assert isinstance(video, VideoView) and "Video ready" in video.caption
+    assert await mp4_duration(video.url) > 0
+
+
+async def test_credits_in_the_notice_come_from_the_matched_rule(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "用万生成一段海浪的视频,10秒,1080P")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView)
+    [entry] = sandbox.ledger
+    assert notice.credits == entry.credit
+
+
+async def test_an_image_is_uploaded_and_animated(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "把这张图动起来", images=(ImageInput(data=png(), filename="cat.png"),))
+    assert conv.kinds()[-1] == "video", conv.events
+    [entry] = sandbox.ledger
+    assert entry.task_type == "image_to_video"
+    assert entry.parameters["input_images"][0].startswith(sandbox.base_url)
+
+
+# -- fitting -------------------------------------------------------------------------------------
+async def test_a_duration_over_the_maximum_is_clamped_and_said(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "用万生成一段1分钟的城市夜景视频")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and "最长 15 秒" in notice.text
+    assert int(sandbox.ledger[0].parameters["duration"]) == 15
+
+
+async def test_a_model_without_the_task_type_is_refused_with_models_that_have_it(core: BotCore, sandbox: Sandbox) -> None:
+    images = (ImageInput(data=png(), filename="a.png"), ImageInput(data=png(), filename="b.png"))
+    conv = await run(core, "用 Sora 2 Pro 做首尾帧过渡视频,从第一张到第二张", images=images)
+    failure = only(conv, "failure")
+    assert isinstance(failure, FailureView) and failure.kind == "unsupported_task"
+    assert len(failure.alternatives) == 2 and sandbox.ledger == []
+
+
+# -- preferences ---------------------------------------------------------------------------------
+async def test_a_saved_preference_is_used_and_the_recommendation_hinted(core: BotCore) -> None:
+    first = await run(core, "以后都用可灵")
+    assert any("已记住" in t for t in first.texts())
+    conv = await run(core, "生成一段小猫玩毛线的视频")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.model_name == "Kling O1"
+    video = only(conv, "video")
+    assert isinstance(video, VideoView) and "Wan 2.6" in video.caption
+
+
+async def test_handing_the_choice_back_clears_the_preference(core: BotCore) -> None:
+    await run(core, "以后都用可灵")
+    cleared = await run(core, "你选一个吧")
+    assert cleared.texts() and not cleared.of("notice")
+    conv = await run(core, "生成一段小猫玩毛线的视频")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.model_name == "Wan 2.6"
+
+
+async def test_preferences_belong_to_one_user(core: BotCore) -> None:
+    await run(core, "以后都用可灵", user="alice")
+    conv = await run(core, "生成一段小猫玩毛线的视频", user="bob")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.model_name == "Wan 2.6"
+
+
+# -- failures ------------------------------------------------------------------------------------
+def assert_failure(conv: RecordingConversation, kind: str, *words: str) -> FailureView:
+    failure = only(conv, "failure")
+    assert isinstance(failure, FailureView) and failure.kind == kind, conv.events
+    assert len(failure.alternatives) == 2
+    for w in words:
+        assert w in failure.text
+    for technical in ("401", "4008", "6006", "6010", "attribute_id", "Traceback", "HTTP"):
+        assert technical not in failure.text
+    return failure
+
+
+async def test_a_wrong_key_says_how_to_get_one(sandbox: Sandbox, tmp_path: Path) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3", ima_api_key=SecretStr("ima_wrong")))
+    try:
+        conv = await run(core, "生成一段小狗奔跑的视频")
+        assert_failure(conv, "unauthorized", "API密钥无效", "imaclaw.ai/imaclaw/apikey")
+    finally:
+        await close_core(core)
+
+
+async def test_running_out_of_points_says_where_to_buy(tmp_path: Path) -> None:
+    async with Sandbox(SandboxConfig(port=0, time_scale=TIME_SCALE, balance=3, media_dir=tmp_path / "m")) as sb:
+        core = await open_core(make_settings(sb, tmp_path / "b.sqlite3"))
+        try:
+            conv = await run(core, "make a video of a puppy running")
+            assert_failure(conv, "insufficient_points", "Insufficient points", "imaclaw/subscription")
+            assert sb.ledger == []
+        finally:
+            await close_core(core)
+
+
+async def test_a_server_error_degrades_resolution_and_succeeds(core: BotCore, sandbox: Sandbox) -> None:
+    sandbox.force_create_error(status=500)
+    conv = await run(core, "用万生成一段海浪的视频,1080P")
+    assert conv.kinds()[-1] == "video", conv.events
+    assert any("720P" in t for t in conv.texts())
+    [entry] = sandbox.ledger
+    assert str(entry.parameters["resolution"]).upper() == "720P"
+
+
+async def test_credit_mismatch_that_persists_ends_in_plain_words(core: BotCore, sandbox: Sandbox) -> None:
+    for _ in range(4):
+        sandbox.force_create_error(code=6006, message="credit mismatch")
+    conv = await run(core, "生成一段小狗奔跑的视频")
+    assert_failure(conv, "credit_mismatch", "积分计算异常")
+
+
+async def test_attribute_mismatch_that_persists_ends_in_plain_words(core: BotCore, sandbox: Sandbox) -> None:
+    for _ in range(4):
+        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    conv = await run(core, "make a video of a puppy running")
+    assert_failure(conv, "attribute_mismatch", "Model parameters incompatible")
+    assert sandbox.ledger == []
+
+
+async def test_one_attribute_mismatch_is_recovered(core: BotCore, sandbox: Sandbox) -> None:
+    sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    conv = await run(core, "make a video of a puppy running")
+    assert conv.kinds()[-1] == "video", conv.events
+    assert len(sandbox.ledger) == 1
+
+
+async def test_sora_refuses_people_and_suggests_permissive_models(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
+    failure = assert_failure(conv, "content_policy", "Sora 2 Pro")
+    assert [a.model_name for a in failure.alternatives] == ["Wan 2.6", "Kling O1"]
+    assert failure.retry_label is None and sandbox.ledger == []
+
+
+async def test_a_generation_that_never_ends_times_out(sandbox: Sandbox, tmp_path: Path) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3", ima_job_timeout_s=150))
+    try:
+        sandbox.force_task_never_finishes()
+        conv = await run(core, "make a video of a puppy running")
+        failure = assert_failure(conv, "timeout", "took too long")
+        assert {a.model_name for a in failure.alternatives} & {"Vidu Q2", "Hailuo 2.0"}
+    finally:
+        await close_core(core)
+
+
+async def test_a_create_call_that_never_answers_is_not_sent_twice(sandbox: Sandbox, tmp_path: Path) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3", ima_request_timeout_s=0.5))
+    try:
+        sandbox.force_create_hang(3)
+        conv = await run(core, "make a video of a puppy running")
+        assert_failure(conv, "create_uncertain", "did not submit it again")
+        await asyncio.sleep(0.2)
+        assert len(sandbox.ledger) == 1
+    finally:
+        await close_core(core)
+
+
+# -- delivery guarantees -------------------------------------------------------------------------
+async def test_a_redelivered_event_starts_one_job(core: BotCore, sandbox: Sandbox) -> None:
+    a, b = RecordingConversation(), RecordingConversation()
+    job = await core.handle(say("生成一段小狗奔跑的视频", event="om_1"), a)
+    again = await core.handle(say("生成一段小狗奔跑的视频", event="om_1"), b)
+    assert job is not None and again is None
+    await job.wait()
+    assert len(sandbox.ledger) == 1 and b.events == []
+
+
+async def test_a_job_interrupted_by_a_stop_is_resumed_and_delivered_once(sandbox: Sandbox, tmp_path: Path) -> None:
+    settings = make_settings(sandbox, tmp_path / "b.sqlite3")
+    first = await open_core(settings)
+    conv = RecordingConversation()
+    job = await first.handle(say("用可灵生成一段小狗奔跑的视频"), conv)
+    assert job is not None
+    while not sandbox.ledger:  # noqa: ASYNC110 - the sandbox has no event to await; stop mid-generation
+        await asyncio.sleep(0.02)
+    await close_core(first)
+    assert "video" not in conv.kinds()
+
+    second = await open_core(settings)
+    try:
+        resumed_conv = RecordingConversation()
+        resumed = await second.resume(lambda target: resumed_conv)
+        assert len(resumed) == 1
+        await asyncio.wait_for(resumed[0].wait(), 60)
+        assert resumed_conv.kinds().count("video") == 1 and len(sandbox.ledger) == 1
+        assert await second.resume(lambda target: resumed_conv) == []
+    finally:
+        await close_core(second)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "🙂", "?"])
+async def test_a_message_without_a_description_asks_for_one(core: BotCore, text: str) -> None:
+    conv = await run(core, text)
+    assert conv.kinds() == ["text"]
+
+
+async def test_a_non_image_attachment_is_refused_and_nothing_is_spent(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "把这张图动起来", images=(ImageInput(data=b"MZ\x90\x00 binary", filename="x.exe"),))
+    assert conv.kinds() == ["text"] and "x.exe" in conv.texts()[0] and sandbox.ledger == []
