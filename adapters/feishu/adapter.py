@@ -1,0 +1,337 @@
+"""The Feishu adapter: events from lark-oapi's long connection in, cards and media out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import lark_oapi as lark
+from lark_oapi.api.im.v1 import P2ImMessageReceiveV1
+from lark_oapi.event.callback.model.p2_card_action_trigger import (
+    P2CardActionTrigger,
+    P2CardActionTriggerResponse,
+)
+
+from adapters.base import Conversation, Core, ImageInput, Incoming, ReplyTarget
+from adapters.feishu import cards
+from adapters.feishu.api import FeishuApi, FeishuApiError
+from adapters.feishu.conversation import CARD_STATE_KEY, FeishuConversation
+from adapters.feishu.events import ReceivedMessage, parse_event
+from adapters.feishu.media import MAX_VIDEO_BYTES
+from adapters.feishu.pending import PendingImages, RecentIds
+from bot.config import Settings
+from bot.i18n import detect_language, normalize_language
+
+log = logging.getLogger(__name__)
+
+DOMAINS = {"feishu": lark.FEISHU_DOMAIN, "lark": lark.LARK_DOMAIN}
+
+
+class FeishuConfigError(Exception):
+    """FEISHU_APP_ID / FEISHU_APP_SECRET are missing."""
+
+    kind = "feishu_config"
+
+
+class FeishuAdapter:
+    """Serves one Feishu app over the long connection (no public URL needed).
+
+    Events arrive on the SDK's own thread; each handler only hands its work to the bot's loop and
+    returns, well inside Feishu's 3 s. `dispatcher` is the SDK's EventDispatcherHandler built with
+    these handlers, so recorded payloads can be fed through it exactly as the connection does.
+    """
+
+    platform = "feishu"
+
+    def __init__(
+        self,
+        settings: Settings,
+        core: Core,
+        *,
+        domain_override: str | None = None,
+        merge_window_s: float = 10.0,
+        stale_after_s: float = 1800.0,
+        min_patch_interval_s: float = 1.0,
+        max_video_bytes: int = MAX_VIDEO_BYTES,
+    ) -> None:
+        if not (settings.feishu_app_id and settings.feishu_app_secret):
+            raise FeishuConfigError("FEISHU_APP_ID and FEISHU_APP_SECRET are required")
+        self.settings = settings
+        self.core = core
+        self.domain = (domain_override or DOMAINS[settings.feishu_domain]).rstrip("/")
+        self.app_id = settings.feishu_app_id
+        self._app_secret = settings.feishu_app_secret.get_secret_value()
+        self.api = FeishuApi(self.domain, self.app_id, self._app_secret)
+        self.allowed_chats = frozenset(settings.feishu_allowed_chats)
+        self.merge_window_s = merge_window_s
+        self.stale_after_s = stale_after_s
+        self.min_patch_interval_s = min_patch_interval_s
+        self.max_video_bytes = max_video_bytes
+        self.bot_open_id: str | None = None
+        self.started_at = time.time()
+        self.dispatcher = (
+            lark.EventDispatcherHandler.builder("", "")
+            .register_p2_im_message_receive_v1(self._on_message)
+            .register_p2_card_action_trigger(self._on_card_action)
+            .build()
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._seen = RecentIds()
+        self._refused_chats: set[str] = set()
+        self._pending: dict[tuple[str, str], PendingImages] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._stopped = asyncio.Event()
+        self._ws_thread: threading.Thread | None = None
+        self._ws_loop: asyncio.AbstractEventLoop | None = None
+        self._ws_client: Any = None
+        self._ws_error: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def prepare(self) -> None:
+        """Bind to the running loop and learn the bot's open_id; `start()` does this first."""
+        self._loop = asyncio.get_running_loop()
+        self.started_at = time.time()
+        self.bot_open_id = await self.api.token.bot_open_id()
+        if self.bot_open_id is None:
+            log.warning("bot open_id unknown: any @bot mention in a group will count")
+
+    async def start(self) -> None:
+        """Connect the long connection in its own thread and serve until `stop()`."""
+        await self.prepare()
+        self._stopped.clear()
+        self._ws_thread = threading.Thread(target=self._run_ws, name="feishu-ws", daemon=True)
+        self._ws_thread.start()
+        await self._stopped.wait()
+        await self._shutdown()
+        if self._ws_error is not None:
+            raise self._ws_error
+
+    async def stop(self) -> None:
+        """Stop serving; `start()` returns once the connection is closed."""
+        self._stopped.set()
+
+    def conversation_for(self, target: ReplyTarget) -> Conversation:
+        return self._conversation(target.chat_id, target.reply_to, target.language,
+                                  card_message_id=target.state.get(CARD_STATE_KEY))
+
+    async def wait_idle(self) -> None:
+        """Wait for every handed-over event to be handled (tests, shutdown)."""
+        while self._tasks or self._timers:
+            pending = list(self._tasks)
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            else:
+                await asyncio.sleep(0.01)
+
+    def _run_ws(self) -> None:
+        # lark_oapi.ws.client runs everything on a loop it captured at import: give it a fresh one
+        # that belongs to this thread, so the bot's loop never blocks on the SDK.
+        import lark_oapi.ws.client as ws_client
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        ws_client.loop = loop
+        self._ws_loop = loop
+        try:
+            self._ws_client = lark.ws.Client(self.app_id, self._app_secret, event_handler=self.dispatcher,
+                                             domain=self.domain, log_level=lark.LogLevel.INFO)
+            self._ws_client.start()
+        except RuntimeError as e:
+            if "Event loop stopped" not in str(e):  # our own stop() ends the loop this way
+                self._ws_failed(e)
+        except Exception as e:
+            self._ws_failed(e)
+        finally:
+            loop.close()
+
+    def _ws_failed(self, error: BaseException) -> None:
+        log.error("Feishu long connection ended: %s", error)
+        self._ws_error = error
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+
+    async def _shutdown(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        loop, client = self._ws_loop, self._ws_client
+        if loop is not None and not loop.is_closed() and client is not None:
+            # close the socket first: a connection left open makes Feishu replay its events
+            client._auto_reconnect = False
+            try:
+                done = asyncio.run_coroutine_threadsafe(client._disconnect(), loop)
+                await asyncio.wait_for(asyncio.wrap_future(done), 5)
+            except Exception as e:  # includes TimeoutError
+                log.warning("closing the long connection: %s", e)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(loop.stop)
+        if self._ws_thread is not None:
+            await asyncio.to_thread(self._ws_thread.join, 5)
+        await self.wait_idle()
+
+    # -- handlers (called on the SDK's thread: hand over and return) ------------------------------
+    def _hand_over(self, work: Coroutine[Any, Any, None]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            work.close()
+            log.error("event dropped: the adapter is not running")
+            return
+        future = asyncio.run_coroutine_threadsafe(work, loop)
+        loop.call_soon_threadsafe(self._track, future)
+
+    def _track(self, future: Any) -> None:
+        wrapped = asyncio.wrap_future(future)
+        self._tasks.add(wrapped)
+        wrapped.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Feishu event handling failed", exc_info=task.exception())
+
+    def _on_message(self, event: P2ImMessageReceiveV1) -> None:
+        self._hand_over(self._receive(event))
+
+    def _on_card_action(self, event: P2CardActionTrigger) -> P2CardActionTriggerResponse:
+        data = event.event
+        value = (data.action.value if data and data.action else None) or {}
+        operator = data.operator.open_id if data and data.operator else None
+        chat_id = data.context.open_chat_id if data and data.context else None
+        message_id = data.context.open_message_id if data and data.context else None
+        lang = normalize_language(str(value.get("lang") or "zh"))
+        job_id = value.get("job_id")
+        if value.get("action") != cards.RERUN or not (job_id and operator and chat_id) or not self._allowed(chat_id):
+            return _toast("error", self.core.t("feishu.toast_failed", lang))
+        model_id = str(value.get("model_id") or "") or None
+        conv = self._conversation(chat_id, message_id, lang)
+        self._hand_over(self._rerun(str(job_id), operator, model_id, conv))
+        name = str(value.get("model_name") or "")
+        if model_id and name:
+            return _toast("info", self.core.t("feishu.toast_started", lang, model=name))
+        return _toast("info", self.core.t("feishu.toast_retry", lang))
+
+    # -- on the bot's loop -----------------------------------------------------------------------
+    async def _rerun(self, job_id: str, user_id: str, model_id: str | None, conv: Conversation) -> None:
+        job = await self.core.rerun(job_id, user_id=user_id, model_id=model_id, conversation=conv)
+        if job is not None:
+            await job.wait()
+
+    async def _receive(self, event: P2ImMessageReceiveV1) -> None:
+        msg = parse_event(event, self.bot_open_id)
+        if msg is None:
+            return
+        if not self._seen.add(msg.message_id):
+            log.info("redelivered message %s ignored", msg.message_id)
+            return
+        if self._is_stale(msg):
+            log.info("stale message %s ignored (sent before this start)", msg.message_id)
+            return
+        if msg.is_group and not msg.mentions_bot:
+            return
+        if not self._allowed(msg.chat_id):
+            await self._refuse(msg)
+            return
+        images = await self._download_images(msg)
+        reply_to = msg.message_id if msg.is_group else None
+        key = (msg.chat_id, msg.user_id)
+        if msg.message_type == "image":
+            self._hold(key, msg.message_id, images, reply_to)
+            return
+        held = self._take(key)
+        if held is not None:
+            images = held.images + images
+        incoming = Incoming(
+            platform=self.platform, chat_id=msg.chat_id, user_id=msg.user_id, text=msg.text,
+            images=tuple(images), event_id=msg.message_id, reply_to=reply_to,
+        )
+        await self._handle(incoming)
+
+    async def _handle(self, incoming: Incoming) -> None:
+        lang = detect_language(incoming.text, incoming.language)
+        conv = self._conversation(incoming.chat_id, incoming.reply_to, lang)
+        job = await self.core.handle(incoming, conv)
+        if job is not None:
+            await job.wait()
+
+    def _is_stale(self, msg: ReceivedMessage) -> bool:
+        # Feishu re-sends for up to 6 h and replays on reconnect; a request sent long before this
+        # process started is one its sender has given up on (or one already answered).
+        if msg.create_time_ms is None:
+            return False
+        created = msg.create_time_ms / 1000
+        return created < self.started_at and time.time() - created > self.stale_after_s
+
+    def _allowed(self, chat_id: str) -> bool:
+        return not self.allowed_chats or chat_id in self.allowed_chats
+
+    async def _refuse(self, msg: ReceivedMessage) -> None:
+        """Say once per chat (per run) that the bot is not enabled there; then stay quiet."""
+        if msg.chat_id in self._refused_chats:
+            return
+        self._refused_chats.add(msg.chat_id)
+        text = self.core.t("feishu.not_allowed", detect_language(msg.text))
+        try:
+            await self.api.send(msg.chat_id, "text", {"text": text},
+                                reply_to=msg.message_id if msg.is_group else None)
+        except FeishuApiError as e:
+            log.warning("could not answer a chat outside the allowlist: %s", e)
+
+    async def _download_images(self, msg: ReceivedMessage) -> list[ImageInput]:
+        out: list[ImageInput] = []
+        for key in msg.image_keys:
+            try:
+                data = await self.api.download_image(msg.message_id, key)
+            except FeishuApiError as e:
+                log.warning("image %s of %s not downloaded: %s", key, msg.message_id, e)
+                continue
+            out.append(ImageInput(data=data, filename=f"{key}.img"))
+        return out
+
+    # -- an image, then its text -----------------------------------------------------------------
+    def _hold(self, key: tuple[str, str], message_id: str, images: list[ImageInput], reply_to: str | None) -> None:
+        """Keep an image briefly: a text from the same person in the same chat joins it."""
+        held = self._pending.setdefault(key, PendingImages())
+        held.message_ids.append(message_id)
+        held.images.extend(images)
+        held.reply_to = held.reply_to or reply_to
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        assert self._loop is not None
+        self._timers[key] = self._loop.call_later(self.merge_window_s, self._expire, key)
+
+    def _take(self, key: tuple[str, str]) -> PendingImages | None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        return self._pending.pop(key, None)
+
+    def _expire(self, key: tuple[str, str]) -> None:
+        """No text came: the images alone are the request."""
+        held = self._take(key)
+        if held is None or not held.images:
+            return
+        chat_id, user_id = key
+        incoming = Incoming(
+            platform=self.platform, chat_id=chat_id, user_id=user_id, text="", images=tuple(held.images),
+            event_id=held.message_ids[0], reply_to=held.reply_to,
+        )
+        task = asyncio.ensure_future(self._handle(incoming))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _conversation(self, chat_id: str, reply_to: str | None, language: str,
+                      card_message_id: str | None = None) -> FeishuConversation:
+        return FeishuConversation(
+            self.api, chat_id, reply_to=reply_to, language=language, card_message_id=card_message_id,
+            min_patch_interval_s=self.min_patch_interval_s, max_video_bytes=self.max_video_bytes,
+        )
+
+
+def _toast(kind: str, content: str) -> P2CardActionTriggerResponse:
+    return P2CardActionTriggerResponse({"toast": {"type": kind, "content": content}})

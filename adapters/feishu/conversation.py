@@ -1,0 +1,159 @@
+"""One job's replies in one Feishu chat: a card patched in place, then the video as media."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from adapters.base import FailureView, NoticeView, ProgressView, VideoView
+from adapters.feishu import cards
+from adapters.feishu.api import FeishuApi, FeishuApiError
+from adapters.feishu.media import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, duration_ms, fetch_capped
+from bot import i18n
+
+log = logging.getLogger(__name__)
+
+#: ReplyTarget.state key holding the card's message id
+CARD_STATE_KEY = "card_message_id"
+
+
+class CardPatcher:
+    """Keeps one card up to date: at most one PATCH per `min_interval_s`, the latest state wins.
+
+    Feishu allows 5 updates per second per message; progress arrives faster than a person can
+    read it, so intermediate states are dropped, never queued.
+    """
+
+    def __init__(self, api: FeishuApi, chat_id: str, reply_to: str | None, *, message_id: str | None,
+                 min_interval_s: float) -> None:
+        self.api = api
+        self.chat_id = chat_id
+        self.reply_to = reply_to
+        self.message_id = message_id
+        self.min_interval_s = min_interval_s
+        self._wanted: dict[str, Any] | None = None
+        self._last_write = float("-inf")
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def send(self, card: dict[str, Any]) -> None:
+        """Show `card` now: a new message when there is none yet, else a patch (waits its turn)."""
+        self._wanted = card
+        await self.flush()
+
+    def update(self, card: dict[str, Any]) -> None:
+        """Ask for `card` to be shown soon; returns at once."""
+        self._wanted = card
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._drain())
+
+    async def flush(self) -> None:
+        """Wait until the latest wanted card has been written."""
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._drain())
+        await asyncio.shield(self._flusher)
+
+    async def _drain(self) -> None:
+        while self._wanted is not None:
+            wait = self._last_write + self.min_interval_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            card, self._wanted = self._wanted, None
+            if card is None:
+                continue
+            self._last_write = time.monotonic()
+            try:
+                if self.message_id is None:
+                    self.message_id = await self.api.send(self.chat_id, "interactive", card, reply_to=self.reply_to)
+                else:
+                    await self.api.patch_card(self.message_id, card)
+            except FeishuApiError as e:
+                # a lost progress frame is harmless; the next state (or the final one) follows
+                log.warning("card write failed: %s", e)
+
+
+class FeishuConversation:
+    """Implements `adapters.base.Conversation` for one Feishu chat (and one job)."""
+
+    def __init__(
+        self,
+        api: FeishuApi,
+        chat_id: str,
+        *,
+        reply_to: str | None = None,
+        language: str = "zh",
+        card_message_id: str | None = None,
+        min_patch_interval_s: float = 1.0,
+        max_video_bytes: int = MAX_VIDEO_BYTES,
+    ) -> None:
+        self.api = api
+        self.chat_id = chat_id
+        self.reply_to = reply_to
+        self.language = language
+        self.max_video_bytes = max_video_bytes
+        self.card = CardPatcher(api, chat_id, reply_to, message_id=card_message_id,
+                                min_interval_s=min_patch_interval_s)
+        self._title = ""
+        self._notice_text = ""
+
+    @property
+    def state(self) -> dict[str, str]:
+        """What a resumed job needs to keep patching the same card (for ReplyTarget.state)."""
+        return {CARD_STATE_KEY: self.card.message_id} if self.card.message_id else {}
+
+    async def notice(self, view: NoticeView) -> None:
+        self._title, self._notice_text = view.title, view.text
+        await self.card.send(cards.card(view.title, [view.text]))
+
+    async def progress(self, view: ProgressView) -> None:
+        title = self._title or view.text.splitlines()[0]
+        template = "orange" if view.overdue else "blue"
+        self.card.update(cards.card(title, [self._notice_text, view.text], template=template))
+
+    async def video(self, view: VideoView) -> None:
+        fetched = await fetch_capped(view.url, self.max_video_bytes)
+        media_sent = False
+        reason: str | None = None
+        if fetched.data is not None:
+            try:
+                await self._send_media(fetched.data, view)
+                media_sent = True
+            except FeishuApiError as e:
+                log.warning("video upload failed, linking instead: %s", e)
+                reason = i18n.t("feishu.upload_failed", self.language)
+        elif fetched.too_large:
+            reason = i18n.t("feishu.too_large", self.language, limit=self.max_video_bytes // (1024 * 1024))
+        else:
+            log.warning("video download failed (%s), linking instead", fetched.error)
+            reason = i18n.t("feishu.upload_failed", self.language)
+        blocks = [view.caption] if media_sent else [view.caption, reason or ""]
+        actions = None if media_sent else [cards.link_button(i18n.t("feishu.open_video", self.language), view.url)]
+        title = view.caption.splitlines()[0]
+        await self.card.send(cards.card(title, blocks, template="green", actions=actions))
+        await self._send_text(view.link_text)
+
+    async def _send_media(self, data: bytes, view: VideoView) -> None:
+        """Upload the mp4 and its cover, then post them as one media message (plays inline)."""
+        file_key = await self.api.upload_video(data, f"{view.job_id}.mp4", await duration_ms(data, view.duration_s))
+        content: dict[str, str] = {"file_key": file_key}
+        if view.cover_url:
+            cover = await fetch_capped(view.cover_url, MAX_IMAGE_BYTES)
+            if cover.data is not None:
+                try:
+                    content["image_key"] = await self.api.upload_image(cover.data)
+                except FeishuApiError as e:  # the video still plays without its cover
+                    log.warning("cover upload failed: %s", e)
+        await self.api.send(self.chat_id, "media", content, reply_to=self.reply_to)
+
+    async def failure(self, view: FailureView) -> None:
+        await self.card.send(cards.failure_card(view, self.language))
+
+    async def text(self, text: str) -> None:
+        await self._send_text(text)
+
+    async def _send_text(self, text: str) -> None:
+        try:
+            await self.api.send(self.chat_id, "text", {"text": text}, reply_to=self.reply_to)
+        except FeishuApiError as e:
+            log.warning("text reply failed: %s", e)

@@ -1,0 +1,41 @@
+"""Small in-memory bookkeeping: recently seen message ids, and images waiting for their text."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from adapters.base import ImageInput
+
+
+class RecentIds:
+    """Message ids seen in the last `ttl_s` seconds (bounded).
+
+    The core's store is the durable de-duplication; this catches the ids it never sees, such as
+    an image message merged into the text that followed it.
+    """
+
+    def __init__(self, ttl_s: float = 24 * 3600, max_size: int = 50_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_size = max_size
+        self._ids: OrderedDict[str, float] = OrderedDict()
+
+    def add(self, key: str) -> bool:
+        """Remember `key`; True the first time, False when it was seen recently."""
+        now = time.monotonic()
+        while self._ids and (len(self._ids) >= self.max_size or next(iter(self._ids.values())) < now - self.ttl_s):
+            self._ids.popitem(last=False)
+        if key in self._ids:
+            return False
+        self._ids[key] = now
+        return True
+
+
+@dataclass
+class PendingImages:
+    """Images one user sent in one chat, waiting a short while for the text that describes them."""
+
+    message_ids: list[str] = field(default_factory=list)
+    images: list[ImageInput] = field(default_factory=list)
+    reply_to: str | None = None
