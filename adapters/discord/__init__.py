@@ -1,0 +1,7 @@
+"""Discord adapter: slash commands, @-mentions, embeds edited in place, failure buttons."""
+
+from __future__ import annotations
+
+from adapters.discord.adapter import DiscordAdapter
+
+__all__ = ["DiscordAdapter"]

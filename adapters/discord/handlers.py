@@ -1,0 +1,331 @@
+"""What each slash command, button and @-mention does, as plain async methods.
+
+They take a discord.Interaction (or Message) and talk to the core; registration with the
+command tree lives in `tree.py`, so tests call these directly with stand-in interactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from adapters.base import Core, Incoming, ModelChoice
+from adapters.discord import attachments
+from adapters.discord.conversation import DiscordConversation, Sendable
+from adapters.discord.fetch import VideoFetcher
+from adapters.discord.options import Options, options
+from bot.config import Settings
+from bot.i18n import detect_language, normalize_language
+from bot.ima.types import TASK_TYPES
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+#: Discord's limits: 25 autocomplete choices, 100 characters per choice name, 1024 per embed field
+_MAX_CHOICES = 25
+_MAX_CHOICE_NAME = 100
+_MAX_FIELD = 1024
+_PROMPT_PREVIEW = 80
+
+
+def language_of(locale: object) -> str:
+    """"zh" for a Chinese Discord locale, else "en"."""
+    value = getattr(locale, "value", locale)
+    return normalize_language(str(value)) if value else "en"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """The options of one /video invocation."""
+
+    prompt: str
+    model: str | None = None
+    duration: int | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    image: discord.Attachment | None = None
+    image2: discord.Attachment | None = None
+    mode: str | None = None
+
+    @property
+    def attachments(self) -> list[discord.Attachment]:
+        return [a for a in (self.image, self.image2) if a is not None]
+
+    def overrides(self, table: Options) -> dict[str, object]:
+        """Structured options for Incoming.overrides (they win over what the prompt says)."""
+        out: dict[str, object] = {}
+        if self.model:
+            out["model_id"] = self.model
+        if self.duration:
+            out["duration"] = self.duration
+        if self.resolution:
+            out["resolution"] = self.resolution
+        if self.aspect_ratio:
+            out["aspect_ratio"] = self.aspect_ratio
+        if self.attachments and self.mode in table.modes:
+            out["task_type"] = table.modes[self.mode]
+        return out
+
+
+class Conversations:
+    """Builds DiscordConversations with shared pacing, clocks and video fetcher."""
+
+    def __init__(
+        self,
+        fetcher: VideoFetcher,
+        table: Options | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime.datetime] = discord.utils.utcnow,
+    ) -> None:
+        self.fetcher = fetcher
+        self.pacing = (table or options()).pacing
+        self.clock = clock
+        self.now = now
+
+    def _make(self, **kw: Any) -> DiscordConversation:
+        return DiscordConversation(
+            fetcher=self.fetcher, min_interval_s=self.pacing.progress_min_interval_s,
+            token_margin_s=self.pacing.token_margin_s, clock=self.clock, now=self.now, **kw,
+        )
+
+    def for_interaction(self, interaction: discord.Interaction[Any]) -> DiscordConversation:
+        limit = getattr(interaction, "filesize_limit", None) or self.pacing.default_upload_limit
+        channel: Any = interaction.channel
+        return self._make(channel=channel, interaction=interaction, upload_limit=limit)
+
+    def for_message(self, message: discord.Message) -> DiscordConversation:
+        limit = message.guild.filesize_limit if message.guild else self.pacing.default_upload_limit
+        return self._make(channel=message.channel, reply_to=message, upload_limit=limit)
+
+    def for_channel(self, channel: Sendable, message: discord.PartialMessage | None = None) -> DiscordConversation:
+        return self._make(channel=channel, message=message, upload_limit=self.pacing.default_upload_limit)
+
+
+class Handlers:
+    """The adapter's behaviour, one method per command, button and event."""
+
+    def __init__(self, core: Core, settings: Settings, conversations: Conversations, table: Options | None = None) -> None:
+        self.core = core
+        self.settings = settings
+        self.conversations = conversations
+        self.table = table or options()
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def allowed(self, guild_id: int | None) -> bool:
+        """The guild allowlist; empty means every guild (and direct messages)."""
+        allow = self.settings.discord_allowed_guilds
+        return not allow or (guild_id is not None and guild_id in allow)
+
+    async def _refuse(self, interaction: discord.Interaction[Any], lang: str) -> bool:
+        if self.allowed(interaction.guild_id):
+            return False
+        await interaction.response.send_message(self.core.t("discord.not_allowed", lang), ephemeral=True)
+        return True
+
+    async def _finish_silent(self, interaction: discord.Interaction[Any], conv: DiscordConversation) -> None:
+        # nothing started and nothing said (a duplicate): don't leave "thinking…" forever
+        if conv.silent:
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                log.debug("could not delete the deferred response")
+
+    # -- /video ------------------------------------------------------------------------------------
+    async def video(self, interaction: discord.Interaction[Any], opts: VideoOptions) -> None:
+        """Check attachments (before downloading), defer, then hand the request to the core."""
+        lang = language_of(interaction.locale)
+        if await self._refuse(interaction, lang):
+            return
+        files = opts.attachments
+        rejection = attachments.check(files, self.settings.bot_max_image_bytes)
+        if rejection is not None:
+            await interaction.response.send_message(self.core.t(rejection.key, lang, **rejection.values), ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        conv = self.conversations.for_interaction(interaction)
+        try:
+            images = await attachments.download(files)
+        except discord.HTTPException:
+            await conv.text(self.core.t("error.image_upload", lang))
+            return
+        incoming = Incoming(
+            platform=PLATFORM, chat_id=str(interaction.channel_id), user_id=str(interaction.user.id),
+            text=opts.prompt, images=images, event_id=f"interaction:{interaction.id}", language=lang,
+            overrides=opts.overrides(self.table),
+        )
+        job = await self.core.handle(incoming, conv)
+        if job is None:
+            await self._finish_silent(interaction, conv)
+
+    # -- autocomplete ------------------------------------------------------------------------------
+    def _task_of(self, namespace: Any) -> str:
+        task = getattr(namespace, "task", None)
+        if task in TASK_TYPES:
+            return str(task)
+        images = sum(1 for name in ("image", "image2") if getattr(namespace, name, None))
+        return self.table.implied_task(getattr(namespace, "mode", None), images)
+
+    def _choice_name(self, c: ModelChoice, lang: str) -> str:
+        credits = (
+            str(c.credits_min) if c.credits_min == c.credits_max
+            else self.core.t("discord.credits_range", lang, min=c.credits_min, max=c.credits_max)
+        )
+        name = self.core.t("discord.choice_model", lang, model=c.name, credits=credits, est_max=c.est_max_s)
+        return _clip(name, _MAX_CHOICE_NAME)
+
+    async def model_autocomplete(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        """Models for the task type the other options imply, with credits, filtered by what was typed."""
+        lang = language_of(interaction.locale)
+        task = self._task_of(interaction.namespace)
+        try:
+            choices = await asyncio.wait_for(self.core.model_choices(task, lang), self.table.pacing.autocomplete_timeout_s)
+        except TimeoutError:
+            return []
+        needle = current.strip().lower()
+        hits = [c for c in choices if not needle or needle in c.name.lower() or needle in c.model_id.lower()]
+        ids = [c.model_id for c in choices]
+        # model ids shared by several versions (Pixverse) are ambiguous: send the name instead
+        return [
+            app_commands.Choice(name=self._choice_name(c, lang), value=c.model_id if ids.count(c.model_id) == 1 else c.name)
+            for c in hits[:_MAX_CHOICES]
+        ]
+
+    # -- /models -----------------------------------------------------------------------------------
+    async def models(self, interaction: discord.Interaction[Any]) -> None:
+        """Models per task type with credits and typical time."""
+        lang = language_of(interaction.locale)
+        if await self._refuse(interaction, lang):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        per_task = await asyncio.gather(*(self.core.model_choices(task, lang) for task in TASK_TYPES))
+        embed = discord.Embed(title=self.core.t("discord.models.title", lang), colour=discord.Colour.blurple())
+        for task, choices in zip(TASK_TYPES, per_task, strict=True):
+            if not choices:
+                continue
+            lines = [self._model_line(c, lang) for c in choices]
+            embed.add_field(name=self.core.t(f"task.{task}", lang), value=_clip("\n".join(lines), _MAX_FIELD), inline=False)
+        if not embed.fields:
+            embed.description = self.core.t("discord.models.none", lang)
+        else:
+            embed.set_footer(text=self.core.t("discord.models.footer", lang))
+        await interaction.edit_original_response(embed=embed)
+
+    def _model_line(self, c: ModelChoice, lang: str) -> str:
+        credits = (
+            str(c.credits_min) if c.credits_min == c.credits_max
+            else self.core.t("discord.credits_range", lang, min=c.credits_min, max=c.credits_max)
+        )
+        return self.core.t("discord.models.line", lang, model=c.name, credits=credits, est_min=c.est_min_s, est_max=c.est_max_s)
+
+    # -- /prefer -----------------------------------------------------------------------------------
+    async def prefer_model(self, interaction: discord.Interaction[Any], model: str, task: str | None = None) -> None:
+        """Save a preferred model for a task type (text-to-video unless told)."""
+        lang = language_of(interaction.locale)
+        if await self._refuse(interaction, lang):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        answer = await self.core.set_preference(
+            PLATFORM, str(interaction.user.id), task if task in TASK_TYPES else "text_to_video", model, lang
+        )
+        await interaction.edit_original_response(content=answer)
+
+    async def prefer_clear(self, interaction: discord.Interaction[Any], task: str | None = None) -> None:
+        """Forget preferred models (one task type, or all)."""
+        lang = language_of(interaction.locale)
+        if await self._refuse(interaction, lang):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        answer = await self.core.clear_preference(
+            PLATFORM, str(interaction.user.id), task if task in TASK_TYPES else None, lang
+        )
+        await interaction.edit_original_response(content=answer)
+
+    # -- /jobs -------------------------------------------------------------------------------------
+    async def jobs(self, interaction: discord.Interaction[Any]) -> None:
+        """The user's running and recent jobs."""
+        lang = language_of(interaction.locale)
+        if await self._refuse(interaction, lang):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        jobs = await self.core.recent_jobs(PLATFORM, str(interaction.user.id), self.table.pacing.jobs_limit)
+        embed = discord.Embed(title=self.core.t("discord.jobs.title", lang), colour=discord.Colour.blurple())
+        if not jobs:
+            embed.description = self.core.t("discord.jobs.none", lang)
+        lines = []
+        for j in jobs:
+            line = self.core.t(
+                "discord.jobs.line", lang,
+                status=self.core.t(f"discord.jobs.status.{j.status}", lang), model=j.model_name or "—",
+                when=discord.utils.format_dt(datetime.datetime.fromtimestamp(j.created_at, datetime.UTC), "R"),
+                credits=self.core.t("discord.jobs.credits", lang, credits=j.credits) if j.credits is not None else "",
+                prompt=_clip(j.prompt, _PROMPT_PREVIEW),
+            )
+            if j.url:
+                line += self.core.t("discord.jobs.link", lang, url=j.url)
+            lines.append(line)
+        if lines:
+            embed.description = _clip("\n\n".join(lines), 4096)
+        await interaction.edit_original_response(embed=embed)
+
+    # -- /help -------------------------------------------------------------------------------------
+    async def help(self, interaction: discord.Interaction[Any]) -> None:
+        lang = language_of(interaction.locale)
+        embed = discord.Embed(
+            title=self.core.t("discord.help.title", lang), description=self.core.t("discord.help.body", lang),
+            colour=discord.Colour.blurple(),
+        )
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    # -- failure buttons ---------------------------------------------------------------------------
+    async def rerun(self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None) -> None:
+        """A press on Retry or on a suggested model: the core runs the job again, answering in a new message."""
+        lang = language_of(interaction.locale)
+        if await self._refuse(interaction, lang):
+            return
+        await interaction.response.defer(thinking=True)
+        conv = self.conversations.for_interaction(interaction)
+        job = await self.core.rerun(job_id, user_id=str(interaction.user.id), model_id=model_id, conversation=conv)
+        if job is None:
+            await self._finish_silent(interaction, conv)
+
+    # -- @-mentions --------------------------------------------------------------------------------
+    async def on_message(self, message: discord.Message, me: discord.abc.User | None) -> None:
+        """A message that @-mentions the bot is understood like a Feishu text (with its images)."""
+        if me is None or message.author.bot or not any(u.id == me.id for u in message.mentions):
+            return
+        text = re.sub(rf"<@!?{me.id}>", " ", message.content or "").strip()
+        hint = language_of(message.guild.preferred_locale) if message.guild else None
+        lang = detect_language(text, hint)
+        conv = self.conversations.for_message(message)
+        if not self.allowed(message.guild.id if message.guild else None):
+            await conv.text(self.core.t("discord.not_allowed", lang))
+            return
+        files: Sequence[discord.Attachment] = message.attachments
+        rejection = attachments.check(files, self.settings.bot_max_image_bytes)
+        if rejection is not None:
+            await conv.text(self.core.t(rejection.key, lang, **rejection.values))
+            return
+        try:
+            images = await attachments.download(files)
+        except discord.HTTPException:
+            await conv.text(self.core.t("error.image_upload", lang))
+            return
+        incoming = Incoming(
+            platform=PLATFORM, chat_id=str(message.channel.id), user_id=str(message.author.id), text=text,
+            images=images, event_id=f"message:{message.id}", reply_to=str(message.id), language=hint,
+        )
+        await self.core.handle(incoming, conv)

@@ -1,0 +1,114 @@
+"""Neutral views → what a Discord message shows: content, one embed, buttons, an optional file.
+
+Words come from the views (already translated); this module only chooses the layout.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from adapters.base import FailureView, NoticeView, ProgressView, VideoView
+from adapters.discord.buttons import RerunButton
+
+BAR_WIDTH = 20
+COLOR_RUNNING = discord.Colour.blurple()
+COLOR_DONE = discord.Colour.green()
+COLOR_FAILED = discord.Colour.red()
+COLOR_TEXT = discord.Colour.light_grey()
+#: Discord caps an embed description at 4096 characters and a button label at 80
+_MAX_DESCRIPTION = 4096
+_MAX_LABEL = 80
+
+
+@dataclass
+class Rendered:
+    """One message's worth of output. `file_bytes` becomes a fresh discord.File per send."""
+
+    content: str | None = None
+    embed: discord.Embed | None = None
+    view: discord.ui.View | None = None
+    file_bytes: bytes | None = None
+    filename: str = "video.mp4"
+
+    def file(self) -> discord.File | None:
+        if self.file_bytes is None:
+            return None
+        return discord.File(io.BytesIO(self.file_bytes), filename=self.filename)
+
+    def edit_kwargs(self) -> dict[str, Any]:
+        """Arguments for an edit: everything set explicitly, so stale parts are cleared."""
+        kw: dict[str, Any] = {"content": self.content, "embed": self.embed, "view": self.view}
+        f = self.file()
+        if f is not None:
+            kw["attachments"] = [f]
+        return kw
+
+    def send_kwargs(self) -> dict[str, Any]:
+        """Arguments for a new message: only what is set."""
+        kw: dict[str, Any] = {}
+        if self.content is not None:
+            kw["content"] = self.content
+        if self.embed is not None:
+            kw["embed"] = self.embed
+        if self.view is not None:
+            kw["view"] = self.view
+        f = self.file()
+        if f is not None:
+            kw["file"] = f
+        return kw
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bar(percent: int, width: int = BAR_WIDTH) -> str:
+    """A text progress bar (symbols only, no words)."""
+    filled = max(0, min(width, width * percent // 100))
+    return "█" * filled + "░" * (width - filled)
+
+
+def notice(view: NoticeView) -> Rendered:
+    embed = discord.Embed(description=_clip(view.text, _MAX_DESCRIPTION), colour=COLOR_RUNNING)
+    return Rendered(embed=embed)
+
+
+def progress(view: ProgressView, notice_view: NoticeView | None) -> Rendered:
+    """The notice (when known) with a progress bar under it, in one embed."""
+    parts = [notice_view.text] if notice_view is not None else []
+    parts.append(f"`{bar(view.percent)}`\n{view.text}")
+    embed = discord.Embed(description=_clip("\n\n".join(parts), _MAX_DESCRIPTION), colour=COLOR_RUNNING)
+    return Rendered(embed=embed)
+
+
+def video(view: VideoView, file_bytes: bytes | None = None, filename: str = "video.mp4") -> Rendered:
+    """The mp4 URL in the content (Discord shows a player), the caption in an embed beside it.
+
+    With the file attached the URL is wrapped in <…> so Discord shows one player, not two."""
+    content = view.link_text
+    if file_bytes is not None and view.url:
+        content = content.replace(view.url, f"<{view.url}>")
+    embed = discord.Embed(description=_clip(view.caption, _MAX_DESCRIPTION), colour=COLOR_DONE)
+    if view.cover_url and view.cover_url.startswith(("https://", "http://")):
+        embed.set_thumbnail(url=view.cover_url)
+    return Rendered(content=content, embed=embed, file_bytes=file_bytes, filename=filename)
+
+
+def failure(view: FailureView) -> Rendered:
+    """The reason and suggestions, with Retry and one button per suggested model."""
+    embed = discord.Embed(description=_clip(view.text, _MAX_DESCRIPTION), colour=COLOR_FAILED)
+    buttons = discord.ui.View(timeout=None)
+    if view.retry_label:
+        buttons.add_item(RerunButton.make(view.job_id, None, _clip(view.retry_label, _MAX_LABEL), primary=True))
+    for alt in view.alternatives:
+        if RerunButton.fits(view.job_id, alt.model_id) and len(buttons.children) < 25:
+            buttons.add_item(RerunButton.make(view.job_id, alt.model_id, _clip(alt.label, _MAX_LABEL)))
+    return Rendered(embed=embed, view=buttons if buttons.children else None)
+
+
+def text(message: str) -> Rendered:
+    return Rendered(content=_clip(message, 2000))
