@@ -74,6 +74,7 @@ class DiscordConversation:
         self._notice: NoticeView | None = None
         self._state: tuple[str, bool] | None = None
         self._last_edit = float("-inf")
+        self._token_dead = False
         #: every message this conversation posted (not edits), for the adapter and for tests
         self.posted: list[Any] = []
         if interaction is not None:
@@ -123,7 +124,7 @@ class DiscordConversation:
     @property
     def token_alive(self) -> bool:
         """True while the interaction token can still be used (with a safety margin)."""
-        if self.interaction is None:
+        if self.interaction is None or self._token_dead:
             return False
         return self._now() < self.interaction.expires_at - self.token_margin
 
@@ -150,6 +151,7 @@ class DiscordConversation:
                 raise
             # the token died early (clock skew, a lost response): carry on in the channel
             log.info("interaction edit failed (%s); moving to a channel message", e)
+            self._token_dead = True
             self._status = None
             return False
 

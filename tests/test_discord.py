@@ -1,0 +1,875 @@
+"""The Discord adapter driven at its boundary: command callbacks with stand-in interactions that
+record what they were given, real discord.py attachments built from recorded payloads, a real
+HTTP server on loopback for video downloads, and a fake core that drives the Conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import discord
+import pytest
+from aiohttp import web
+from PIL import Image
+from pydantic import SecretStr
+
+from adapters.base import (
+    Alternative,
+    Conversation,
+    FailureView,
+    Incoming,
+    JobSummary,
+    ModelChoice,
+    NoticeView,
+    ProgressView,
+    ReplyTarget,
+    VideoView,
+)
+from adapters.discord import DiscordAdapter
+from adapters.discord.buttons import TEMPLATE, RerunButton
+from adapters.discord.conversation import DiscordConversation
+from adapters.discord.fetch import VideoFetcher
+from adapters.discord.handlers import Conversations, Handlers, VideoOptions
+from adapters.discord.tree import LocaleTranslator
+from bot import i18n
+from bot.config import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "discord"
+T0 = datetime.datetime(2025, 1, 1, 12, 0, tzinfo=datetime.UTC)
+BOT_ID = 1000000000000000001
+
+
+# -- stand-ins ---------------------------------------------------------------------------------------
+class Log:
+    """Every call made on a stand-in, in order: (what, kwargs)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, what: str, **kw: Any) -> None:
+        self.calls.append((what, kw))
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.calls]
+
+    def of(self, what: str) -> list[dict[str, Any]]:
+        return [kw for n, kw in self.calls if n == what]
+
+    def shown(self) -> list[dict[str, Any]]:
+        """Everything that changed what users see (edits and new messages)."""
+        return [kw for n, kw in self.calls if n in ("edit_original", "followup.send", "channel.send",
+                                                    "message.edit", "reply")]
+
+
+class FakeMessage:
+    _next = 900
+
+    def __init__(self, log: Log, where: str) -> None:
+        FakeMessage._next += 1
+        self.id = FakeMessage._next
+        self.log = log
+        self.where = where
+
+    async def edit(self, **kw: Any) -> FakeMessage:
+        self.log.add("message.edit", message=self.id, where=self.where, **kw)
+        return self
+
+
+class FakeChannel:
+    def __init__(self, log: Log, channel_id: int = 1300000000000000000) -> None:
+        self.id = channel_id
+        self.log = log
+
+    async def send(self, **kw: Any) -> FakeMessage:
+        msg = FakeMessage(self.log, "channel")
+        self.log.add("channel.send", message=msg.id, **kw)
+        return msg
+
+
+class FakeResponse:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self._done = False
+
+    def is_done(self) -> bool:
+        return self._done
+
+    async def defer(self, **kw: Any) -> None:
+        assert not self._done, "responded twice"
+        self._done = True
+        self.log.add("defer", **kw)
+
+    async def send_message(self, content: str | None = None, **kw: Any) -> None:
+        assert not self._done, "responded twice"
+        self._done = True
+        self.log.add("send_message", content=content, **kw)
+
+
+class FakeFollowup:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    async def send(self, **kw: Any) -> FakeMessage:
+        msg = FakeMessage(self.log, "followup")
+        self.log.add("followup.send", message=msg.id, **kw)
+        return msg
+
+
+class FakeInteraction:
+    """Quacks like discord.Interaction for what the adapter uses; records every call."""
+
+    def __init__(
+        self, *, locale: str = "en-US", guild_id: int | None = 1200000000000000000, user_id: int = 1100000000000000001,
+        namespace: dict[str, Any] | None = None, client: Any = None, filesize_limit: int = 10 * 1024 * 1024,
+        fail_edits: bool = False,
+    ) -> None:
+        self.log = Log()
+        self.id = 1400000000000000000
+        self.locale = discord.Locale(locale)
+        self.guild_id = guild_id
+        self.user = SimpleNamespace(id=user_id, name="alice")
+        self.channel = FakeChannel(self.log)
+        self.channel_id = self.channel.id
+        self.created_at = T0
+        self.filesize_limit = filesize_limit
+        self.namespace = SimpleNamespace(**(namespace or {}))
+        self.response = FakeResponse(self.log)
+        self.followup = FakeFollowup(self.log)
+        self.client = client
+        self.fail_edits = fail_edits
+
+    @property
+    def expires_at(self) -> datetime.datetime:
+        return self.created_at + datetime.timedelta(minutes=15)
+
+    async def edit_original_response(self, **kw: Any) -> None:
+        if self.fail_edits:
+            raise discord.HTTPException(SimpleNamespace(status=401, reason="Unauthorized"), "Invalid Webhook Token")  # type: ignore[arg-type]
+        self.log.add("edit_original", **kw)
+
+    async def delete_original_response(self) -> None:
+        self.log.add("delete_original")
+
+
+class FakeCDN:
+    """discord.py's HTTP client as attachments use it: records which files were downloaded."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+        self.fetched: list[str] = []
+
+    async def get_from_cdn(self, url: str) -> bytes:
+        self.fetched.append(url)
+        return self.files[url]
+
+
+def png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 120, 40)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def recorded_attachments(cdn: FakeCDN) -> dict[str, discord.Attachment]:
+    """Real discord.Attachment objects from recorded payloads."""
+    raw = json.loads((FIXTURES / "attachments.json").read_text(encoding="utf-8"))
+    state: Any = SimpleNamespace(http=cdn)
+    out = {}
+    for name, payload in raw.items():
+        if name.startswith("_"):
+            continue
+        cdn.files.setdefault(payload["url"], png_bytes() if payload["content_type"].startswith("image/") else b"%PDF-1.7")
+        out[name] = discord.Attachment(data=payload, state=state)
+    return out
+
+
+class Clock:
+    """Monotonic seconds and wall time moved by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.wall_offset = 0.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def now(self) -> datetime.datetime:
+        return T0 + datetime.timedelta(seconds=self.wall_offset)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        self.wall_offset += seconds
+
+
+class FakeJob:
+    def __init__(self, job_id: str, task: asyncio.Task[str]) -> None:
+        self.job_id = job_id
+        self.task = task
+
+    async def wait(self) -> str:
+        return await self.task
+
+
+Script = Callable[[Conversation], Coroutine[Any, Any, str]]
+
+
+class FakeCore:
+    """Stands in for BotCore: records requests and plays a script on the conversation."""
+
+    def __init__(self, script: Script | None = None, choices: dict[str, list[ModelChoice]] | None = None) -> None:
+        self.script = script
+        self.choices = choices or {}
+        self.incoming: list[Incoming] = []
+        self.conversations: list[Conversation] = []
+        self.reruns: list[dict[str, Any]] = []
+        self.choice_calls: list[tuple[str, str]] = []
+        self.prefs: list[tuple[Any, ...]] = []
+        self.jobs: list[FakeJob] = []
+
+    def _run(self, conversation: Conversation) -> FakeJob | None:
+        if self.script is None:
+            return None
+        job = FakeJob(f"job{len(self.jobs) + 1}", asyncio.create_task(self.script(conversation)))
+        self.jobs.append(job)
+        return job
+
+    async def handle(self, incoming: Incoming, conversation: Conversation) -> FakeJob | None:
+        self.incoming.append(incoming)
+        self.conversations.append(conversation)
+        return self._run(conversation)
+
+    async def rerun(self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation) -> FakeJob | None:
+        self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id, "conversation": conversation})
+        return self._run(conversation)
+
+    async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]:
+        self.choice_calls.append((task_type, language))
+        return self.choices.get(task_type, [])
+
+    async def set_preference(self, platform: str, user_id: str, task_type: str, model_id: str, language: str) -> str:
+        self.prefs.append(("set", platform, user_id, task_type, model_id))
+        return f"saved {model_id} for {task_type}"
+
+    async def clear_preference(self, platform: str, user_id: str, task_type: str | None, language: str) -> str:
+        self.prefs.append(("clear", platform, user_id, task_type))
+        return "cleared"
+
+    async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[JobSummary]:
+        return [
+            JobSummary("j2", "running", "Kling O1", "a cat surfing", 48, 1735732800.0),
+            JobSummary("j1", "delivered", "Wan 2.6", "a puppy on grass", 25, 1735729200.0, url="https://cdn.example/v.mp4"),
+        ]
+
+    def t(self, key: str, language: str, **values: object) -> str:
+        return i18n.t(key, language, **values)
+
+
+def notice_view(job: str = "job1") -> NoticeView:
+    return NoticeView(job, "🎬 Starting video generation…", "🎬 Starting video generation\n• Model: Wan 2.6\n• Credits: 25 pts",
+                      "Wan 2.6", 25, 60, 120)
+
+
+def progress_view(percent: int, elapsed: int, job: str = "job1", overdue: bool = False) -> ProgressView:
+    return ProgressView(job, percent, elapsed, 120, f"⏳ Generating… {percent}%", overdue)
+
+
+def video_view(url: str, job: str = "job1") -> VideoView:
+    return VideoView(job, url, None, "✅ Video ready!\n• Model: Wan 2.6", f"🔗 Video link:\n{url}", "Wan 2.6", 5.0)
+
+
+def failure_view(job: str = "job1") -> FailureView:
+    return FailureView(
+        job, "❌ Video generation failed", "❌ Video generation failed\n• Reason: Generation unsuccessful", "status_failed",
+        alternatives=(Alternative("MiniMax-Hailuo-02", "Hailuo 2.0", "Hailuo 2.0 (5 pts)"),
+                      Alternative("kling-v2-6", "Kling 2.6", "Kling 2.6 (80 pts)")),
+        retry_label="🔁 Retry",
+    )
+
+
+def settings(**kw: Any) -> Settings:
+    return Settings(_env_file=None, discord_token=SecretStr("test-token"), **kw)  # type: ignore[call-arg]
+
+
+# -- fixtures ------------------------------------------------------------------------------------------
+SMALL_VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"v" * 2000
+BIG_VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"V" * 300_000
+UPLOAD_LIMIT = 100_000
+
+
+@pytest.fixture
+async def video_server() -> AsyncIterator[str]:
+    """A loopback server with a small and a big mp4, the big one also without Content-Length."""
+    hits: list[str] = []
+
+    async def small(request: web.Request) -> web.Response:
+        hits.append(request.method + " small")
+        return web.Response(body=SMALL_VIDEO, content_type="video/mp4")
+
+    async def big(request: web.Request) -> web.Response:
+        hits.append(request.method + " big")
+        return web.Response(body=BIG_VIDEO, content_type="video/mp4")
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        hits.append(request.method + " chunked")
+        response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        if request.method != "HEAD":
+            for i in range(0, len(BIG_VIDEO), 50_000):
+                await response.write(BIG_VIDEO[i:i + 50_000])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/small.mp4", small)
+    app.router.add_route("*", "/big.mp4", big)
+    app.router.add_route("*", "/chunked.mp4", chunked)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def fetcher() -> AsyncIterator[VideoFetcher]:
+    f = VideoFetcher(timeout_s=5)
+    yield f
+    await f.aclose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_handlers(core: FakeCore, fetcher: VideoFetcher, clock: Clock, **settings_kw: Any) -> Handlers:
+    return Handlers(core, settings(**settings_kw), Conversations(fetcher, clock=clock.monotonic, now=clock.now))
+
+
+def conversation(interaction: FakeInteraction, fetcher: VideoFetcher, clock: Clock, limit: int = UPLOAD_LIMIT) -> DiscordConversation:
+    return DiscordConversation(
+        channel=interaction.channel, fetcher=fetcher, upload_limit=limit, interaction=interaction,  # type: ignore[arg-type]
+        min_interval_s=5.0, token_margin_s=30.0, clock=clock.monotonic, now=clock.now,
+    )
+
+
+def description(kw: dict[str, Any]) -> str:
+    embed = kw.get("embed")
+    return embed.description if isinstance(embed, discord.Embed) and embed.description else ""
+
+
+# -- /video --------------------------------------------------------------------------------------------
+async def test_video_defers_then_hands_prompt_and_options_to_core(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore()
+    h = make_handlers(core, fetcher, clock)
+    inter = FakeInteraction(locale="zh-CN")
+    await h.video(inter, VideoOptions("小狗在草地上奔跑 竖屏 10秒", model="kling-video-o1", duration=10,  # type: ignore[arg-type]
+                                      resolution="1080P", aspect_ratio="9:16"))
+    assert inter.log.names()[0] == "defer"
+    assert inter.log.of("defer")[0] == {"thinking": True}
+    (incoming,) = core.incoming
+    assert incoming.platform == "discord"
+    assert incoming.text == "小狗在草地上奔跑 竖屏 10秒"
+    assert incoming.user_id == "1100000000000000001"
+    assert incoming.chat_id == str(inter.channel_id)
+    assert incoming.language == "zh"
+    assert incoming.images == ()
+    assert incoming.event_id == f"interaction:{inter.id}"
+    assert incoming.overrides == {"model_id": "kling-video-o1", "duration": 10, "resolution": "1080P", "aspect_ratio": "9:16"}
+
+
+async def test_video_with_two_images_downloads_them_and_mode_sets_task_type(fetcher: VideoFetcher, clock: Clock) -> None:
+    cdn = FakeCDN({})
+    att = recorded_attachments(cdn)
+    core = FakeCore()
+    h = make_handlers(core, fetcher, clock)
+    inter = FakeInteraction()
+    await h.video(inter, VideoOptions("smooth transition", image=att["cat_png"], image2=att["end_png"], mode="first_last"))  # type: ignore[arg-type]
+    (incoming,) = core.incoming
+    assert [i.filename for i in incoming.images] == ["cat.png", "end.png"]
+    assert all(i.data == png_bytes() and i.content_type == "image/png" for i in incoming.images)
+    assert incoming.overrides == {"task_type": "first_last_frame_to_video"}
+    assert len(cdn.fetched) == 2
+
+
+async def test_video_mode_without_images_is_ignored(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore()
+    await make_handlers(core, fetcher, clock).video(FakeInteraction(), VideoOptions("a cat", mode="reference"))  # type: ignore[arg-type]
+    assert core.incoming[0].overrides == {}
+
+
+async def test_non_image_attachment_is_answered_clearly_and_starts_nothing(fetcher: VideoFetcher, clock: Clock) -> None:
+    cdn = FakeCDN({})
+    att = recorded_attachments(cdn)
+    core = FakeCore()
+    inter = FakeInteraction()
+    await make_handlers(core, fetcher, clock).video(inter, VideoOptions("animate", image=att["report_pdf"]))  # type: ignore[arg-type]
+    (sent,) = inter.log.of("send_message")
+    assert sent["content"] == i18n.t("image.not_image", "en", name="report.pdf")
+    assert sent["ephemeral"] is True
+    assert core.incoming == []
+    assert cdn.fetched == []
+    assert "defer" not in inter.log.names()
+
+
+async def test_oversized_image_is_refused_before_downloading(fetcher: VideoFetcher, clock: Clock) -> None:
+    cdn = FakeCDN({})
+    att = recorded_attachments(cdn)
+    core = FakeCore()
+    inter = FakeInteraction(locale="zh-CN")
+    await make_handlers(core, fetcher, clock).video(inter, VideoOptions("动起来", image=att["cat_png"], image2=att["huge_png"]))  # type: ignore[arg-type]
+    (sent,) = inter.log.of("send_message")
+    assert sent["content"] == i18n.t("image.too_large", "zh", size="25.0 MB", limit="10.0 MB")
+    assert core.incoming == []
+    assert cdn.fetched == []
+
+
+async def test_video_from_a_guild_outside_the_allowlist_is_refused(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore()
+    inter = FakeInteraction(guild_id=42)
+    await make_handlers(core, fetcher, clock, discord_allowed_guilds=[7]).video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
+    assert inter.log.of("send_message")[0]["content"] == i18n.t("discord.not_allowed", "en")
+    assert core.incoming == []
+
+
+async def test_request_the_core_answers_with_nothing_removes_the_thinking_placeholder(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore(script=None)  # e.g. a duplicate event: no job, no words
+    inter = FakeInteraction()
+    await make_handlers(core, fetcher, clock).video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
+    assert inter.log.names() == ["defer", "delete_original"]
+
+
+async def test_core_text_replaces_the_thinking_placeholder(fetcher: VideoFetcher, clock: Clock) -> None:
+    class TextCore(FakeCore):
+        async def handle(self, incoming: Incoming, conversation: Conversation) -> None:
+            await conversation.text("Tell me what video you'd like")
+            return None
+
+    inter = FakeInteraction()
+    await make_handlers(TextCore(), fetcher, clock).video(inter, VideoOptions(" "))  # type: ignore[arg-type]
+    assert inter.log.names() == ["defer", "edit_original"]
+    assert inter.log.of("edit_original")[0]["content"] == "Tell me what video you'd like"
+
+
+# -- the edits of one job ---------------------------------------------------------------------------------
+async def test_job_edits_the_original_response_notice_then_rising_percent_then_video_url(
+    fetcher: VideoFetcher, clock: Clock, video_server: str
+) -> None:
+    url = f"{video_server}/big.mp4"
+
+    async def script(conv: Conversation) -> str:
+        await conv.notice(notice_view())
+        for percent in (10, 35, 60, 90):
+            clock.advance(6)
+            await conv.progress(progress_view(percent, percent))
+        clock.advance(6)
+        await conv.video(video_view(url))
+        return "delivered"
+
+    core = FakeCore(script)
+    inter = FakeInteraction(filesize_limit=UPLOAD_LIMIT)
+    await make_handlers(core, fetcher, clock).video(inter, VideoOptions("a puppy"))  # type: ignore[arg-type]
+    await core.jobs[0].wait()
+    edits = inter.log.of("edit_original")
+    assert inter.log.names() == ["defer"] + ["edit_original"] * 6
+    assert "Model: Wan 2.6" in description(edits[0])
+    percents = [int(m.group(1)) for kw in edits[1:5] if (m := re.search(r"(\d+)%", description(kw)))]
+    assert percents == [10, 35, 60, 90]
+    assert all("Model: Wan 2.6" in description(kw) and "█" in description(kw) for kw in edits[1:5])
+    final = edits[-1]
+    assert url in final["content"]
+    assert "Video ready" in description(final)
+    assert "attachments" not in final  # bigger than the upload limit: the link alone
+    assert final["view"] is None
+
+
+async def test_a_video_that_fits_the_upload_limit_is_attached_too(fetcher: VideoFetcher, clock: Clock, video_server: str) -> None:
+    url = f"{video_server}/small.mp4"
+    inter = FakeInteraction()
+    conv = conversation(inter, fetcher, clock)
+    await inter.response.defer(thinking=True)
+    await conv.video(video_view(url))
+    (final,) = inter.log.of("edit_original")
+    (file,) = final["attachments"]
+    assert isinstance(file, discord.File)
+    assert file.filename == "video.mp4"
+    assert file.fp.read() == SMALL_VIDEO
+    assert f"<{url}>" in final["content"]  # one player (the file), the link still there to copy
+
+
+async def test_progress_edits_are_throttled_to_one_per_5_s_except_changes_of_state(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction()
+    conv = conversation(inter, fetcher, clock)
+    await inter.response.defer(thinking=True)
+    await conv.notice(notice_view())
+    clock.advance(0.5)
+    await conv.progress(progress_view(1, 1))  # notice → running: shown at once
+    for _ in range(4):
+        clock.advance(1)
+        await conv.progress(progress_view(2, 2))  # same state within 5 s: dropped
+    clock.advance(1.2)
+    await conv.progress(progress_view(5, 6))  # 5.2 s after the last edit: shown
+    clock.advance(0.5)
+    await conv.progress(progress_view(95, 130, overdue=True))  # running → late: shown at once
+    clock.advance(0.5)
+    await conv.progress(progress_view(95, 131, overdue=True))  # dropped
+    clock.advance(0.5)
+    await conv.failure(failure_view())  # an end always shows
+    shown = [description(kw) for kw in inter.log.of("edit_original")]
+    assert len(shown) == 5
+    assert ["1%" in shown[1], "5%" in shown[2], "95%" in shown[3]] == [True, True, True]
+    assert "Reason" in shown[4]
+
+
+async def test_job_outliving_the_interaction_token_continues_in_a_channel_message(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction()
+    conv = conversation(inter, fetcher, clock)
+    await inter.response.defer(thinking=True)
+    await conv.notice(notice_view())
+    clock.advance(60)
+    await conv.progress(progress_view(10, 60))
+    clock.advance(14 * 60 + 40)  # 30 s margin before the 15-minute expiry is past
+    await conv.progress(progress_view(50, 900))
+    clock.advance(60)
+    await conv.progress(progress_view(60, 960))
+    clock.advance(60)
+    await conv.failure(failure_view())
+    assert inter.log.names() == ["defer", "edit_original", "edit_original", "channel.send", "message.edit", "message.edit"]
+    posted = inter.log.of("channel.send")[0]
+    assert "50%" in description(posted) and "Model: Wan 2.6" in description(posted)
+    edits = inter.log.of("message.edit")
+    assert {kw["message"] for kw in edits} == {posted["message"]}
+    assert "60%" in description(edits[0])
+    assert edits[1]["view"] is not None and "Reason" in description(edits[1])
+    assert conv.status_message_id == posted["message"]
+
+
+async def test_texts_after_the_token_expired_go_to_the_channel(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction()
+    conv = conversation(inter, fetcher, clock)
+    await inter.response.defer(thinking=True)
+    await conv.notice(notice_view())
+    await conv.text("🔧 retrying (attempt 1)")
+    clock.advance(16 * 60)
+    await conv.text("🔄 still following your video")
+    assert inter.log.names() == ["defer", "edit_original", "followup.send", "channel.send"]
+
+
+async def test_an_interaction_edit_refused_early_moves_to_a_channel_message(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction(fail_edits=True)
+    conv = conversation(inter, fetcher, clock)
+    await inter.response.defer(thinking=True)
+    await conv.notice(notice_view())
+    clock.advance(10)
+    await conv.progress(progress_view(10, 10))
+    assert inter.log.names() == ["defer", "channel.send", "message.edit"]
+
+
+# -- failure buttons ---------------------------------------------------------------------------------
+async def test_failure_shows_the_reason_with_retry_and_one_button_per_suggested_model(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction()
+    conv = conversation(inter, fetcher, clock)
+    await inter.response.defer(thinking=True)
+    await conv.failure(failure_view("abc123"))
+    (shown,) = inter.log.of("edit_original")
+    assert "Generation unsuccessful" in description(shown)
+    view = shown["view"]
+    assert [(b.item.label, b.custom_id) for b in view.children] == [
+        ("🔁 Retry", "imabot:rerun:abc123:"),
+        ("Hailuo 2.0 (5 pts)", "imabot:rerun:abc123:MiniMax-Hailuo-02"),
+        ("Kling 2.6 (80 pts)", "imabot:rerun:abc123:kling-v2-6"),
+    ]
+    assert all(isinstance(b, RerunButton) and len(b.custom_id) <= 100 for b in view.children)
+    assert view.timeout is None
+
+
+async def test_a_model_too_long_for_a_custom_id_gets_no_button(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction()
+    conv = conversation(inter, fetcher, clock)
+    await inter.response.defer(thinking=True)
+    view = FailureView("j", "t", "reason", "unknown", (Alternative("m" * 95, "Long", "Long"),), retry_label=None)
+    await conv.failure(view)
+    assert inter.log.of("edit_original")[0]["view"] is None
+
+
+async def press(custom_id: str, interaction: FakeInteraction) -> None:
+    """What discord.py does on a component press: match the template, build the item, call it."""
+    match = TEMPLATE.fullmatch(custom_id)
+    assert match is not None
+    item = await RerunButton.from_custom_id(interaction, discord.ui.Button(custom_id=custom_id), match)  # type: ignore[arg-type]
+    await item.callback(interaction)  # type: ignore[arg-type]
+
+
+async def test_pressing_a_suggested_model_reruns_the_job_with_that_model(fetcher: VideoFetcher, clock: Clock) -> None:
+    async def script(conv: Conversation) -> str:
+        await conv.notice(notice_view("job9"))
+        return "running"
+
+    core = FakeCore(script)
+    h = make_handlers(core, fetcher, clock)
+    inter = FakeInteraction(client=SimpleNamespace(rerun_handler=h), user_id=77)
+    await press("imabot:rerun:abc123:MiniMax-Hailuo-02", inter)
+    await core.jobs[0].wait()
+    (call,) = core.reruns
+    assert (call["job_id"], call["user_id"], call["model_id"]) == ("abc123", "77", "MiniMax-Hailuo-02")
+    assert isinstance(call["conversation"], DiscordConversation)
+    assert inter.log.names() == ["defer", "edit_original"]  # a new response message follows the new job
+    assert inter.log.of("defer")[0] == {"thinking": True}
+
+
+async def test_pressing_retry_reruns_with_the_same_model(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore()
+    inter = FakeInteraction(client=SimpleNamespace(rerun_handler=make_handlers(core, fetcher, clock)))
+    await press("imabot:rerun:abc123:", inter)
+    assert core.reruns[0]["model_id"] is None
+    assert inter.log.names() == ["defer", "delete_original"]
+
+
+async def test_setup_registers_the_buttons_and_syncs_commands_to_the_dev_guild(monkeypatch: pytest.MonkeyPatch, fetcher: VideoFetcher) -> None:
+    adapter = DiscordAdapter(settings(discord_dev_guild=555), FakeCore(), fetcher=fetcher)
+    synced: list[object] = []
+
+    async def fake_sync(*, guild: object = None) -> list[object]:
+        synced.append(guild.id if guild is not None else None)  # type: ignore[attr-defined]
+        return []
+
+    monkeypatch.setattr(adapter.client.tree, "sync", fake_sync)
+    await adapter.client.setup_hook()
+    assert TEMPLATE in adapter.client._connection._view_store._dynamic_items
+    assert synced == [555, None]
+    assert adapter.client.tree.get_command("video", guild=discord.Object(555)) is not None
+    assert adapter.client.rerun_handler is adapter.handlers
+
+
+# -- autocomplete ----------------------------------------------------------------------------------------
+CHOICES = {
+    "text_to_video": [
+        ModelChoice("wan2.6-t2v", "Wan 2.6", "text_to_video", 25, 120, 60, 120),
+        ModelChoice("kling-video-o1", "Kling O1", "text_to_video", 48, 120, 180, 360),
+    ],
+    "image_to_video": [
+        ModelChoice("wan2.6-i2v", "Wan 2.6", "image_to_video", 25, 120, 60, 120),
+        ModelChoice("pixverse", "Pixverse V5.5", "image_to_video", 24, 48, 60, 120),
+        ModelChoice("pixverse", "Pixverse V4", "image_to_video", 12, 48, 60, 120),
+        ModelChoice("MiniMax-Hailuo-02", "Hailuo 2.0", "image_to_video", 25, 25, 60, 120),
+    ],
+    "reference_image_to_video": [ModelChoice("viduq2", "Vidu Q2", "reference_image_to_video", 5, 70, 60, 120)],
+}
+
+
+async def test_model_autocomplete_offers_text_to_video_models_with_credits(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore(choices=CHOICES)
+    choices = await make_handlers(core, fetcher, clock).model_autocomplete(FakeInteraction(namespace={"prompt": "cat"}), "")  # type: ignore[arg-type]
+    assert core.choice_calls == [("text_to_video", "en")]
+    assert [(c.name, c.value) for c in choices] == [
+        ("Wan 2.6 · 25–120 pts · ~120s", "wan2.6-t2v"), ("Kling O1 · 48–120 pts · ~360s", "kling-video-o1"),
+    ]
+
+
+async def test_model_autocomplete_follows_the_task_type_attached_images_imply(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore(choices=CHOICES)
+    h = make_handlers(core, fetcher, clock)
+    choices = await h.model_autocomplete(FakeInteraction(namespace={"image": "1311111111111111111"}, locale="zh-CN"), "pix")  # type: ignore[arg-type]
+    assert core.choice_calls == [("image_to_video", "zh")]
+    # versions sharing a model_id are told apart by name
+    assert [(c.name, c.value) for c in choices] == [
+        ("Pixverse V5.5 · 24–48 积分 · 约 120 秒", "Pixverse V5.5"), ("Pixverse V4 · 12–48 积分 · 约 120 秒", "Pixverse V4"),
+    ]
+    await h.model_autocomplete(FakeInteraction(namespace={"image": "1", "mode": "reference"}), "")  # type: ignore[arg-type]
+    await h.model_autocomplete(FakeInteraction(namespace={"image": "1", "image2": "2"}), "")  # type: ignore[arg-type]
+    await h.model_autocomplete(FakeInteraction(namespace={"task": "reference_image_to_video"}), "")  # type: ignore[arg-type]
+    assert [c[0] for c in core.choice_calls[1:]] == [
+        "reference_image_to_video", "first_last_frame_to_video", "reference_image_to_video",
+    ]
+
+
+async def test_model_autocomplete_gives_up_quietly_when_the_core_is_slow(fetcher: VideoFetcher, clock: Clock) -> None:
+    class SlowCore(FakeCore):
+        async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]:
+            await asyncio.sleep(5)
+            return []
+
+    h = make_handlers(SlowCore(), fetcher, clock)
+    h.table = dataclasses.replace(h.table, pacing=dataclasses.replace(h.table.pacing, autocomplete_timeout_s=0.05))
+    assert await h.model_autocomplete(FakeInteraction(), "") == []  # type: ignore[arg-type]
+
+
+# -- /models /prefer /jobs /help ------------------------------------------------------------------------------
+async def test_models_lists_models_per_task_type_with_credits_and_time(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction()
+    await make_handlers(FakeCore(choices=CHOICES), fetcher, clock).models(inter)  # type: ignore[arg-type]
+    assert inter.log.of("defer")[0] == {"ephemeral": True, "thinking": True}
+    embed = inter.log.of("edit_original")[0]["embed"]
+    fields = {f.name: f.value for f in embed.fields}
+    assert list(fields) == [i18n.t("task.text_to_video", "en"), i18n.t("task.image_to_video", "en"),
+                            i18n.t("task.reference_image_to_video", "en")]
+    assert "**Kling O1** · 48–120 pts · ~180–360s" in fields[i18n.t("task.text_to_video", "en")]
+    assert "**Hailuo 2.0** · 25 pts" in fields[i18n.t("task.image_to_video", "en")]
+
+
+async def test_models_says_so_when_none_are_available(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction(locale="zh-CN")
+    await make_handlers(FakeCore(), fetcher, clock).models(inter)  # type: ignore[arg-type]
+    assert inter.log.of("edit_original")[0]["embed"].description == i18n.t("discord.models.none", "zh")
+
+
+async def test_prefer_model_saves_for_the_chosen_task_and_shows_the_core_answer(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore()
+    h = make_handlers(core, fetcher, clock)
+    inter = FakeInteraction(user_id=5)
+    await h.prefer_model(inter, "kling-video-o1", "image_to_video")  # type: ignore[arg-type]
+    assert core.prefs == [("set", "discord", "5", "image_to_video", "kling-video-o1")]
+    assert inter.log.of("edit_original")[0]["content"] == "saved kling-video-o1 for image_to_video"
+    inter2 = FakeInteraction(user_id=5)
+    await h.prefer_model(inter2, "Wan 2.6")  # type: ignore[arg-type]
+    assert core.prefs[-1][3] == "text_to_video"
+
+
+async def test_prefer_clear_forgets_all_task_types_unless_one_is_named(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore()
+    h = make_handlers(core, fetcher, clock)
+    await h.prefer_clear(FakeInteraction(user_id=5))  # type: ignore[arg-type]
+    await h.prefer_clear(FakeInteraction(user_id=5), "text_to_video")  # type: ignore[arg-type]
+    assert core.prefs == [("clear", "discord", "5", None), ("clear", "discord", "5", "text_to_video")]
+
+
+async def test_jobs_lists_running_and_recent_jobs(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction()
+    await make_handlers(FakeCore(), fetcher, clock).jobs(inter)  # type: ignore[arg-type]
+    text = inter.log.of("edit_original")[0]["embed"].description
+    assert "⏳ Generating · **Kling O1** · <t:1735732800:R> · 48 pts\na cat surfing" in text
+    assert "[▶️ Watch](https://cdn.example/v.mp4)" in text
+
+
+async def test_help_answers_privately_in_the_users_language(fetcher: VideoFetcher, clock: Clock) -> None:
+    inter = FakeInteraction(locale="zh-TW")
+    await make_handlers(FakeCore(), fetcher, clock).help(inter)  # type: ignore[arg-type]
+    sent = inter.log.of("send_message")[0]
+    assert sent["ephemeral"] is True
+    assert sent["embed"].description == i18n.t("discord.help.body", "zh")
+
+
+# -- @-mentions -------------------------------------------------------------------------------------------
+def mention_message(log: Log, cdn: FakeCDN, **changes: Any) -> Any:
+    raw = json.loads((FIXTURES / "mention_message.json").read_text(encoding="utf-8"))
+    raw.update(changes)
+    att = recorded_attachments(cdn)
+    channel = FakeChannel(log, int(raw["channel_id"]))
+
+    async def reply(**kw: Any) -> FakeMessage:
+        msg = FakeMessage(log, "reply")
+        log.add("reply", message=msg.id, **kw)
+        return msg
+
+    return SimpleNamespace(
+        id=int(raw["id"]), content=raw["content"], channel=channel,
+        author=SimpleNamespace(id=int(raw["author"]["id"]), bot=raw["author"]["bot"]),
+        mentions=[SimpleNamespace(id=int(u["id"])) for u in raw["mentions"]],
+        attachments=[att[name] for name in raw["attachments"]],
+        guild=SimpleNamespace(id=int(raw["guild_id"]), filesize_limit=10 * 1024 * 1024, preferred_locale=discord.Locale("en-US")),
+        reply=reply,
+    )
+
+
+async def test_a_message_mentioning_the_bot_is_understood_like_text_with_its_images(fetcher: VideoFetcher, clock: Clock) -> None:
+    async def script(conv: Conversation) -> str:
+        await conv.notice(notice_view())
+        clock.advance(6)
+        await conv.progress(progress_view(30, 30))
+        return "running"
+
+    log, cdn, core = Log(), FakeCDN({}), FakeCore(script)
+    message = mention_message(log, cdn)
+    await make_handlers(core, fetcher, clock).on_message(message, SimpleNamespace(id=BOT_ID))
+    await core.jobs[0].wait()
+    (incoming,) = core.incoming
+    assert incoming.text == "用可灵让这只猫动起来,竖屏 10秒"
+    assert [i.filename for i in incoming.images] == ["cat.png"]
+    assert (incoming.event_id, incoming.reply_to) == ("message:1322222222222222222", "1322222222222222222")
+    assert incoming.chat_id == "1300000000000000000"
+    assert log.names() == ["reply", "message.edit"]  # the notice replies; progress edits that reply
+    assert log.of("message.edit")[0]["message"] == log.of("reply")[0]["message"]
+
+
+async def test_messages_without_a_mention_or_from_bots_are_ignored(fetcher: VideoFetcher, clock: Clock) -> None:
+    log, cdn, core = Log(), FakeCDN({}), FakeCore()
+    h = make_handlers(core, fetcher, clock)
+    await h.on_message(mention_message(log, cdn, mentions=[]), SimpleNamespace(id=BOT_ID))
+    await h.on_message(mention_message(log, cdn, author={"id": "9", "bot": True}), SimpleNamespace(id=BOT_ID))
+    assert core.incoming == [] and log.calls == []
+
+
+async def test_a_mention_with_a_non_image_attachment_is_answered_and_starts_nothing(fetcher: VideoFetcher, clock: Clock) -> None:
+    log, cdn, core = Log(), FakeCDN({}), FakeCore()
+    await make_handlers(core, fetcher, clock).on_message(
+        mention_message(log, cdn, attachments=["report_pdf"]), SimpleNamespace(id=BOT_ID)
+    )
+    assert core.incoming == [] and cdn.fetched == []
+    assert log.of("reply")[0]["content"] == i18n.t("image.not_image", "zh", name="report.pdf")
+
+
+# -- the adapter -------------------------------------------------------------------------------------------
+async def test_adapter_exposes_the_commands_with_their_options(fetcher: VideoFetcher) -> None:
+    adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
+    tree = adapter.client.tree
+    assert adapter.platform == "discord"
+    assert sorted(c.name for c in tree.get_commands()) == ["help", "jobs", "models", "prefer", "video"]
+    video = tree.get_command("video")
+    assert isinstance(video, discord.app_commands.Command)
+    params = {p.name: p for p in video.parameters}
+    assert list(params) == ["prompt", "model", "duration", "resolution", "aspect_ratio", "image", "image2", "mode"]
+    assert params["prompt"].required and not params["model"].required
+    assert params["model"].autocomplete
+    assert params["image"].type is discord.AppCommandOptionType.attachment
+    assert [c.value for c in params["mode"].choices] == ["first_frame", "reference", "first_last"]
+    assert "9:16" in [c.value for c in params["aspect_ratio"].choices]
+    prefer = tree.get_command("prefer")
+    assert isinstance(prefer, discord.app_commands.Group)
+    assert sorted(c.name for c in prefer.commands) == ["clear", "model"]
+
+
+async def test_command_texts_are_localized_for_chinese_clients(fetcher: VideoFetcher) -> None:
+    adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
+    tree = adapter.client.tree
+    await tree.set_translator(LocaleTranslator())
+    payload = await tree.get_command("video").get_translated_payload(tree, tree.translator)  # type: ignore[union-attr, arg-type]
+    assert payload["description"] == i18n.t("discord.cmd.video.description", "en")
+    assert payload["description_localizations"]["zh-CN"] == i18n.t("discord.cmd.video.description", "zh")
+    mode = next(o for o in payload["options"] if o["name"] == "mode")
+    assert mode["choices"][0]["name_localizations"]["zh-CN"] == i18n.t("discord.mode.first_frame", "zh")
+
+
+async def test_conversation_for_a_resumed_job_posts_in_its_channel(fetcher: VideoFetcher) -> None:
+    adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
+    conv = adapter.conversation_for(ReplyTarget("discord", "1300000000000000000", "5", language="en"))
+    assert isinstance(conv, DiscordConversation)
+    assert conv.channel.id == 1300000000000000000  # type: ignore[union-attr]
+    assert conv.interaction is None and conv.status_message_id is None
+    again = adapter.conversation_for(ReplyTarget("discord", "1300000000000000000", "5", state={"message_id": "1350"}))
+    assert again.status_message_id == 1350  # type: ignore[attr-defined]
+
+
+# -- downloading the video to attach ------------------------------------------------------------------------
+async def test_fetcher_returns_a_video_that_fits(fetcher: VideoFetcher, video_server: str) -> None:
+    assert await fetcher.fetch_if_fits(f"{video_server}/small.mp4", UPLOAD_LIMIT) == SMALL_VIDEO
+
+
+async def test_fetcher_skips_a_video_whose_length_is_over_the_limit(fetcher: VideoFetcher, video_server: str) -> None:
+    assert await fetcher.fetch_if_fits(f"{video_server}/big.mp4", UPLOAD_LIMIT) is None
+
+
+async def test_fetcher_stops_a_stream_without_length_once_it_is_over_the_limit(fetcher: VideoFetcher, video_server: str) -> None:
+    assert await fetcher.fetch_if_fits(f"{video_server}/chunked.mp4", UPLOAD_LIMIT) is None
+    assert await fetcher.fetch_if_fits(f"{video_server}/chunked.mp4", len(BIG_VIDEO)) == BIG_VIDEO
