@@ -147,6 +147,12 @@ class FeishuAdapter:
         except Exception as e:
             self._ws_failed(e)
         finally:
+            # end the SDK's leftover tasks (ping loop, cache cron) here, not at garbage collection
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
             loop.close()
 
     def _ws_failed(self, error: BaseException) -> None:

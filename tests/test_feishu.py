@@ -1,0 +1,399 @@
+"""The Feishu adapter against a local fake of the open platform, fed recorded events through the
+SDK's own dispatcher (as the long connection does), with a small scripted core."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lark_oapi as lark
+import pytest
+from pydantic import SecretStr
+
+from adapters.base import (
+    Alternative,
+    Conversation,
+    FailureView,
+    Incoming,
+    NoticeView,
+    ProgressView,
+    ReplyTarget,
+    VideoView,
+)
+from adapters.feishu import FeishuAdapter, FeishuConversation
+from adapters.feishu.conversation import CardPatcher
+from bot import i18n
+from bot.config import Settings
+from tests.fixtures.feishu.fake_open_platform import BOT_OPEN_ID, PNG_1PX, Call, FakeFeishu
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feishu"
+USER = "ou_84aad35d084aa403a838cf73ee18467"
+MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(4000)
+JPEG = b"\xff\xd8\xff\xe0" + bytes(500)
+
+
+def payload(name: str, *, fresh: bool = True, **message: Any) -> bytes:
+    """A recorded event; `fresh` dates it now (recordings are old, and old events are ignored)."""
+    data = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    msg = data["event"].get("message")
+    if msg is not None:
+        if fresh:
+            msg["create_time"] = str(int(time.time() * 1000))
+        msg.update(message)
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+@dataclass
+class FakeJob:
+    job_id: str
+    task: asyncio.Task[str]
+
+    async def wait(self) -> str:
+        return await self.task
+
+
+class ScriptedCore:
+    """Stands in for BotCore: de-duplicates on event_id, then plays notice → progress → outcome."""
+
+    def __init__(self, video_url: str = "", cover_url: str | None = None) -> None:
+        self.video_url = video_url
+        self.cover_url = cover_url
+        self.outcome = "video"
+        self.incoming: list[Incoming] = []
+        self.reruns: list[dict[str, Any]] = []
+        self.seen: set[str] = set()
+
+    def t(self, key: str, language: str, **values: object) -> str:
+        return i18n.t(key, language, **values)
+
+    async def handle(self, incoming: Incoming, conversation: Conversation) -> FakeJob | None:
+        if incoming.event_id:
+            if incoming.event_id in self.seen:
+                return None
+            self.seen.add(incoming.event_id)
+        self.incoming.append(incoming)
+        job_id = f"job{len(self.incoming)}"
+        return FakeJob(job_id, asyncio.create_task(self._play(job_id, conversation)))
+
+    async def rerun(self, job_id: str, *, user_id: str, model_id: str | None,
+                    conversation: Conversation) -> FakeJob | None:
+        self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id})
+        new_id = f"{job_id}-rerun"
+        return FakeJob(new_id, asyncio.create_task(self._play(new_id, conversation)))
+
+    async def _play(self, job_id: str, conv: Conversation) -> str:
+        await conv.notice(NoticeView(job_id, "🎬 Starting", "🎬 Starting\n• Model: Wan 2.6", "Wan 2.6", 25, 60, 120))
+        for pct in (10, 40, 80):
+            await conv.progress(ProgressView(job_id, pct, pct, 120, f"⏳ Generating… {pct}%"))
+            await asyncio.sleep(0.06)
+        if self.outcome == "failure":
+            await conv.failure(FailureView(
+                job_id, "❌ Failed", "❌ Failed\n• Reason: timeout", "timeout",
+                alternatives=(Alternative("hailuo-2.0", "Hailuo 2.0", "Hailuo 2.0 (5 pts)"),
+                              Alternative("vidu-q2", "Vidu Q2", "Vidu Q2 (6 pts)")),
+                retry_label="🔁 Retry",
+            ))
+            return "failed"
+        await conv.video(VideoView(job_id, self.video_url, self.cover_url, "✅ Video ready!\n• Model: Wan 2.6",
+                                   f"🔗 Video link:\n{self.video_url}", "Wan 2.6", duration_s=5.0))
+        return "delivered"
+
+    async def model_choices(self, task_type: str, language: str) -> list[Any]:
+        return []
+
+    async def set_preference(self, platform: str, user_id: str, task_type: str, model_id: str, language: str) -> str:
+        return ""
+
+    async def clear_preference(self, platform: str, user_id: str, task_type: str | None, language: str) -> str:
+        return ""
+
+    async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[Any]:
+        return []
+
+
+def feishu_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {"feishu_app_id": "cli_a1b2c3d4e5f6", "feishu_app_secret": SecretStr("secret")}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type,call-arg]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeFeishu]:
+    async with FakeFeishu() as f:
+        yield f
+
+
+@pytest.fixture
+def core(fake: FakeFeishu) -> ScriptedCore:
+    return ScriptedCore(fake.serve_video("v1.mp4", MP4), fake.serve_video("v1.jpg", JPEG))
+
+
+async def make_adapter(fake: FakeFeishu, core: Any, **kw: Any) -> FeishuAdapter:
+    settings = kw.pop("settings", None) or feishu_settings()
+    kw.setdefault("min_patch_interval_s", 0.05)
+    kw.setdefault("merge_window_s", 0.3)
+    adapter = FeishuAdapter(settings, core, domain_override=fake.url, **kw)
+    await adapter.prepare()
+    return adapter
+
+
+@pytest.fixture
+async def adapter(fake: FakeFeishu, core: ScriptedCore) -> FeishuAdapter:
+    return await make_adapter(fake, core)
+
+
+async def feed(adapter: FeishuAdapter, data: bytes) -> Any:
+    """Deliver an event the way the long connection does: from another thread, through the SDK."""
+    return await asyncio.to_thread(adapter.dispatcher._do_without_validation, data)
+
+
+async def deliver(adapter: FeishuAdapter, *names: str) -> None:
+    for name in names:
+        await feed(adapter, payload(name))
+    await adapter.wait_idle()
+
+
+def cards_of(calls: list[Call]) -> list[dict[str, Any]]:
+    return [c.content for c in calls if c.body.get("msg_type", "interactive") == "interactive"
+            and c.kind in ("create", "reply", "patch")]
+
+
+def card_text(card: dict[str, Any]) -> str:
+    return "\n".join(el["text"]["content"] for el in card["elements"] if el["tag"] == "div")
+
+
+def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for el in card["elements"] if el["tag"] == "action" for b in el["actions"]]
+
+
+# -- receiving ---------------------------------------------------------------------------------------
+async def test_private_text_becomes_one_request_keyed_on_message_id(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    await deliver(adapter, "p2p_text")
+    assert len(core.incoming) == 1
+    inc = core.incoming[0]
+    assert (inc.platform, inc.chat_id, inc.user_id) == ("feishu", "oc_p2p_chat_0001", USER)
+    assert inc.event_id == "om_p2p_text_0001"
+    assert inc.text == "用可灵生成一段小狗在草地上奔跑的视频,10秒,竖屏"
+    assert inc.reply_to is None
+
+
+async def test_private_success_sends_card_patches_rising_percent_then_media_then_link(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    await deliver(adapter, "p2p_text")
+    kinds = fake.kinds()
+    assert kinds[0] == "create" and fake.calls[-1].kind == "create"
+    first = fake.of("create")[0]
+    assert first.body["msg_type"] == "interactive" and first.body["receive_id"] == "oc_p2p_chat_0001"
+    assert first.content["config"]["update_multi"] is True
+    card_id = "om_sent_0001"
+    patches = fake.of("patch")
+    assert patches and all(p.body["message_id"] == card_id for p in patches)
+    percents = [int(s.split("%")[0].split()[-1]) for p in patches if "%" in (s := card_text(p.content))]
+    assert percents == sorted(percents) and len(percents) >= 2
+    media = [c for c in fake.of("create") if c.body["msg_type"] == "media"]
+    upload = fake.of("file")[0]
+    assert upload.body["file_type"] == "mp4" and upload.body["duration"] == "5000" and upload.body["file"] == len(MP4)
+    assert len(media) == 1
+    file_key = media[0].content["file_key"]
+    assert file_key.startswith("file_v3_") and media[0].content["image_key"].startswith("img_v3_")
+    link = fake.calls[-1]
+    assert link.body["msg_type"] == "text" and core.video_url in link.content["text"]
+    order = [c.kind if c.body.get("msg_type") != "media" else "media" for c in fake.calls
+             if c.kind in ("create", "patch", "file")]
+    assert order.index("file") < order.index("media") < len(order) - 1
+    assert order[-1] == "create"  # the link text closes the conversation
+
+
+async def test_group_mention_is_stripped_and_replies_thread_to_the_message(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    await deliver(adapter, "group_mention")
+    assert core.incoming[0].text == "a puppy running on grass with @Alice, 5 seconds"
+    assert core.incoming[0].reply_to == "om_group_text_0002"
+    assert adapter.bot_open_id == BOT_OPEN_ID
+    replies = fake.of("reply")
+    assert replies and all(r.body["message_id"] == "om_group_text_0002" for r in replies)
+    assert not [c for c in fake.of("create")]
+
+
+async def test_group_message_without_bot_mention_is_ignored(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    await deliver(adapter, "group_no_mention")
+    assert core.incoming == []
+    assert fake.kinds() == []
+
+
+async def test_redelivered_event_creates_one_job(adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore) -> None:
+    await deliver(adapter, "p2p_text", "p2p_text")
+    assert len(core.incoming) == 1
+    assert len([c for c in fake.of("create") if c.body["msg_type"] == "interactive"]) == 1
+
+
+async def test_redelivery_after_restart_reaches_core_with_same_event_id(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    first = await make_adapter(fake, core)
+    await deliver(first, "p2p_text")
+    restarted = await make_adapter(fake, core)  # a new process: only the core's store remembers
+    await deliver(restarted, "p2p_text")
+    assert len(core.incoming) == 1  # the core saw the same event_id and refused it
+    assert core.seen == {"om_p2p_text_0001"}
+
+
+async def test_event_from_long_before_start_is_ignored(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    old_ms = int((time.time() - 3 * 3600) * 1000)
+    await feed(adapter, payload("p2p_text", fresh=False, create_time=str(old_ms)))
+    await adapter.wait_idle()
+    assert core.incoming == []
+
+
+async def test_image_then_text_within_window_is_one_request(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    await feed(adapter, payload("p2p_image"))
+    await asyncio.sleep(0.05)
+    await deliver(adapter, "p2p_text_after_image")
+    assert len(core.incoming) == 1
+    inc = core.incoming[0]
+    assert inc.text == "让这只猫慢慢眨眼" and inc.event_id == "om_p2p_text_0005"
+    assert [i.data for i in inc.images] == [PNG_1PX]
+    res = fake.of("resource")[0].body
+    assert res == {"message_id": "om_p2p_image_0004", "file_key": "img_v3_0004_cat", "type": "image"}
+
+
+async def test_image_alone_after_window_is_its_own_request(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    await feed(adapter, payload("p2p_image"))
+    await asyncio.sleep(0.45)
+    await adapter.wait_idle()
+    assert len(core.incoming) == 1
+    assert core.incoming[0].text == "" and core.incoming[0].event_id == "om_p2p_image_0004"
+    assert len(core.incoming[0].images) == 1
+
+
+async def test_text_after_window_does_not_take_the_image(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    await feed(adapter, payload("p2p_image"))
+    await asyncio.sleep(0.45)
+    await deliver(adapter, "p2p_text_after_image")
+    assert [len(i.images) for i in core.incoming] == [1, 0]
+
+
+async def test_group_post_brings_its_text_and_image(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    await deliver(adapter, "group_post")
+    inc = core.incoming[0]
+    assert inc.text == "first frame is this, the sun rises slowly"
+    assert [i.data for i in inc.images] == [PNG_1PX]
+    assert inc.event_id == "om_group_post_0006" and inc.reply_to == "om_group_post_0006"
+
+
+async def test_chat_outside_allowlist_is_answered_once_then_ignored(fake: FakeFeishu, core: ScriptedCore) -> None:
+    adapter = await make_adapter(fake, core, settings=feishu_settings(feishu_allowed_chats=["oc_other"]))
+    await deliver(adapter, "p2p_text")
+    await feed(adapter, payload("p2p_text", message_id="om_p2p_text_0099"))
+    await adapter.wait_idle()
+    assert core.incoming == []
+    answers = fake.of("create")
+    assert len(answers) == 1
+    assert answers[0].content["text"] == i18n.t("feishu.not_allowed", "zh")
+
+
+# -- delivering --------------------------------------------------------------------------------------
+async def test_oversized_video_is_linked_from_the_card_with_the_reason(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    adapter = await make_adapter(fake, core, max_video_bytes=1000)
+    await deliver(adapter, "p2p_text")
+    assert fake.of("file") == []
+    assert not [c for c in fake.of("create") if c.body["msg_type"] == "media"]
+    final = fake.of("patch")[-1].content
+    assert [b["url"] for b in buttons(final)] == [core.video_url]
+    assert i18n.t("feishu.too_large", "zh", limit=0) in card_text(final)
+    assert core.video_url in fake.calls[-1].content["text"]
+
+
+async def test_rejected_upload_falls_back_to_a_link(adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore) -> None:
+    fake.fail_file_upload = True
+    await deliver(adapter, "p2p_text")
+    assert not [c for c in fake.of("create") if c.body["msg_type"] == "media"]
+    final = fake.of("patch")[-1].content
+    assert i18n.t("feishu.upload_failed", "zh") in card_text(final)
+    assert [b["url"] for b in buttons(final)] == [core.video_url]
+
+
+async def test_failure_card_offers_two_models_and_retry(adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore) -> None:
+    core.outcome = "failure"
+    await deliver(adapter, "p2p_text")
+    final = fake.of("patch")[-1].content
+    assert final["header"]["template"] == "red" and "timeout" in card_text(final)
+    values = [b["value"] for b in buttons(final)]
+    assert [(v["job_id"], v["model_id"]) for v in values] == [("job1", "hailuo-2.0"), ("job1", "vidu-q2"), ("job1", "")]
+    assert [b["text"]["content"] for b in buttons(final)] == ["Hailuo 2.0 (5 pts)", "Vidu Q2 (6 pts)", "🔁 Retry"]
+
+
+async def test_button_press_reruns_with_that_model_and_toasts_within_the_call(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    started = time.monotonic()
+    result = await feed(adapter, payload("card_action"))
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0
+    answer = json.loads(lark.JSON.marshal(result))
+    assert answer["toast"]["type"] == "info"
+    assert answer["toast"]["content"] == i18n.t("feishu.toast_started", "en", model="Hailuo 2.0")
+    await adapter.wait_idle()
+    assert core.reruns == [{"job_id": "job_failed_01", "user_id": USER, "model_id": "hailuo-2.0"}]
+    # the rerun's card answers in the same chat, under the card that was pressed
+    assert fake.of("reply")[0].body["message_id"] == "om_card_0007"
+
+
+async def test_retry_button_reruns_the_same_model(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    data = json.loads(payload("card_action"))
+    data["event"]["action"]["value"].update(model_id="", model_name="")
+    result = await feed(adapter, json.dumps(data).encode())
+    await adapter.wait_idle()
+    assert core.reruns[0]["model_id"] is None
+    assert json.loads(lark.JSON.marshal(result))["toast"]["content"] == i18n.t("feishu.toast_retry", "en")
+
+
+async def test_card_patches_are_coalesced_and_latest_wins(fake: FakeFeishu, adapter: FeishuAdapter) -> None:
+    patcher = CardPatcher(adapter.api, "oc_x", None, message_id="om_card", min_interval_s=0.2)
+    started = time.monotonic()
+    for i in range(30):
+        patcher.update({"n": i, "config": {"update_multi": True}})
+        await asyncio.sleep(0.01)
+    await patcher.flush()
+    patches = fake.of("patch")
+    assert 2 <= len(patches) <= 4  # ~0.3 s of updates at one patch per 0.2 s
+    assert patches[-1].content["n"] == 29
+    assert time.monotonic() - started >= 0.2 * (len(patches) - 1)
+
+
+async def test_resumed_conversation_patches_the_saved_card(adapter: FeishuAdapter, fake: FakeFeishu) -> None:
+    conv = adapter.conversation_for(ReplyTarget("feishu", "oc_p2p_chat_0001", USER, None, "en",
+                                                {"card_message_id": "om_old_card"}))
+    assert isinstance(conv, FeishuConversation)
+    await conv.progress(ProgressView("j", 50, 30, 60, "⏳ 50%"))
+    await conv.card.flush()
+    assert [(c.kind, c.body["message_id"]) for c in fake.of("patch")] == [("patch", "om_old_card")]
+
+
+async def test_tenant_token_is_fetched_once_and_reused(adapter: FeishuAdapter, fake: FakeFeishu) -> None:
+    await deliver(adapter, "p2p_text")
+    assert len(fake.of("token")) == 1
+    assert fake.of("token")[0].body == {"app_id": "cli_a1b2c3d4e5f6", "app_secret": "secret"}
+
+
+async def test_start_serves_until_stop(fake: FakeFeishu, core: ScriptedCore) -> None:
+    adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url)
+    runner = asyncio.create_task(adapter.start())
+    await asyncio.sleep(0.3)
+    assert not runner.done()
+    await adapter.stop()
+    await asyncio.wait_for(runner, 10)
+    assert adapter._ws_thread is not None and not adapter._ws_thread.is_alive()
