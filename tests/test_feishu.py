@@ -67,6 +67,7 @@ class ScriptedCore:
         self.incoming: list[Incoming] = []
         self.reruns: list[dict[str, Any]] = []
         self.seen: set[str] = set()
+        self.jobs: list[asyncio.Task[str]] = []
 
     def t(self, key: str, language: str, **values: object) -> str:
         return i18n.t(key, language, **values)
@@ -78,13 +79,21 @@ class ScriptedCore:
             self.seen.add(incoming.event_id)
         self.incoming.append(incoming)
         job_id = f"job{len(self.incoming)}"
-        return FakeJob(job_id, asyncio.create_task(self._play(job_id, conversation)))
+        return self._job(job_id, conversation)
 
     async def rerun(self, job_id: str, *, user_id: str, model_id: str | None,
                     conversation: Conversation) -> FakeJob | None:
         self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id})
-        new_id = f"{job_id}-rerun"
-        return FakeJob(new_id, asyncio.create_task(self._play(new_id, conversation)))
+        return self._job(f"{job_id}-rerun", conversation)
+
+    def _job(self, job_id: str, conversation: Conversation) -> FakeJob:
+        task = asyncio.create_task(self._play(job_id, conversation))
+        self.jobs.append(task)
+        return FakeJob(job_id, task)
+
+    async def settle(self) -> None:
+        """Wait for every job this core started."""
+        await asyncio.gather(*self.jobs)
 
     async def _play(self, job_id: str, conv: Conversation) -> str:
         await conv.notice(NoticeView(job_id, "🎬 Starting", "🎬 Starting\n• Model: Wan 2.6", "Wan 2.6", 25, 60, 120))
@@ -152,10 +161,16 @@ async def feed(adapter: FeishuAdapter, data: bytes) -> Any:
     return await asyncio.to_thread(adapter.dispatcher._do_without_validation, data)
 
 
+async def settle(adapter: FeishuAdapter) -> None:
+    """Wait until the events reached the core and the jobs it started have finished."""
+    await adapter.wait_idle()
+    await adapter.core.settle()  # type: ignore[attr-defined]
+
+
 async def deliver(adapter: FeishuAdapter, *names: str) -> None:
     for name in names:
         await feed(adapter, payload(name))
-    await adapter.wait_idle()
+    await settle(adapter)
 
 
 def cards_of(calls: list[Call]) -> list[dict[str, Any]]:
@@ -250,7 +265,7 @@ async def test_redelivery_after_restart_reaches_core_with_same_event_id(
 async def test_event_from_long_before_start_is_ignored(adapter: FeishuAdapter, core: ScriptedCore) -> None:
     old_ms = int((time.time() - 3 * 3600) * 1000)
     await feed(adapter, payload("p2p_text", fresh=False, create_time=str(old_ms)))
-    await adapter.wait_idle()
+    await settle(adapter)
     assert core.incoming == []
 
 
@@ -271,7 +286,7 @@ async def test_image_then_text_within_window_is_one_request(
 async def test_image_alone_after_window_is_its_own_request(adapter: FeishuAdapter, core: ScriptedCore) -> None:
     await feed(adapter, payload("p2p_image"))
     await asyncio.sleep(0.45)
-    await adapter.wait_idle()
+    await settle(adapter)
     assert len(core.incoming) == 1
     assert core.incoming[0].text == "" and core.incoming[0].event_id == "om_p2p_image_0004"
     assert len(core.incoming[0].images) == 1
@@ -296,7 +311,7 @@ async def test_chat_outside_allowlist_is_answered_once_then_ignored(fake: FakeFe
     adapter = await make_adapter(fake, core, settings=feishu_settings(feishu_allowed_chats=["oc_other"]))
     await deliver(adapter, "p2p_text")
     await feed(adapter, payload("p2p_text", message_id="om_p2p_text_0099"))
-    await adapter.wait_idle()
+    await settle(adapter)
     assert core.incoming == []
     answers = fake.of("create")
     assert len(answers) == 1
@@ -346,7 +361,7 @@ async def test_button_press_reruns_with_that_model_and_toasts_within_the_call(
     answer = json.loads(lark.JSON.marshal(result))
     assert answer["toast"]["type"] == "info"
     assert answer["toast"]["content"] == i18n.t("feishu.toast_started", "en", model="Hailuo 2.0")
-    await adapter.wait_idle()
+    await settle(adapter)
     assert core.reruns == [{"job_id": "job_failed_01", "user_id": USER, "model_id": "hailuo-2.0"}]
     # the rerun's card answers in the same chat, under the card that was pressed
     assert fake.of("reply")[0].body["message_id"] == "om_card_0007"
@@ -356,7 +371,7 @@ async def test_retry_button_reruns_the_same_model(adapter: FeishuAdapter, core: 
     data = json.loads(payload("card_action"))
     data["event"]["action"]["value"].update(model_id="", model_name="")
     result = await feed(adapter, json.dumps(data).encode())
-    await adapter.wait_idle()
+    await settle(adapter)
     assert core.reruns[0]["model_id"] is None
     assert json.loads(lark.JSON.marshal(result))["toast"]["content"] == i18n.t("feishu.toast_retry", "en")
 

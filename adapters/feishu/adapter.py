@@ -29,6 +29,7 @@ from bot.i18n import detect_language, normalize_language
 log = logging.getLogger(__name__)
 
 DOMAINS = {"feishu": lark.FEISHU_DOMAIN, "lark": lark.LARK_DOMAIN}
+SHUTDOWN_GRACE_S = 5.0
 
 
 class FeishuConfigError(Exception):
@@ -120,7 +121,7 @@ class FeishuAdapter:
                                   card_message_id=target.state.get(CARD_STATE_KEY))
 
     async def wait_idle(self) -> None:
-        """Wait for every handed-over event to be handled (tests, shutdown)."""
+        """Wait until every handed-over event has reached the core (held images included)."""
         while self._tasks or self._timers:
             pending = list(self._tasks)
             if pending:
@@ -178,7 +179,12 @@ class FeishuAdapter:
                 loop.call_soon_threadsafe(loop.stop)
         if self._ws_thread is not None:
             await asyncio.to_thread(self._ws_thread.join, 5)
-        await self.wait_idle()
+        # events already handed over get a moment to reach the core; running jobs are the core's
+        try:
+            await asyncio.wait_for(self.wait_idle(), SHUTDOWN_GRACE_S)
+        except TimeoutError:
+            for task in list(self._tasks):
+                task.cancel()
 
     # -- handlers (called on the SDK's thread: hand over and return) ------------------------------
     def _hand_over(self, work: Coroutine[Any, Any, None]) -> None:
@@ -223,9 +229,8 @@ class FeishuAdapter:
 
     # -- on the bot's loop -----------------------------------------------------------------------
     async def _rerun(self, job_id: str, user_id: str, model_id: str | None, conv: Conversation) -> None:
-        job = await self.core.rerun(job_id, user_id=user_id, model_id=model_id, conversation=conv)
-        if job is not None:
-            await job.wait()
+        # the job runs on in the core (and survives a restart there): nothing here waits for it
+        await self.core.rerun(job_id, user_id=user_id, model_id=model_id, conversation=conv)
 
     async def _receive(self, event: P2ImMessageReceiveV1) -> None:
         msg = parse_event(event, self.bot_open_id)
@@ -260,9 +265,7 @@ class FeishuAdapter:
     async def _handle(self, incoming: Incoming) -> None:
         lang = detect_language(incoming.text, incoming.language)
         conv = self._conversation(incoming.chat_id, incoming.reply_to, lang)
-        job = await self.core.handle(incoming, conv)
-        if job is not None:
-            await job.wait()
+        await self.core.handle(incoming, conv)
 
     def _is_stale(self, msg: ReceivedMessage) -> bool:
         # Feishu re-sends for up to 6 h and replays on reconnect; a request sent long before this
