@@ -251,3 +251,8 @@ def test_build_create_body_rejects_a_rule_without_attribute_id() -> None:
     product = wan()
     with pytest.raises(BadParameter):
         build_create_body(TaskSpec("text_to_video", product, CreditRule(0, 25, {}), "go", {}))
+
+
+def test_match_rule_ignores_aspect_ratio_which_never_changes_the_price() -> None:
+    product = Product("t", "v", "m", "M", (CreditRule(5, 10, {"duration": 5, "aspect_ratio": "16:9"}),))
+    assert match_rule(product, {"duration": 5, "aspect_ratio": "9:16"}).attribute_id == 5

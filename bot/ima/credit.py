@@ -18,6 +18,8 @@ from bot.ima.values import same
 
 #: attributes that mark a rule as the default one; not parameters
 _MARKERS: frozenset[tuple[str, str]] = frozenset({("default", "enabled")})
+#: never part of a price, so never a reason to reject or change a rule
+_UNPRICED: frozenset[str] = frozenset({"aspect_ratio"})
 #: how many images each task type sends: (at least, at most)
 _IMAGE_COUNT: dict[str, tuple[int, int | None]] = {
     "text_to_video": (0, 0),
@@ -63,6 +65,8 @@ def _fit(index: int, rule: CreditRule, params: Mapping[str, Any]) -> _Fit:
     missing: list[str] = []
     conflicts: list[str] = []
     for key, want in rule_attributes(rule).items():
+        if str(key).lower() in _UNPRICED:
+            continue
         got = have.get(str(key).lower())
         if got is None:
             missing.append(key)
