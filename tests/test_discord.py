@@ -129,7 +129,7 @@ class FakeInteraction:
     def __init__(
         self, *, locale: str = "en-US", guild_id: int | None = 1200000000000000000, user_id: int = 1100000000000000001,
         namespace: dict[str, Any] | None = None, client: Any = None, filesize_limit: int = 10 * 1024 * 1024,
-        fail_edits: bool = False,
+        fail_edits: bool = False, created_at: datetime.datetime = T0,
     ) -> None:
         self.log = Log()
         self.id = 1400000000000000000
@@ -138,7 +138,7 @@ class FakeInteraction:
         self.user = SimpleNamespace(id=user_id, name="alice")
         self.channel = FakeChannel(self.log)
         self.channel_id = self.channel.id
-        self.created_at = T0
+        self.created_at = created_at
         self.filesize_limit = filesize_limit
         self.namespace = SimpleNamespace(**(namespace or {}))
         self.response = FakeResponse(self.log)
@@ -873,3 +873,20 @@ async def test_fetcher_skips_a_video_whose_length_is_over_the_limit(fetcher: Vid
 async def test_fetcher_stops_a_stream_without_length_once_it_is_over_the_limit(fetcher: VideoFetcher, video_server: str) -> None:
     assert await fetcher.fetch_if_fits(f"{video_server}/chunked.mp4", UPLOAD_LIMIT) is None
     assert await fetcher.fetch_if_fits(f"{video_server}/chunked.mp4", len(BIG_VIDEO)) == BIG_VIDEO
+
+
+async def test_a_crash_in_the_core_ends_in_a_message_not_an_endless_thinking(fetcher: VideoFetcher, clock: Clock) -> None:
+    class BrokenCore(FakeCore):
+        async def handle(self, incoming: Incoming, conversation: Conversation) -> None:
+            raise RuntimeError("bug")
+
+    inter = FakeInteraction()
+    await make_handlers(BrokenCore(), fetcher, clock).video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
+    assert inter.log.of("edit_original")[0]["content"] == i18n.t("error.unknown", "en")
+
+
+async def test_the_client_never_lets_message_text_ping_everyone(fetcher: VideoFetcher) -> None:
+    adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
+    mentions = adapter.client.allowed_mentions
+    assert mentions is not None
+    assert (mentions.everyone, mentions.roles, mentions.users, mentions.replied_user) == (False, False, False, True)

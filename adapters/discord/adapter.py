@@ -23,7 +23,10 @@ class ImaDiscordClient(discord.Client):
     """discord.Client that registers the commands and the restart-proof buttons at start."""
 
     def __init__(self, handlers: Handlers, settings: Settings, *, intents: discord.Intents) -> None:
-        super().__init__(intents=intents)
+        # user text can reach message content (a model name echoed back): never let it ping
+        # @everyone, roles or users; replying to an @-mention still notifies its author
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
+        super().__init__(intents=intents, allowed_mentions=mentions)
         self.handlers = handlers
         #: read by RerunButton.callback
         self.rerun_handler = handlers

@@ -167,7 +167,12 @@ class Handlers:
             text=opts.prompt, images=images, event_id=f"interaction:{interaction.id}", language=lang,
             overrides=opts.overrides(self.table),
         )
-        job = await self.core.handle(incoming, conv)
+        try:
+            job = await self.core.handle(incoming, conv)
+        except Exception:  # a bug must end in a message, not an endless "thinking…"
+            log.exception("handling /video failed")
+            await conv.text(self.core.t("error.unknown", lang))
+            return
         if job is None:
             await self._finish_silent(interaction, conv)
 
