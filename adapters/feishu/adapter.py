@@ -236,6 +236,8 @@ class FeishuAdapter:
         msg = parse_event(event, self.bot_open_id)
         if msg is None:
             return
+        # ids only, never the text: operators read chat ids here to fill FEISHU_ALLOWED_CHATS
+        log.info("message %s (%s) in chat %s", msg.message_id, msg.message_type, msg.chat_id)
         if not self._seen.add(msg.message_id):
             log.info("redelivered message %s ignored", msg.message_id)
             return
