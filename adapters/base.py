@@ -100,7 +100,11 @@ class FailureView:
 
 @runtime_checkable
 class Conversation(Protocol):
-    """How the core talks back to one chat about one job."""
+    """How the core talks back to one chat about one job.
+
+    A conversation may also expose `target_state: dict[str, str]` (e.g. the id of the card or
+    message it edits); the core saves it with the job after the notice, and hands it back in
+    `ReplyTarget.state` when the job is resumed after a restart."""
 
     async def notice(self, view: NoticeView) -> None: ...
 

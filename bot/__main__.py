@@ -49,6 +49,9 @@ def _logging(settings: Settings) -> None:
     ]
     handler.addFilter(_Redact(secrets))
     logging.basicConfig(level=settings.bot_log_level.upper(), handlers=[handler], force=True)
+    # one line per HTTP request is noise at INFO; their warnings still show
+    for noisy in ("httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _console_language() -> str:
@@ -112,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = Settings()
     _logging(settings)
+    if command == "console" or not (settings.feishu_enabled or settings.discord_enabled):
+        # the terminal is the conversation: keep routine logs out of it unless asked for
+        if "BOT_LOG_LEVEL" not in os.environ:
+            logging.getLogger().setLevel(logging.WARNING)
     if command == "console":
         parser = argparse.ArgumentParser(prog="python -m bot console")
         parser.add_argument("--image", action="append", type=Path, default=[], help="attach an image to the first message")

@@ -219,6 +219,14 @@ class Orchestrator:
         )
         await conv.notice(views.notice(job.id, lang, model_name=plan.offer.name, credits=credits, est_min=est_min,
                                        est_max=est_max, adjustments=plan.adjustments, extra_lines=extra))
+        await self._remember_target(job, conv)
+
+    async def _remember_target(self, job: Job, conv: Conversation) -> None:
+        """Keep the adapter's handle on this job's message (a card id, a message id) so a
+        resumed job edits the same message instead of posting a new one."""
+        state = getattr(conv, "target_state", None)
+        if isinstance(state, dict) and state != job.target_state:
+            await self.store.save_job(job, target_state={str(k): str(v) for k, v in state.items()})
 
     async def _upload(self, job: Job, images: list[CheckedImage]) -> None:
         if not images or job.image_urls:

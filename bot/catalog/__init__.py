@@ -31,7 +31,7 @@ class ModelInfo:
         return task_type in self.ids
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: it is cached per instance
 class Catalog:
     models: tuple[ModelInfo, ...]
     unknown: ModelInfo
