@@ -1,0 +1,11 @@
+"""Text (+ number of images) -> Request: what a chat message asks the bot to make.
+
+The phrase tables live in bot/catalog/aliases.toml; see bot.understand.parser for the rules.
+"""
+
+from __future__ import annotations
+
+from bot.understand.parser import parse
+from bot.understand.request import CLI_KEYS, Request
+
+__all__ = ["CLI_KEYS", "Request", "parse"]

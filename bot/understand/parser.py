@@ -1,0 +1,234 @@
+"""parse(text, images) -> Request.
+
+One pass of the compiled scanner (bot.understand.lexicon) over the normalized text finds
+every phrase it knows; the rules below turn those phrases into fields, and what is left,
+tidied, is the prompt.
+
+Decisions the tables do not make:
+
+- Task type. No image: text_to_video, whatever the wording (there is nothing to animate).
+  One image: an explicit first-frame phrase (首帧, "first frame") or "animate this picture"
+  makes it image_to_video; otherwise a reference phrase (参考这张图, "same character",
+  "in the style of this picture") makes it reference_image_to_video; otherwise
+  image_to_video. Transition wording with one image stays image_to_video: one picture can
+  only be a start. Two images: reference_image_to_video when the wording says they are
+  references and nothing says start/end; otherwise first_last_frame_to_video (two pictures
+  with no wording are read as a start and an end). Three or more: first_last_frame_to_video
+  only with start/end or transition wording (the orchestrator uses the first two),
+  otherwise reference_image_to_video, the one task that takes several pictures.
+- Model. Any specific model named -> preference "save" (DESIGN.md: a named model is used
+  and saved). When several are named, the last one after a choosing word (用, "switch to")
+  wins, else the first. "best"/"premium" words -> the catalog's [premium] model and
+  preference "clear" (the user wants the bot's pick, not a fixed model); "cheapest" words
+  -> the [budget] model and no preference change. A model named for a task type it does not
+  do becomes a sibling that does ([siblings] in aliases.toml: Vidu Q2 animates a picture as
+  Vidu Q2 Pro); with no such sibling the named model stays (model_key) and model_id is its
+  closest id ([closest]), so the orchestrator tells the user it cannot do that task. A model
+  the catalog knows only by name (Kling 2.1 Master) has model_key set and model_id None.
+- Several values for one parameter: the last one counts ("5秒, 不, 10秒"). A range
+  ("5-10秒") counts as its upper end.
+- Language: "zh" when the message (outside model names) has at least as many Chinese
+  characters as Latin words, else "en".
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.understand.lexicon import Lexicon, canonical, load_lexicon
+from bot.understand.normalize import fold
+from bot.understand.numbers import read_number
+from bot.understand.prompt import cut
+from bot.understand.request import Request
+
+MAX_IMAGES = 1000
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[a-z]+")
+_CHOSEN_BY = frozenset({"model", "budget", "premium"})
+
+Token = tuple[str, int, int]
+
+
+def _adjacent(folded: str, end: int, start: int) -> bool:
+    return start >= end and not folded[end:start].strip()
+
+
+def _scan(lx: Lexicon, folded: str) -> list[Token]:
+    return lx.scanner.scan(folded)
+
+
+def _removable(tokens: list[Token], folded: str) -> tuple[list[bool], list[bool]]:
+    """Which tokens leave the prompt, and which model tokens follow a choosing word."""
+    remove = [not kind.endswith("_d") and kind not in ("choose", "after_model") for kind, _, _ in tokens]
+    chosen = [False] * len(tokens)
+    for i, (kind, start, _) in enumerate(tokens):
+        if kind in _CHOSEN_BY:
+            j, nxt = i - 1, start
+            while j >= 0 and tokens[j][0] == "choose" and _adjacent(folded, tokens[j][2], nxt):
+                remove[j] = chosen[i] = True
+                nxt = tokens[j][1]
+                j -= 1
+        elif kind == "after_model" and i > 0:
+            prev_kind, _, prev_end = tokens[i - 1]
+            if (prev_kind in _CHOSEN_BY or prev_kind == "after_model") and remove[i - 1] and _adjacent(folded, prev_end, start):
+                remove[i] = True
+    return remove, chosen
+
+
+def _task_type(images: int, cues: set[str]) -> str:
+    first_last = bool(cues & {"first_last", "first_last_d"})
+    reference = "reference" in cues
+    if images <= 0:
+        return "text_to_video"
+    if images == 1:
+        if cues & {"first_frame", "animate"}:
+            return "image_to_video"
+        return "reference_image_to_video" if reference else "image_to_video"
+    if images == 2:
+        return "reference_image_to_video" if reference and not first_last else "first_last_frame_to_video"
+    return "first_last_frame_to_video" if first_last else "reference_image_to_video"
+
+
+def _resolve(lx: Lexicon, key: str, task: str) -> tuple[str, str | None]:
+    """(model_key, model_id) for a named model and a task type; see the module docstring."""
+    model = lx.models.get(key)
+    if model is None:  # pragma: no cover - keys are checked at load
+        return key, None
+    if model.supports(task):
+        return key, model.ids[task]
+    for sibling_key in lx.siblings.get(key, ()):
+        sibling = lx.models.get(sibling_key)
+        if sibling is not None and sibling.supports(task):
+            return sibling_key, sibling.ids[task]
+    for other in lx.closest[task]:
+        if other in model.ids:
+            return key, model.ids[other]
+    return key, None
+
+
+def _duration(lx: Lexicon, span: str) -> int | None:
+    for pattern, value in lx.duration_phrases:
+        if pattern.search(span):
+            return value
+    m = lx.duration_detail.search(span)
+    if m is None:
+        return None
+    words = lx.number_words
+    a = read_number(m["a"], words)
+    b = read_number(m["b"], words) if m["b"] else None
+    base = max(a, b) if a is not None and b is not None else a
+    if base is None:
+        return None
+    seconds = base
+    if m["min"]:
+        extra = 30.0 if m["half"] else (read_number(m["c"], words) or 0.0) if m["c"] else 0.0
+        seconds = base * 60 + extra
+    value = int(seconds + 0.5)
+    return value if value > 0 else None
+
+
+def _resolution(lx: Lexicon, span: str) -> str | None:
+    best: tuple[int, str] | None = None
+    for value, pattern in lx.resolution_values:
+        for m in pattern.finditer(span):
+            if best is None or m.end() - m.start() > best[0]:
+                best = (m.end() - m.start(), value)
+    return best[1] if best else None
+
+
+def _aspect(lx: Lexicon, span: str) -> str | None:
+    m = lx.aspect_numeric.search(span)
+    if m is not None:
+        ratio = f"{int(m[1])}:{int(m[2])}"
+        if ratio in lx.aspect_ratios:
+            return ratio
+    for value, pattern in lx.aspect_values:
+        if pattern.search(span):
+            return value
+    return None
+
+
+def _language(folded: str, tokens: list[Token]) -> str:
+    masked = folded
+    for kind, start, end in reversed(tokens):
+        if kind == "model":
+            masked = masked[:start] + " " + masked[end:]
+    for sample in (masked, folded):
+        han = len(_HAN.findall(sample))
+        words = len(_LATIN_WORD.findall(sample))
+        if han or words:
+            return "zh" if han and han >= words else "en"
+    return "en"
+
+
+def parse(text: str, images: int = 0) -> Request:
+    """Understand one chat message: its text and how many images came with it.
+
+    Never raises for any string and any image count; see the module docstring for the rules.
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    try:
+        images = max(0, min(MAX_IMAGES, int(images)))
+    except (TypeError, ValueError, OverflowError):
+        images = 0
+    lx = load_lexicon()
+    folded = fold(text)
+    if len(folded) != len(text):  # pragma: no cover - fold is length-preserving by construction
+        folded = text.lower()[: len(text)].ljust(len(text))
+    tokens = _scan(lx, folded)
+    remove, chosen = _removable(tokens, folded)
+
+    cues: set[str] = set()
+    models: list[tuple[str, bool]] = []
+    tier: str | None = None
+    clear = False
+    duration: int | None = None
+    resolution: str | None = None
+    aspect: str | None = None
+    for (kind, start, end), was_chosen in zip(tokens, chosen, strict=True):
+        span = folded[start:end]
+        if kind == "model":
+            key = lx.model_keys.get(canonical(span))
+            if key is not None:
+                models.append((key, was_chosen))
+        elif kind in ("budget", "premium"):
+            tier = kind
+        elif kind == "clear":
+            clear = True
+        elif kind == "duration":
+            duration = _duration(lx, span) or duration
+        elif kind == "resolution":
+            resolution = _resolution(lx, span) or resolution
+        elif kind == "aspect":
+            aspect = _aspect(lx, span) or aspect
+        elif kind not in ("choose", "after_model", "filler"):
+            cues.add(kind)
+
+    task = _task_type(images, cues)
+    model_key: str | None = None
+    model_id: str | None = None
+    preference: str | None = None
+    if models:
+        picked = [k for k, c in models if c]
+        model_key, model_id = _resolve(lx, picked[-1] if picked else models[0][0], task)
+        preference = "save"
+    elif tier is not None:
+        table = lx.catalog.premium if tier == "premium" else lx.catalog.budget
+        model_key, model_id = _resolve(lx, table[task], task)
+        preference = "clear" if tier == "premium" else None
+    if clear and not models:
+        preference = "clear"
+
+    spans = [(s, e) for (_, s, e), r in zip(tokens, remove, strict=True) if r]
+    return Request(
+        task_type=task,
+        model_id=model_id,
+        duration=duration,
+        resolution=resolution,
+        aspect_ratio=aspect,
+        preference=preference,
+        language=_language(folded, tokens),
+        prompt=cut(text, folded, spans, lx),
+        model_key=model_key,
+    )

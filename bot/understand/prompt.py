@@ -1,0 +1,52 @@
+"""Cut the description out of a message once the recognized phrases are known."""
+
+from __future__ import annotations
+
+import re
+
+from bot.understand.lexicon import Lexicon
+
+_PUNCT = ",，。;；:：、!！?？"
+_SPACES = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCT = re.compile(rf"\s+([{_PUNCT}])")
+_PUNCT_RUN = re.compile(rf"([{_PUNCT}])(?:\s*[{_PUNCT}])+")
+_EDGE_PUNCT = "\t\n\r\f\v ,，。.;；:：、!！?？~～-—_·…\"'“”‘’「」『』"
+_WORD = re.compile(r"[A-Za-z0-9]")
+_MAX_ROUNDS = 4
+
+
+def _trim_dangling(seg: str, folded: str, lx: Lexicon) -> str:
+    """Drop the leftovers of a removed phrase at the end of `seg` ("a", "in", "一段", "的")."""
+    for _ in range(_MAX_ROUNDS):
+        m = lx.dangling.search(folded)
+        if m is None or m.start() == len(folded):
+            break
+        seg, folded = seg[: m.start()], folded[: m.start()]
+    return seg
+
+
+def cut(text: str, folded: str, spans: list[tuple[int, int]], lx: Lexicon) -> str | None:
+    """`text` without the (sorted, non-overlapping) spans, tidied; None when nothing is left."""
+    pieces: list[str] = []
+    pos = 0
+    for start, end in spans:
+        seg = _trim_dangling(text[pos:start], folded[pos:start], lx)
+        if pieces and seg and _WORD.match(seg[:1]) and _WORD.match(pieces[-1][-1:]):
+            pieces.append(" ")  # "a cat[ 10s ]dancing" keeps its space between words
+        pieces.append(seg)
+        pos = end
+    tail = text[pos:]
+    if pieces and tail and _WORD.match(tail[:1]) and _WORD.match(pieces[-1][-1:]):
+        pieces.append(" ")
+    pieces.append(tail)
+    out = _SPACES.sub(" ", "".join(pieces))
+    out = _SPACE_BEFORE_PUNCT.sub(r"\1", out)
+    out = _PUNCT_RUN.sub(r"\1", out)
+    for _ in range(_MAX_ROUNDS):
+        before = out
+        out = out.strip(_EDGE_PUNCT)
+        out = lx.edge_start.sub("", out, count=1)
+        out = lx.edge_end.sub("", out, count=1)
+        if out == before:
+            break
+    return out or None

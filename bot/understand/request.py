@@ -1,0 +1,39 @@
+"""The structured form of one chat message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: the keys `python -m bot parse` prints, in order
+CLI_KEYS: tuple[str, ...] = (
+    "task_type", "model_id", "duration", "resolution", "aspect_ratio", "preference", "language", "prompt",
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a message asks for. Every field the message does not state is None.
+
+    - task_type: one of bot.ima.types.TASK_TYPES (always set).
+    - model_id: the model's id for task_type (None when no model is named).
+    - duration: seconds as asked (not clamped); resolution: "540P" | "720P" | "768P" |
+      "1080P" | "4K"; aspect_ratio: "16:9" | "9:16" | "1:1" | "4:3" | "3:4" | "21:9".
+    - preference: "save" (a model was named), "clear" (the choice is handed back), or None.
+    - language: "zh" or "en"; prompt: the description with model and parameter words removed.
+    - model_key: the catalog key of the named model (Pixverse versions share one model_id).
+    """
+
+    task_type: str
+    model_id: str | None = None
+    duration: int | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    preference: str | None = None
+    language: str = "en"
+    prompt: str | None = None
+    model_key: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The eight CLI keys (no model_key), in CLI order."""
+        return {k: getattr(self, k) for k in CLI_KEYS}
