@@ -412,3 +412,38 @@ async def test_start_serves_until_stop(fake: FakeFeishu, core: ScriptedCore) -> 
     await adapter.stop()
     await asyncio.wait_for(runner, 10)
     assert adapter._ws_thread is not None and not adapter._ws_thread.is_alive()
+
+
+async def test_expired_token_is_renewed_and_the_call_retried(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    await deliver(adapter, "p2p_text")
+    fake.rotate_token()
+    await feed(adapter, payload("p2p_text", message_id="om_p2p_text_0100"))
+    await settle(adapter)
+    assert len(fake.of("token")) == 2
+    assert len([c for c in fake.of("create") if c.body["msg_type"] == "media"]) == 2
+
+
+async def test_messages_from_other_bots_are_ignored(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    data = json.loads(payload("p2p_text"))
+    data["event"]["sender"]["sender_type"] = "app"
+    await feed(adapter, json.dumps(data).encode())
+    await settle(adapter)
+    assert core.incoming == []
+
+
+async def test_unsupported_message_kinds_are_ignored(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    await feed(adapter, payload("p2p_text", message_type="sticker", content='{"file_key":"sticker_1"}'))
+    await settle(adapter)
+    assert core.incoming == []
+
+
+async def test_button_in_a_chat_outside_allowlist_is_refused_with_a_toast(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    adapter = await make_adapter(fake, core, settings=feishu_settings(feishu_allowed_chats=["oc_other"]))
+    result = await feed(adapter, payload("card_action"))
+    await settle(adapter)
+    assert core.reruns == []
+    assert json.loads(lark.JSON.marshal(result))["toast"]["type"] == "error"
