@@ -447,3 +447,13 @@ async def test_button_in_a_chat_outside_allowlist_is_refused_with_a_toast(
     await settle(adapter)
     assert core.reruns == []
     assert json.loads(lark.JSON.marshal(result))["toast"]["type"] == "error"
+
+
+async def test_text_arriving_while_the_image_downloads_still_joins_it(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    fake.resource_delay_s = 0.2
+    await feed(adapter, payload("p2p_image"))
+    await deliver(adapter, "p2p_text_after_image")
+    assert len(core.incoming) == 1
+    assert len(core.incoming[0].images) == 1 and core.incoming[0].text == "让这只猫慢慢眨眼"

@@ -249,15 +249,14 @@ class FeishuAdapter:
         if not self._allowed(msg.chat_id):
             await self._refuse(msg)
             return
-        images = await self._download_images(msg)
         reply_to = msg.message_id if msg.is_group else None
         key = (msg.chat_id, msg.user_id)
         if msg.message_type == "image":
-            self._hold(key, msg.message_id, images, reply_to)
+            # held before its download starts, so a text that arrives meanwhile still finds it
+            self._hold(key, msg.message_id, asyncio.ensure_future(self._download_images(msg)), reply_to)
             return
         held = self._take(key)
-        if held is not None:
-            images = held.images + images
+        images = (await held.collect() if held else []) + await self._download_images(msg)
         incoming = Incoming(
             platform=self.platform, chat_id=msg.chat_id, user_id=msg.user_id, text=msg.text,
             images=tuple(images), event_id=msg.message_id, reply_to=reply_to,
@@ -304,11 +303,12 @@ class FeishuAdapter:
         return out
 
     # -- an image, then its text -----------------------------------------------------------------
-    def _hold(self, key: tuple[str, str], message_id: str, images: list[ImageInput], reply_to: str | None) -> None:
+    def _hold(self, key: tuple[str, str], message_id: str, download: asyncio.Future[list[ImageInput]],
+              reply_to: str | None) -> None:
         """Keep an image briefly: a text from the same person in the same chat joins it."""
         held = self._pending.setdefault(key, PendingImages())
         held.message_ids.append(message_id)
-        held.images.extend(images)
+        held.downloads.append(download)
         held.reply_to = held.reply_to or reply_to
         old = self._timers.pop(key, None)
         if old is not None:
@@ -325,16 +325,21 @@ class FeishuAdapter:
     def _expire(self, key: tuple[str, str]) -> None:
         """No text came: the images alone are the request."""
         held = self._take(key)
-        if held is None or not held.images:
+        if held is None:
             return
-        chat_id, user_id = key
-        incoming = Incoming(
-            platform=self.platform, chat_id=chat_id, user_id=user_id, text="", images=tuple(held.images),
-            event_id=held.message_ids[0], reply_to=held.reply_to,
-        )
-        task = asyncio.ensure_future(self._handle(incoming))
+        task = asyncio.ensure_future(self._handle_images(key, held))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+
+    async def _handle_images(self, key: tuple[str, str], held: PendingImages) -> None:
+        images = await held.collect()
+        if not images:
+            return  # every download failed: nothing to make a video from
+        chat_id, user_id = key
+        await self._handle(Incoming(
+            platform=self.platform, chat_id=chat_id, user_id=user_id, text="", images=tuple(images),
+            event_id=held.message_ids[0], reply_to=held.reply_to,
+        ))
 
     def _conversation(self, chat_id: str, reply_to: str | None, language: str,
                       card_message_id: str | None = None) -> FeishuConversation:

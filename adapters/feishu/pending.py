@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -37,5 +38,12 @@ class PendingImages:
     """Images one user sent in one chat, waiting a short while for the text that describes them."""
 
     message_ids: list[str] = field(default_factory=list)
-    images: list[ImageInput] = field(default_factory=list)
+    downloads: list[asyncio.Future[list[ImageInput]]] = field(default_factory=list)
     reply_to: str | None = None
+
+    async def collect(self) -> list[ImageInput]:
+        """The images, in the order they were sent, once downloaded."""
+        out: list[ImageInput] = []
+        for images in await asyncio.gather(*self.downloads):
+            out.extend(images)
+        return out
