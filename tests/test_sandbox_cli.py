@@ -77,7 +77,7 @@ def test_a_five_second_clip_renders_in_well_under_a_second(tmp_path: Path) -> No
     t0 = time.perf_counter()
     render(job)
     assert time.perf_counter() - t0 < 1.0
-    with av.open(io.BytesIO(job.video_path.read_bytes())) as c:
+    with av.open(io.BytesIO(job.video_path.read_bytes()), mode="r") as c:
         assert c.duration is not None and abs(c.duration / 1_000_000 - 5) <= 0.5
         assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (180, 320)
     assert job.cover_path.read_bytes()[:2] == b"\xff\xd8"

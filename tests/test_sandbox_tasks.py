@@ -59,7 +59,7 @@ async def until_settled(http: httpx.AsyncClient, sb: Sandbox, task_id: str, limi
 
 
 def decode(data: bytes) -> tuple[float, int, int, str, str]:
-    with av.open(io.BytesIO(data)) as c:
+    with av.open(io.BytesIO(data), mode="r") as c:
         s = c.streams.video[0]
         assert c.duration is not None
         return c.duration / 1_000_000, s.codec_context.width, s.codec_context.height, s.codec_context.name, \
