@@ -87,7 +87,8 @@ class BotCore:
             if not request.prompt and not images:
                 await conversation.text(self.t("notice.remembered", lang, model=model.name))
                 return None
-        if not request.prompt and not images:
+        if not images and not any(ch.isalnum() for ch in request.prompt or ""):
+            # nothing to make a video of ("生成一段视频", "🙂"): ask instead of spending credits
             await conversation.text(self.t("chat.need_prompt", lang))
             return None
         pref = None
@@ -96,7 +97,7 @@ class BotCore:
         job = Job(
             id=uuid.uuid4().hex[:16], platform=incoming.platform, chat_id=incoming.chat_id,
             user_id=incoming.user_id, reply_to=incoming.reply_to, language=lang, task_type=request.task_type,
-            prompt=request.prompt or "",
+            prompt=self._prompt(request, incoming),
             request={
                 "text": incoming.text, "model_key": model.key if model else None,
                 "preferred_key": pref.model_key if pref else None, "duration": request.duration,
@@ -215,6 +216,14 @@ class BotCore:
             changes["model_key"] = model.key if model else None
             changes["model_id"] = model.model_id(task) if model else None
         return replace(request, **changes) if changes else request
+
+    def _prompt(self, request: Request, incoming: Incoming) -> str:
+        """What the model is asked for. When the parser took every word away ("把这张图动起来"
+        is all instruction), the whole message still says it best; a bare picture gets the
+        catalog's default prompt for its task type."""
+        if request.prompt or not incoming.images:
+            return request.prompt or ""
+        return incoming.text.strip() or self.catalog.default_prompts.get(request.task_type, "")
 
     def _model_of(self, request: Request) -> ModelInfo | None:
         if request.model_key:

@@ -41,6 +41,7 @@ class Catalog:
     recommend_order: dict[str, tuple[str, ...]]
     fallbacks: dict[str, tuple[str, ...]]
     fallbacks_by_kind: dict[str, tuple[str, ...]]
+    default_prompts: dict[str, str] = field(default_factory=dict)
 
     def get(self, key: str) -> ModelInfo | None:
         return _index(self).get(key)
@@ -121,4 +122,5 @@ def load_catalog(path: Path = CATALOG_DIR / "models.toml") -> Catalog:
         recommend_order=lists("recommend_order"),
         fallbacks=lists("fallbacks"),
         fallbacks_by_kind=lists("fallbacks_by_kind"),
+        default_prompts={k: str(v) for k, v in data.get("default_prompts", {}).items()},
     )
