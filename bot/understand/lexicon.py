@@ -76,22 +76,34 @@ def _atoms(alias: str) -> list[tuple[str, str]]:
     return out
 
 
+def _merge_glue(a: str, b: str) -> str:
+    """The glue that allows what both allow ("" < dot glue < separator glue)."""
+    if a == b:
+        return a
+    if "" in (a, b):
+        return b or a
+    return f"(?:{_SEP}|{_DOT})"
+
+
 @dataclass
 class _Node:
-    children: dict[tuple[str, str], _Node] = field(default_factory=dict)
+    children: dict[str, tuple[str, _Node]] = field(default_factory=dict)  # char -> (glue, node)
     terminal: bool = False
 
 
 def _trie_regex(aliases: list[str]) -> str:
+    """One regex for literal aliases, branching by character so the longest alias wins."""
     root = _Node()
     for alias in aliases:
         node = root
-        for atom in _atoms(alias):
-            node = node.children.setdefault(atom, _Node())
+        for glue, ch in _atoms(alias):
+            old_glue, child = node.children.get(ch, (glue, _Node()))
+            node.children[ch] = (_merge_glue(old_glue, glue), child)
+            node = child
         node.terminal = True
 
     def emit(node: _Node) -> str:
-        alts = [glue + re.escape(ch) + emit(child) for (glue, ch), child in node.children.items()]
+        alts = [glue + re.escape(ch) + emit(child) for ch, (glue, child) in node.children.items()]
         if not alts:
             return ""
         body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
@@ -231,7 +243,10 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
         table: dict[str, list[str]] = ar.get(f"guarded_{lang}", {})
         if any(table.values()):
             before, after = guards.get(f"{lang}_before", ""), guards.get(f"{lang}_after", "")
-            word_parts.append(f"{before}{B_START}{_alt([p for ps in table.values() for p in ps])}{B_END}{after}")
+            words_re = f"{B_START}{_alt([p for ps in table.values() for p in ps])}{B_END}"
+            word_parts.append(f"{before}{words_re}{after}")
+            if f"{lang}_format_after" in guards:
+                word_parts.append(f"{words_re}{guards[f'{lang}_format_after']}")
         for r, ps in table.items():
             ar_words.setdefault(r, []).extend(ps)
     ar_scan = rf"{ar['before']}(?:{numeric}" + "".join(f"|{w}" for w in word_parts) + rf"){ar['after']}"
