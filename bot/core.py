@@ -215,7 +215,7 @@ class BotCore:
             model = self._resolve_model(str(changes["model_id"]), task)
             changes["model_key"] = model.key if model else None
             changes["model_id"] = model.model_id(task) if model else None
-        return replace(request, **changes) if changes else request
+        return replace(request, **changes) if changes else request  # type: ignore[arg-type]
 
     def _prompt(self, request: Request, incoming: Incoming) -> str:
         """What the model is asked for. When the parser took every word away ("把这张图动起来"
