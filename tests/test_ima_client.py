@@ -15,6 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from bot.config import Settings
 from bot.ima import ImaClient
 from bot.ima.credit import match_rule, rule_attributes
 from bot.ima.errors import (
@@ -334,3 +335,11 @@ async def test_the_key_stays_out_of_errors_reprs_and_logs(sb: Sandbox, caplog: p
             texts += [str(e), repr(e)]
     assert all(key not in t for t in texts)
     assert key not in caplog.text
+
+
+async def test_from_settings_reaches_the_api_and_the_upload_host(settings: Settings) -> None:
+    async with ImaClient.from_settings(settings) as c:
+        assert len(await c.products("image_to_video")) == 14
+        url = await c.upload_image(png("green"), "image/png")
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(url)).content == png("green")
