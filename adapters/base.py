@@ -34,6 +34,9 @@ class Incoming:
     images: tuple[ImageInput, ...] = ()
     #: the platform's id for this message/event; the core de-duplicates on it
     event_id: str | None = None
+    #: ids of earlier messages merged into this request (an image sent before its text): a
+    #: redelivery of any of them must not start a second paid job either
+    extra_event_ids: tuple[str, ...] = ()
     #: message to reply to (Feishu group replies); adapters may ignore it
     reply_to: str | None = None
     #: language hint from the platform ("zh"/"en") for messages whose text says nothing

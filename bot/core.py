@@ -65,7 +65,7 @@ class BotCore:
 
     async def handle(self, incoming: Incoming, conversation: Conversation) -> RunningJob | None:
         """Understand one message and act on it (see adapters.base.Core.handle)."""
-        if incoming.event_id and not await self.store.mark_seen(incoming.platform, incoming.event_id):
+        if await self._seen_before(incoming):
             log.info("duplicate event %s/%s ignored", incoming.platform, incoming.event_id)
             return None
         request = self._understand(incoming)
@@ -202,6 +202,12 @@ class BotCore:
         self._jobs[job.id] = running
         task.add_done_callback(lambda _t: self._jobs.pop(job.id, None))
         return running
+
+    async def _seen_before(self, incoming: Incoming) -> bool:
+        """Mark every event id of the request; any one already seen makes it a redelivery."""
+        ids = [i for i in (incoming.event_id, *incoming.extra_event_ids) if i]
+        fresh = [await self.store.mark_seen(incoming.platform, i) for i in ids]
+        return not all(fresh)
 
     def _understand(self, incoming: Incoming) -> Request:
         request = parse(incoming.text, images=len(incoming.images))

@@ -339,6 +339,7 @@ class Orchestrator:
             now = self._clock()
             if now >= next_progress:
                 await conv.progress(views.progress(job.id, job.language, now - started, est_max))
+                await self._remember_target(job, conv)
                 while next_progress <= now:
                     next_progress += every
             if now < next_poll:

@@ -269,3 +269,43 @@ async def test_a_message_without_a_description_asks_for_one(core: BotCore, text:
 async def test_a_non_image_attachment_is_refused_and_nothing_is_spent(core: BotCore, sandbox: Sandbox) -> None:
     conv = await run(core, "把这张图动起来", images=(ImageInput(data=b"MZ\x90\x00 binary", filename="x.exe"),))
     assert conv.kinds() == ["text"] and "x.exe" in conv.texts()[0] and sandbox.ledger == []
+
+
+async def test_a_redelivered_image_merged_into_an_earlier_request_starts_nothing(core: BotCore, sandbox: Sandbox) -> None:
+    merged = Incoming(platform="feishu", chat_id="chat", user_id="u1", text="把这张图动起来",
+                      images=(ImageInput(data=png()),), event_id="om_text", extra_event_ids=("om_image",))
+    job = await core.handle(merged, RecordingConversation())
+    assert job is not None
+    await job.wait()
+    replay = Incoming(platform="feishu", chat_id="chat", user_id="u1", text="", images=(ImageInput(data=png()),),
+                      event_id="om_image")
+    assert await core.handle(replay, RecordingConversation()) is None
+    assert len(sandbox.ledger) == 1
+
+
+class CardConversation(RecordingConversation):
+    """Like a platform conversation that edits one message: it exposes that message's id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.target_state = {"card_message_id": "om_card_1"}
+
+
+async def test_a_resumed_job_gets_back_the_message_it_was_editing(sandbox: Sandbox, tmp_path: Path) -> None:
+    settings = make_settings(sandbox, tmp_path / "b.sqlite3")
+    first = await open_core(settings)
+    job = await first.handle(say("用可灵生成一段小狗奔跑的视频"), CardConversation())
+    assert job is not None
+    while not sandbox.ledger:  # noqa: ASYNC110 - the sandbox has no event to await
+        await asyncio.sleep(0.02)
+    await close_core(first)
+
+    second = await open_core(settings)
+    try:
+        targets = []
+        conv = RecordingConversation()
+        [resumed] = await second.resume(lambda target: targets.append(target) or conv)  # type: ignore[func-returns-value]
+        await resumed.wait()
+        assert targets[0].state == {"card_message_id": "om_card_1"} and targets[0].chat_id == "chat"
+    finally:
+        await close_core(second)

@@ -278,6 +278,7 @@ async def test_image_then_text_within_window_is_one_request(
     assert len(core.incoming) == 1
     inc = core.incoming[0]
     assert inc.text == "让这只猫慢慢眨眼" and inc.event_id == "om_p2p_text_0005"
+    assert inc.extra_event_ids == ("om_p2p_image_0004",)  # a replayed image must not start a job
     assert [i.data for i in inc.images] == [PNG_1PX]
     res = fake.of("resource")[0].body
     assert res == {"message_id": "om_p2p_image_0004", "file_key": "img_v3_0004_cat", "type": "image"}

@@ -122,6 +122,11 @@ class DiscordConversation:
         return self._status.message_id if self._status else None
 
     @property
+    def target_state(self) -> dict[str, str]:
+        """Saved by the core with the job: a resumed job edits this message again."""
+        return {"message_id": str(self.status_message_id)} if self.status_message_id else {}
+
+    @property
     def token_alive(self) -> bool:
         """True while the interaction token can still be used (with a safety margin)."""
         if self.interaction is None or self._token_dead:

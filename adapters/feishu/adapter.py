@@ -260,6 +260,7 @@ class FeishuAdapter:
         incoming = Incoming(
             platform=self.platform, chat_id=msg.chat_id, user_id=msg.user_id, text=msg.text,
             images=tuple(images), event_id=msg.message_id, reply_to=reply_to,
+            extra_event_ids=tuple(held.message_ids) if held else (),
         )
         await self._handle(incoming)
 
@@ -338,7 +339,7 @@ class FeishuAdapter:
         chat_id, user_id = key
         await self._handle(Incoming(
             platform=self.platform, chat_id=chat_id, user_id=user_id, text="", images=tuple(images),
-            event_id=held.message_ids[0], reply_to=held.reply_to,
+            event_id=held.message_ids[0], extra_event_ids=tuple(held.message_ids[1:]), reply_to=held.reply_to,
         ))
 
     def _conversation(self, chat_id: str, reply_to: str | None, language: str,

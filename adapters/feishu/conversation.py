@@ -98,8 +98,9 @@ class FeishuConversation:
         self._notice_text = ""
 
     @property
-    def state(self) -> dict[str, str]:
-        """What a resumed job needs to keep patching the same card (for ReplyTarget.state)."""
+    def target_state(self) -> dict[str, str]:
+        """What a resumed job needs to keep patching the same card (saved by the core with the
+        job, handed back in ReplyTarget.state)."""
         return {CARD_STATE_KEY: self.card.message_id} if self.card.message_id else {}
 
     async def notice(self, view: NoticeView) -> None:
