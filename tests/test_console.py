@@ -76,11 +76,15 @@ def test_a_separately_started_sandbox_serves_the_console_video(tmp_path: Path) -
         base = f"http://127.0.0.1:{port_file.read_text().strip()}"
         env.update(IMA_BASE_URL=base, IMA_IM_BASE_URL=base, IMA_API_KEY="ima_sandbox_key",
                    IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG="C.UTF-8")
-        done = subprocess.run([sys.executable, "-m", "bot", "console"], input="生成一段小狗奔跑的视频\n",
+        picture = tmp_path / "cat.png"
+        Image.new("RGB", (64, 64), (255, 200, 0)).save(picture)
+        done = subprocess.run([sys.executable, "-m", "bot", "console"],
+                              input=f"生成一段小狗奔跑的视频\n/image {picture}\n把这张图动起来\n",
                               capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
-        [url] = set(re.findall(r"http://127\.0\.0\.1:\d+/\S+\.mp4", done.stdout))
-        assert _decodes(httpx.get(url).content)
+        urls = re.findall(r"http://127\.0\.0\.1:\d+/\S+\.mp4", done.stdout)
+        assert len(set(urls)) == 2, done.stdout  # the text video and the animated picture
+        assert all(_decodes(httpx.get(url).content) for url in set(urls))
     finally:
         server.terminate()
         server.wait(10)

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import bot.sandbox.server as server_module
+from bot.ima.upload import DEFAULT_UPLOAD_APP_KEY
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.sandbox.ledger import key_fingerprint
 from bot.sandbox.render import RenderJob
@@ -289,8 +290,8 @@ async def test_a_temporary_media_dir_is_removed_on_stop(http: httpx.AsyncClient)
 # -- upload ---------------------------------------------------------------------------------------------
 def token_query(**over: str) -> dict[str, str]:
     ts, nonce = str(int(time.time())), "0123456789abcdef01234"
-    q = {"appUid": KEY, "appId": "webAgent", "appKey": "sandbox_app_key", "cmimToken": KEY,
-         "sign": sign("webAgent", "sandbox_app_key", ts, nonce), "timestamp": ts, "nonce": nonce,
+    q = {"appUid": KEY, "appId": "webAgent", "appKey": DEFAULT_UPLOAD_APP_KEY, "cmimToken": KEY,
+         "sign": sign("webAgent", DEFAULT_UPLOAD_APP_KEY, ts, nonce), "timestamp": ts, "nonce": nonce,
          "fService": "privite", "fType": "picture", "fSuffix": "png", "fContentType": "image/png"}
     q.update(over)
     return q
@@ -321,7 +322,7 @@ async def test_a_bad_upload_token_request_is_refused(
 ) -> None:
     q = token_query(**over)
     if "timestamp" in over:
-        q["sign"] = sign("webAgent", "sandbox_app_key", q["timestamp"], q["nonce"])
+        q["sign"] = sign("webAgent", DEFAULT_UPLOAD_APP_KEY, q["timestamp"], q["nonce"])
     r = await http.get(f"{sb.base_url}/api/rest/oss/getuploadtoken", params=q)
     assert (r.status_code, r.json()["code"]) == (status, code)
 

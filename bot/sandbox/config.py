@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# the sandbox checks upload signatures with the key the bot uses by default, so a separately
+# started sandbox (IMA_BASE_URL=…) accepts the bot's image uploads with no extra setting
+from bot.ima.upload import DEFAULT_UPLOAD_APP_KEY
+
 DEFAULT_PORT = 8765
 DEFAULT_API_KEY = "ima_sandbox_key"
-DEFAULT_UPLOAD_APP_KEY = "sandbox_app_key"
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_PORT", "DEFAULT_UPLOAD_APP_KEY", "SandboxConfig"]
 
 
 @dataclass(frozen=True)
