@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.ima import ImaClient
 from bot.ima.errors import ImaError
 from bot.ima.types import TASK_TYPES
-from bot.images import ImageRejected, check_images
+from bot.images import ImageRejected, check_images, with_linked_images
 from bot.orchestrator import Orchestrator
 from bot.selection import offers_from
 from bot.store import Job, Store
@@ -58,6 +58,7 @@ class BotCore:
         self.orchestrator = Orchestrator(client=client, store=store, catalog=catalog, settings=settings)
         self._jobs: dict[str, RunningJob] = {}
         self._slots = asyncio.Semaphore(settings.bot_max_concurrent_jobs)
+        self._queued = 0  # jobs waiting for a slot
 
     # -- Core protocol ---------------------------------------------------------------------------
     def t(self, key: str, language: str, **values: object) -> str:
@@ -68,6 +69,7 @@ class BotCore:
         if await self._seen_before(incoming):
             log.info("duplicate event %s/%s ignored", incoming.platform, incoming.event_id)
             return None
+        incoming = with_linked_images(incoming)
         request = self._understand(incoming)
         lang = request.language
         try:
@@ -194,8 +196,18 @@ class BotCore:
     # -- internals ---------------------------------------------------------------------------------
     def _start(self, job: Job, conversation: Conversation, work: Callable[[], Awaitable[str]]) -> RunningJob:
         async def guarded() -> str:
-            async with self._slots:
+            if self._slots.locked():
+                # more jobs than BOT_MAX_CONCURRENT_JOBS: say so rather than stay silent
+                await conversation.text(self.t("progress.queued", job.language, ahead=self._queued + 1))
+            self._queued += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._queued -= 1
+            try:
                 return await work()
+            finally:
+                self._slots.release()
 
         task = asyncio.create_task(guarded(), name=f"job-{job.id}")
         running = RunningJob(job.id, task)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
-from adapters.base import ImageInput
+from adapters.base import ImageInput, Incoming
 
 MAX_IMAGES = 4
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -38,6 +39,22 @@ class CheckedImage:
     @property
     def suffix(self) -> str:
         return _SUFFIX.get(self.content_type, "jpg")
+
+
+#: a link in the text that names a picture ("把这张图动起来 https://…/cat.jpg")
+_IMAGE_LINK = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s<>\"'，。、]+?\.(?:jpe?g|png|webp)(?:\?[^\s<>\"'，。、]*)?(?=$|[\s，。、,;!?)])",
+                         re.IGNORECASE)
+
+
+def with_linked_images(incoming: Incoming) -> Incoming:
+    """Picture links in the text become images of the request (checked like uploads: only
+    public https links pass) and leave the text, so they are not sent as part of the prompt."""
+    links = _IMAGE_LINK.findall(incoming.text)
+    if not links:
+        return incoming
+    text = " ".join(_IMAGE_LINK.sub(" ", incoming.text).split())
+    linked = tuple(ImageInput(url=u, filename=u.rsplit("/", 1)[-1][:80]) for u in links)
+    return replace(incoming, text=text, images=incoming.images + linked)
 
 
 def human_size(n: int) -> str:

@@ -327,9 +327,7 @@ class Orchestrator:
         started = job.started_at or self._clock()
         deadline = started + self.settings.ima_job_timeout_s * self.scale
         next_poll = self._clock() + poll_every
-        next_progress = started + every
-        while self._clock() < next_progress - every:  # resumed long after start: catch up
-            next_progress += every
+        next_progress = started + every  # a job resumed long after its start reports at once
         errors = 0
         while True:
             now = self._clock()
@@ -368,11 +366,17 @@ class Orchestrator:
             hint = find(offers, rec_key) or find(await self._offers_quietly(job.task_type), rec_key)
         est_min = job.est_min or 0
         est_max = job.est_max or 0
-        await conv.video(views.video(
+        view = views.video(
             job.id, job.language, url=url, cover=result.cover, model_name=job.model_name or "",
             est_min=est_min, est_max=est_max, actual_s=now - (job.started_at or now), credits=job.credits or 0,
             prompt=job.prompt, duration_s=result.duration_s, hint=hint,
-        ))
+        )
+        try:
+            await conv.video(view)
+        except Exception:
+            # the video exists and was paid for: if the rich message fails, the link still goes out
+            log.exception("showing the video of job %s failed; sending the link", job.id)
+            await conv.text(f"{view.caption}\n\n{view.link_text}")
         await self.store.save_job(job, status="delivered", finished_at=self._clock())
 
     async def _offers_quietly(self, task_type: str) -> list[Offer]:

@@ -309,3 +309,46 @@ async def test_a_resumed_job_gets_back_the_message_it_was_editing(sandbox: Sandb
         assert targets[0].state == {"card_message_id": "om_card_1"} and targets[0].chat_id == "chat"
     finally:
         await close_core(second)
+
+
+async def test_a_picture_link_in_the_text_is_animated(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "把这张图动起来 https://cdn.example.com/photos/cat.jpg")
+    assert conv.kinds()[-1] == "video", conv.events
+    [entry] = sandbox.ledger
+    assert entry.task_type == "image_to_video"
+    assert entry.parameters["input_images"] == ["https://cdn.example.com/photos/cat.jpg"]
+    assert "https://" not in entry.prompt
+
+
+@pytest.mark.parametrize("link", ["http://127.0.0.1:8765/a.png", "https://10.0.0.8/x.jpg", "file:///etc/passwd.png"])
+async def test_a_hostile_picture_link_is_refused_and_nothing_is_spent(core: BotCore, sandbox: Sandbox, link: str) -> None:
+    conv = await run(core, f"animate this {link}")
+    assert conv.kinds() == ["text"] and "image link" in conv.texts()[0] and sandbox.ledger == []
+
+
+class BrokenVideoConversation(RecordingConversation):
+    """A platform whose rich video message fails (an upload refused, an API down)."""
+
+    async def video(self, view: VideoView) -> None:
+        raise RuntimeError("platform refused the media message")
+
+
+async def test_when_the_video_message_fails_the_link_is_still_sent(core: BotCore) -> None:
+    conv = BrokenVideoConversation()
+    job = await core.handle(say("make a video of a puppy running"), conv)
+    assert job is not None and await job.wait() == "delivered"
+    assert "failure" not in conv.kinds() and ".mp4" in conv.texts()[-1]
+
+
+async def test_jobs_over_the_concurrency_limit_are_told_they_wait(sandbox: Sandbox, tmp_path: Path) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3", bot_max_concurrent_jobs=1))
+    try:
+        first, second = RecordingConversation(), RecordingConversation()
+        a = await core.handle(say("make a video of a puppy running", user="a"), first)
+        b = await core.handle(say("make a video of a kitten running", user="b"), second)
+        assert a is not None and b is not None
+        assert await a.wait() == "delivered" and await b.wait() == "delivered"
+        assert second.kinds()[0] == "text" and "Queued" in second.texts()[0]
+        assert "text" not in first.kinds()
+    finally:
+        await close_core(core)
