@@ -59,6 +59,10 @@ class BotCore:
         self._jobs: dict[str, RunningJob] = {}
         self._slots = asyncio.Semaphore(settings.bot_max_concurrent_jobs)
         self._queued = 0  # jobs waiting for a slot
+        # load the phrase tables and message catalogs now, not on the first message's turn of the loop
+        parse("")
+        for language in i18n.LANGUAGES:
+            i18n.catalog(language)
 
     # -- Core protocol ---------------------------------------------------------------------------
     def t(self, key: str, language: str, **values: object) -> str:
