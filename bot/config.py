@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SANDBOX_KEY = "ima_sandbox_key"
@@ -54,6 +55,16 @@ class Settings(BaseSettings):
         if isinstance(v, str) and not v.strip().startswith("["):
             return [x.strip() for x in v.split(",") if x.strip()]
         return v
+
+    @model_validator(mode="after")
+    def _uploads_follow_a_local_api(self) -> Settings:
+        # a sandbox started separately serves uploads too: IMA_BASE_URL=http://127.0.0.1:8765
+        # alone must not send users' images to the real upload host
+        if "ima_im_base_url" not in self.model_fields_set:
+            host = urlsplit(self.ima_base_url).hostname or ""
+            if host in ("127.0.0.1", "localhost", "::1"):
+                self.ima_im_base_url = self.ima_base_url
+        return self
 
     @property
     def uses_sandbox(self) -> bool:

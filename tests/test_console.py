@@ -74,7 +74,7 @@ def test_a_separately_started_sandbox_serves_the_console_video(tmp_path: Path) -
                 break
             time.sleep(0.05)
         base = f"http://127.0.0.1:{port_file.read_text().strip()}"
-        env.update(IMA_BASE_URL=base, IMA_IM_BASE_URL=base, IMA_API_KEY="ima_sandbox_key",
+        env.update(IMA_BASE_URL=base, IMA_API_KEY="ima_sandbox_key",
                    IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG="C.UTF-8")
         picture = tmp_path / "cat.png"
         Image.new("RGB", (64, 64), (255, 200, 0)).save(picture)
