@@ -161,7 +161,15 @@ class Orchestrator:
 
     # -- steps ---------------------------------------------------------------------------------
     async def _offers(self, task_type: str) -> list[Offer]:
-        return offers_from(self.catalog, task_type, await self.client.products(task_type))
+        """Today's offers for a task type; a busy or flaky product list is asked again."""
+        for attempt in range(1, self.settings.ima_max_retries + 1):
+            try:
+                return offers_from(self.catalog, task_type, await self.client.products(task_type))
+            except (RateLimited, ServerError, NetworkError, Timeout):
+                if attempt == self.settings.ima_max_retries:
+                    raise
+                await self._sleep(min(30.0, 2.0**attempt) * self.scale)
+        raise AssertionError("unreachable")
 
     async def _plan(self, job: Job, offers: list[Offer]) -> Plan:
         req = job.request

@@ -352,3 +352,23 @@ async def test_jobs_over_the_concurrency_limit_are_told_they_wait(sandbox: Sandb
         assert "text" not in first.kinds()
     finally:
         await close_core(core)
+
+
+async def test_under_injected_faults_every_job_ends_in_a_video_or_plain_words(tmp_path: Path) -> None:
+    config = SandboxConfig(port=0, time_scale=TIME_SCALE, seed=11, fail_rate=0.2, error_rate_429=0.15,
+                           error_rate_500=0.15, media_dir=tmp_path / "m")
+    async with Sandbox(config) as sb:
+        core = await open_core(make_settings(sb, tmp_path / "b.sqlite3"))
+        try:
+            convs = [RecordingConversation() for _ in range(12)]
+            jobs = [await core.handle(say(f"make a video of wave number {i}", user=f"u{i}"), c) for i, c in enumerate(convs)]
+            statuses = await asyncio.gather(*(j.wait() for j in jobs if j is not None))
+            assert len(statuses) == 12
+            for conv, status in zip(convs, statuses, strict=True):
+                assert conv.kinds()[-1] == ("video" if status == "delivered" else "failure"), conv.events
+            assert "delivered" in statuses and "failed" in statuses  # the seed gives both
+            rows = [await core.store.get_job(j.job_id) for j in jobs if j is not None]
+            assert all(r is not None and len(r.task_ids) <= 1 for r in rows)
+            assert len(sb.ledger) == sum(len(r.task_ids) for r in rows if r is not None)
+        finally:
+            await close_core(core)
