@@ -25,8 +25,10 @@ def notice(
     adjustments: list[Adjustment],
     extra_lines: list[str],
 ) -> NoticeView:
+    # minutes help only once the wait is long enough to be counted in them
+    key = "notice.body" if est_max >= 60 else "notice.body_seconds"
     body = t(
-        "notice.body", lang, model=model_name, est_min=est_min, est_max=est_max,
+        key, lang, model=model_name, est_min=est_min, est_max=est_max,
         min_minutes=_minutes(est_min), max_minutes=_minutes(est_max), credits=credits,
     )
     lines = [body, *(t(f"fit.{a.key}", lang, model=model_name, asked=a.asked, value=a.value) for a in adjustments)]

@@ -88,3 +88,18 @@ def test_a_separately_started_sandbox_serves_the_console_video(tmp_path: Path) -
     finally:
         server.terminate()
         server.wait(10)
+
+
+async def test_on_a_terminal_progress_redraws_one_line_as_a_bar() -> None:
+    from adapters.base import ProgressView, VideoView
+    from adapters.console import ConsoleConversation
+
+    out = io.StringIO()
+    conv = ConsoleConversation(out, interactive=True)
+    await conv.progress(ProgressView("j", 25, 30, 120, "⏳ 25%\nwaited 30s"))
+    await conv.progress(ProgressView("j", 50, 60, 120, "⏳ 50%\nwaited 60s"))
+    await conv.video(VideoView("j", "http://x/v.mp4", None, "done", "🔗 http://x/v.mp4", "Wan 2.6"))
+    text = out.getvalue()
+    assert text.count("\r[") == 2 and "█████░" in text and "██████████░" in text
+    assert "\n" not in text.split("done")[0].rstrip("\n")  # the bar stayed on one line until the result
+    assert text.endswith("done\n🔗 http://x/v.mp4\n")

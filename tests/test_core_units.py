@@ -187,3 +187,17 @@ def test_hostile_image_urls_are_refused(url: str) -> None:
 
 def test_a_public_https_image_url_is_allowed() -> None:
     assert public_https_url("https://cdn.example.com/cat.jpg")
+
+
+def test_a_notice_counts_long_waits_in_minutes_too() -> None:
+    from bot.views import notice
+
+    view = notice("j", "zh", model_name="Kling O1", credits=48, est_min=180, est_max=360, adjustments=[], extra_lines=[])
+    assert "180 ~ 360 秒(约 3 ~ 6 分钟)" in view.text and "48 pts" in view.text
+
+
+def test_a_notice_for_a_short_wait_speaks_in_seconds() -> None:
+    from bot.views import notice
+
+    view = notice("j", "en", model_name="Wan 2.6", credits=25, est_min=3, est_max=6, adjustments=[], extra_lines=[])
+    assert "3~6 seconds." in view.text and "min" not in view.text
