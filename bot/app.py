@@ -47,6 +47,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         stack.push_async_callback(client.aclose)
         store = await Store.open(settings.bot_db_path)
         stack.push_async_callback(store.close)
+        # redeliveries come within hours (Feishu's last retry is at 6 h): a week is plenty
+        await store.prune_seen(older_than_s=7 * 86400)
         core = BotCore(settings=settings, client=client, store=store, catalog=load_catalog())
         stack.push_async_callback(core.cancel_all)
         yield Runtime(core, sandbox)

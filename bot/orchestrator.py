@@ -49,10 +49,19 @@ PREMIUM_POINTS = 50
 _RETRYABLE_KINDS = {
     "server_error", "network", "rate_limited", "timeout", "task_failed", "model_unavailable",
     "unknown", "credit_mismatch", "create_uncertain", "no_rule_match", "attribute_mismatch",
+    "invalid_product", "status_failed",
 }
 #: polling errors that are worth waiting out
 _TRANSIENT = (NetworkError, ServerError, RateLimited, Timeout, ProtocolError)
 _MAX_POLL_ERRORS = 15
+
+
+def _kind_of(e: ImaError) -> str:
+    """The failure kind to explain; a task that failed without a reason gets the reference's
+    gentler "didn't work this time" wording."""
+    if isinstance(e, TaskFailed) and not e.detail:
+        return "status_failed"
+    return e.kind
 
 
 class JobFailed(Exception):
@@ -120,7 +129,7 @@ class Orchestrator:
         except JobFailed as e:
             await self._fail(job, conv, e, offers, plan)
         except ImaError as e:
-            await self._fail(job, conv, JobFailed(e.kind), offers, plan)
+            await self._fail(job, conv, JobFailed(_kind_of(e)), offers, plan)
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug must still end in a message, not silence
@@ -151,7 +160,7 @@ class Orchestrator:
         except JobFailed as e:
             await self._fail(job, conv, e, [], None)
         except ImaError as e:
-            await self._fail(job, conv, JobFailed(e.kind), [], None)
+            await self._fail(job, conv, JobFailed(_kind_of(e)), [], None)
         except asyncio.CancelledError:
             raise
         except Exception:

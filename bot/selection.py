@@ -73,12 +73,6 @@ def find(offers: list[Offer], key: str | None) -> Offer | None:
     return next((o for o in offers if o.key == key), None) if key else None
 
 
-def find_by_id(offers: list[Offer], model_id: str) -> Offer | None:
-    """An offer by model_id (a button press carries the id), preferring the catalog's main version."""
-    hits = [o for o in offers if o.product.model_id.lower() == model_id.lower()]
-    return hits[0] if hits else None
-
-
 def recommend(
     catalog: Catalog, task_type: str, offers: list[Offer], duration: int | None, resolution: str | None
 ) -> Offer | None:

@@ -197,6 +197,20 @@ async def test_one_attribute_mismatch_is_recovered(core: BotCore, sandbox: Sandb
     assert len(sandbox.ledger) == 1
 
 
+async def test_an_invalid_product_attribute_is_recovered_by_pricing_again(core: BotCore, sandbox: Sandbox) -> None:
+    sandbox.force_create_error(code=400, message="Invalid product attribute")
+    conv = await run(core, "make a video of a puppy running")
+    assert conv.kinds()[-1] == "video", conv.events
+    assert len(sandbox.ledger) == 1
+
+
+async def test_a_task_that_fails_while_generating_offers_retry_and_two_models(core: BotCore, sandbox: Sandbox) -> None:
+    sandbox.force_task_failure(message="render node lost")
+    conv = await run(core, "make a video of a puppy running")
+    failure = assert_failure(conv, "task_failed", "Video generation failed, try another model")
+    assert failure.retry_label is not None and "render node" not in failure.text
+
+
 async def test_sora_refuses_people_and_suggests_permissive_models(core: BotCore, sandbox: Sandbox) -> None:
     conv = await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
     failure = assert_failure(conv, "content_policy", "Sora 2 Pro")

@@ -181,6 +181,8 @@ def test_envelope_success_codes_return_data(code: Any) -> None:
         (200, 400, "Content policy violation", "content_policy"),
         (200, 1234, "prompt contains sensitive words", "content_policy"),
         (400, 400, "rejected by moderation", "content_policy"),
+        (200, 400, "Invalid product attribute", "invalid_product"),
+        (200, 4008, "Invalid product attribute: Insufficient points", "invalid_product"),
     ],
 )
 def test_envelope_failures_are_typed(status: int, code: Any, message: str, kind: str) -> None:

@@ -81,3 +81,11 @@ async def test_clearing_preferences_removes_them(tmp_path: Path) -> None:
     assert await store.clear_preference("feishu", "u1", None) == 1
     assert await store.get_preference("feishu", "u1", "text_to_video") is None
     await store.close()
+
+
+async def test_old_seen_events_are_pruned(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "bot.sqlite3")
+    await store.mark_seen("feishu", "om_1")
+    assert await store.prune_seen(older_than_s=-1) == 1
+    assert await store.mark_seen("feishu", "om_1") is True
+    await store.close()

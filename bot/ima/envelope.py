@@ -16,6 +16,7 @@ from bot.ima.errors import (
     CreditMismatch,
     ImaError,
     InsufficientPoints,
+    InvalidProduct,
     ModelUnavailable,
     NoRuleMatch,
     ProtocolError,
@@ -43,6 +44,8 @@ _BY_CODE: dict[int, type[ImaError]] = {
 
 #: message fragments (lower case) that name the failure even when the code does not
 _BY_MESSAGE: tuple[tuple[str, type[ImaError]], ...] = (
+    # first: the service answers a bad attribute_id with this and then "Insufficient points"
+    ("invalid product attribute", InvalidProduct),
     ("no exact rule match", NoRuleMatch),
     ("attribute id does not match", AttributeMismatch),
     ("content policy", ContentPolicy),

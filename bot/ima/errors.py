@@ -42,6 +42,13 @@ class AttributeMismatch(ImaError):
     kind = "attribute_mismatch"
 
 
+class InvalidProduct(AttributeMismatch):
+    """"Invalid product attribute": the attribute id is unknown to the service (prices changed
+    under us). Recovered like 6010, by pricing again from a fresh product list."""
+
+    kind = "invalid_product"
+
+
 class BadParameter(ImaError):
     kind = "bad_parameter"
 
