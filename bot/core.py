@@ -87,7 +87,10 @@ class BotCore:
             if not request.prompt and not images:
                 await conversation.text(self.t("pref.cleared", lang))
                 return None
-        elif request.preference == "save" and model is not None and request.model_id is not None:
+        remembered = False
+        if request.preference == "save" and model is not None and request.model_id is not None:
+            before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
+            remembered = before is None or before.model_key != model.key
             await self.store.set_preference(incoming.platform, incoming.user_id, request.task_type,
                                             model.key, request.model_id, model.name)
             if not request.prompt and not images:
@@ -108,7 +111,7 @@ class BotCore:
                 "text": incoming.text, "model_key": model.key if model else None,
                 "preferred_key": pref.model_key if pref else None, "duration": request.duration,
                 "resolution": request.resolution, "aspect_ratio": request.aspect_ratio,
-                "tier": self._tier(request, model),
+                "tier": self._tier(request, model), "remembered": remembered,
             },
         )
         await self.store.add_job(job)
@@ -128,7 +131,8 @@ class BotCore:
             return None
         model = self._resolve_model(model_id, old.task_type) if model_id else self.catalog.get(old.model_key or "")
         request = dict(old.request)
-        request.update(model_key=model.key if model else None, preferred_key=None, source=None, tier=None)
+        request.update(model_key=model.key if model else None, preferred_key=None, source=None, tier=None,
+                       remembered=False)
         job = Job(
             id=uuid.uuid4().hex[:16], platform=old.platform, chat_id=old.chat_id, user_id=user_id,
             reply_to=old.reply_to, language=lang, task_type=old.task_type, prompt=old.prompt, request=request,

@@ -221,6 +221,8 @@ class Orchestrator:
         credits = plan.rule.points
         if plan.source == "preference":
             extra.append(t("notice.preference", lang, model=plan.offer.name))
+        if job.request.get("remembered"):
+            extra.append(t("notice.remembered", lang, model=plan.offer.name))
         if job.request.get("tier") == "budget":
             extra.append(t("notice.budget_named", lang, model=plan.offer.name, credits=credits))
         elif plan.source == "named" and credits > PREMIUM_POINTS:

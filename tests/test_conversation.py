@@ -118,6 +118,15 @@ async def test_a_saved_preference_is_used_and_the_recommendation_hinted(core: Bo
     assert isinstance(video, VideoView) and "Wan 2.6" in video.caption
 
 
+async def test_naming_a_model_says_once_that_it_is_remembered(core: BotCore) -> None:
+    first = await run(core, "用海螺生成一段樱花飘落的视频")
+    notice = only(first, "notice")
+    assert isinstance(notice, NoticeView) and "已记住" in notice.text and "Hailuo 2.3" in notice.text
+    again = await run(core, "用海螺生成一段雪花飘落的视频")
+    notice = only(again, "notice")
+    assert isinstance(notice, NoticeView) and "已记住" not in notice.text
+
+
 async def test_handing_the_choice_back_clears_the_preference(core: BotCore) -> None:
     await run(core, "以后都用可灵")
     cleared = await run(core, "你选一个吧")
