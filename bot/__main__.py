@@ -98,7 +98,7 @@ async def _platforms(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m bot` and `ima-bot`."""
     args = list(sys.argv[1:] if argv is None else argv)
-    command = args.pop(0) if args and not args[0].startswith("-") else "run"
+    command = args.pop(0) if args and (not args[0].startswith("-") or args[0] in ("-h", "--help")) else "run"
     if command in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -103,3 +103,15 @@ async def test_on_a_terminal_progress_redraws_one_line_as_a_bar() -> None:
     assert text.count("\r[") == 2 and "█████░" in text and "██████████░" in text
     assert "\n" not in text.split("done")[0].rstrip("\n")  # the bar stayed on one line until the result
     assert text.endswith("done\n🔗 http://x/v.mp4\n")
+
+
+def test_help_prints_the_commands_and_starts_nothing() -> None:
+    done = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, timeout=60,
+                          check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and "console" in done.stdout and "sandbox" in done.stdout and "parse" in done.stdout
+
+
+def test_an_unknown_command_is_refused_with_usage() -> None:
+    done = subprocess.run([sys.executable, "-m", "bot", "bogus"], capture_output=True, text=True, timeout=60,
+                          check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "usage" in done.stderr
