@@ -144,6 +144,10 @@ class Adapter(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def wait_ready(self) -> None:
+        """Return once the adapter can send messages (after `start()` connected)."""
+        ...
+
     def conversation_for(self, target: ReplyTarget) -> Conversation:
         """A Conversation for a job resumed after a restart."""
         ...

@@ -101,6 +101,9 @@ class ConsoleAdapter:
     async def stop(self) -> None:
         self._stopped.set()
 
+    async def wait_ready(self) -> None:
+        """A terminal is always ready."""
+
     def _say(self, key: str, **values: object) -> None:
         # chrome (banner, prompts) goes to stderr when piped so stdout is the conversation alone
         stream = self.stdout if self.interactive else self.stderr

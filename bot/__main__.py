@@ -90,8 +90,16 @@ async def _platforms(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, lambda: [loop.create_task(a.stop()) for a in adapters.values()])
-        await rt.core.resume(lambda target: a.conversation_for(target) if (a := adapters.get(target.platform)) else None)
-        await asyncio.gather(*(a.start() for a in adapters.values()))
+
+        async def resume_when_ready(platform: str, adapter: Adapter) -> None:
+            # a resumed job's first words need a connected platform: wait for it
+            await adapter.wait_ready()
+            await rt.core.resume(lambda t: adapter.conversation_for(t) if t.platform == platform else None)
+
+        await asyncio.gather(
+            *(a.start() for a in adapters.values()),
+            *(resume_when_ready(p, a) for p, a in adapters.items()),
+        )
     return 0
 
 

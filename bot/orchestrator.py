@@ -56,6 +56,17 @@ _TRANSIENT = (NetworkError, ServerError, RateLimited, Timeout, ProtocolError)
 _MAX_POLL_ERRORS = 15
 
 
+async def _tell(sending: Awaitable[None], job: Job) -> None:
+    """Send an update that the job does not depend on. A platform hiccup (a refused card patch,
+    a reconnecting gateway) must not fail a task that is generating and already paid for."""
+    try:
+        await sending
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.warning("an update for job %s could not be shown", job.id, exc_info=True)
+
+
 def _kind_of(e: ImaError) -> str:
     """The failure kind to explain; a task that failed without a reason gets the reference's
     gentler "didn't work this time" wording."""
@@ -148,7 +159,7 @@ class Orchestrator:
                 # the create call may have reached the service: re-sending could charge twice
                 raise JobFailed("create_uncertain")
             if job.status == "running":
-                await conv.text(t("progress.resumed", job.language))
+                await _tell(conv.text(t("progress.resumed", job.language)), job)
                 result = await self._poll(job, conv, job.task_ids[-1])
                 await self._deliver(job, conv, result, [])
                 return "delivered"
@@ -236,8 +247,9 @@ class Orchestrator:
             model_version=plan.offer.product.id, params=plan.params, credits=credits,
             est_min=est_min, est_max=est_max, request=job.request,
         )
-        await conv.notice(views.notice(job.id, lang, model_name=plan.offer.name, credits=credits, est_min=est_min,
-                                       est_max=est_max, adjustments=plan.adjustments, extra_lines=extra))
+        await _tell(conv.notice(views.notice(job.id, lang, model_name=plan.offer.name, credits=credits,
+                                             est_min=est_min, est_max=est_max, adjustments=plan.adjustments,
+                                             extra_lines=extra)), job)
         await self._remember_target(job, conv)
 
     async def _remember_target(self, job: Job, conv: Conversation) -> None:
@@ -296,8 +308,8 @@ class Orchestrator:
             name, value = step
             params = {**params, name: value}
             params, rule = self._rule_for(product, params)
-            await conv.text(t("progress.degraded", lang, what=f"{value}s" if name == "duration" else value,
-                              attempt=attempt))
+            await _tell(conv.text(t("progress.degraded", lang, what=f"{value}s" if name == "duration" else value,
+                                    attempt=attempt)), job)
         elif isinstance(e, NoRuleMatch):
             params = complete_from_rules(product, params)
             rule = match_rule(product, params)
@@ -327,7 +339,7 @@ class Orchestrator:
             product = fresh
             params, rule = self._rule_for(product, params)
         elif isinstance(e, (RateLimited, NetworkError)) or e.kind == "model_unavailable":
-            await conv.text(t("progress.retrying", lang, attempt=attempt))
+            await _tell(conv.text(t("progress.retrying", lang, attempt=attempt)), job)
             await self._sleep(min(30.0, 2.0**attempt) * self.scale)
         else:
             raise e
@@ -355,7 +367,7 @@ class Orchestrator:
             await self._sleep(max(0.0, min(next_poll, next_progress, deadline) - now))
             now = self._clock()
             if now >= next_progress:
-                await conv.progress(views.progress(job.id, job.language, now - started, est_max))
+                await _tell(conv.progress(views.progress(job.id, job.language, now - started, est_max)), job)
                 await self._remember_target(job, conv)
                 while next_progress <= now:
                     next_progress += every

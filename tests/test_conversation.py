@@ -395,3 +395,20 @@ async def test_under_injected_faults_every_job_ends_in_a_video_or_plain_words(tm
             assert len(sb.ledger) == sum(len(r.task_ids) for r in rows if r is not None)
         finally:
             await close_core(core)
+
+
+class FlakyPlatformConversation(RecordingConversation):
+    """A platform that refuses the notice and every progress update."""
+
+    async def notice(self, view: NoticeView) -> None:
+        raise RuntimeError("card rejected")
+
+    async def progress(self, view: ProgressView) -> None:
+        raise RuntimeError("rate limited by the platform")
+
+
+async def test_a_platform_refusing_updates_does_not_fail_a_paid_task(core: BotCore, sandbox: Sandbox) -> None:
+    conv = FlakyPlatformConversation()
+    job = await core.handle(say("用可灵生成一段小狗奔跑的视频"), conv)
+    assert job is not None and await job.wait() == "delivered"
+    assert conv.kinds() == ["video"] and len(sandbox.ledger) == 1

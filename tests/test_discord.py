@@ -890,3 +890,12 @@ async def test_the_client_never_lets_message_text_ping_everyone(fetcher: VideoFe
     mentions = adapter.client.allowed_mentions
     assert mentions is not None
     assert (mentions.everyone, mentions.roles, mentions.users, mentions.replied_user) == (False, False, False, True)
+
+
+async def test_the_adapter_is_ready_for_resumed_jobs_once_the_gateway_is(fetcher: VideoFetcher) -> None:
+    adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
+    waiting = asyncio.create_task(adapter.wait_ready())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await adapter.client.on_ready()
+    await asyncio.wait_for(waiting, 1)

@@ -458,3 +458,12 @@ async def test_text_arriving_while_the_image_downloads_still_joins_it(
     await deliver(adapter, "p2p_text_after_image")
     assert len(core.incoming) == 1
     assert len(core.incoming[0].images) == 1 and core.incoming[0].text == "让这只猫慢慢眨眼"
+
+
+async def test_the_adapter_is_ready_for_resumed_jobs_once_its_token_works(fake: FakeFeishu, core: ScriptedCore) -> None:
+    adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url)
+    waiting = asyncio.create_task(adapter.wait_ready())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await adapter.prepare()
+    await asyncio.wait_for(waiting, 1)

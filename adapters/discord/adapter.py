@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 class ImaDiscordClient(discord.Client):
     """discord.Client that registers the commands and the restart-proof buttons at start."""
 
-    def __init__(self, handlers: Handlers, settings: Settings, *, intents: discord.Intents) -> None:
+    def __init__(
+        self, handlers: Handlers, settings: Settings, *, intents: discord.Intents, ready: asyncio.Event | None = None
+    ) -> None:
         # user text can reach message content (a model name echoed back): never let it ping
         # @everyone, roles or users; replying to an @-mention still notifies its author
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
@@ -31,6 +34,7 @@ class ImaDiscordClient(discord.Client):
         #: read by RerunButton.callback
         self.rerun_handler = handlers
         self.settings = settings
+        self.ready_event = ready or asyncio.Event()
         self.tree: app_commands.CommandTree[Any] = app_commands.CommandTree(self)
         for command in build_commands(handlers):
             self.tree.add_command(command)
@@ -48,6 +52,7 @@ class ImaDiscordClient(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("Discord: connected as %s", self.user)
+        self.ready_event.set()
 
     async def on_message(self, message: discord.Message) -> None:
         await self.handlers.on_message(message, self.user)
@@ -71,11 +76,12 @@ class DiscordAdapter:
         self.fetcher = fetcher or VideoFetcher(timeout_s=options().pacing.video_fetch_timeout_s)
         self.conversations = Conversations(self.fetcher)
         self.handlers = Handlers(core, settings, self.conversations)
+        self._ready = asyncio.Event()  # shared by the client and its replacement, if any
         self.client = self._client(message_content=True)
         self._stopping = False
 
     def _client(self, *, message_content: bool) -> ImaDiscordClient:
-        return ImaDiscordClient(self.handlers, self.settings, intents=intents(message_content))
+        return ImaDiscordClient(self.handlers, self.settings, intents=intents(message_content), ready=self._ready)
 
     async def start(self) -> None:
         """Connect and serve until `stop()`."""
@@ -95,6 +101,10 @@ class DiscordAdapter:
                 await self.client.start(token)
         finally:
             await self.fetcher.aclose()
+
+    async def wait_ready(self) -> None:
+        """Return once the gateway session is ready; resumed jobs wait for this."""
+        await self._ready.wait()
 
     async def stop(self) -> None:
         self._stopping = True

@@ -87,6 +87,7 @@ class FeishuAdapter:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._stopped = asyncio.Event()
+        self._ready = asyncio.Event()
         self._ws_thread: threading.Thread | None = None
         self._ws_loop: asyncio.AbstractEventLoop | None = None
         self._ws_client: Any = None
@@ -100,6 +101,11 @@ class FeishuAdapter:
         self.bot_open_id = await self.api.token.bot_open_id()
         if self.bot_open_id is None:
             log.warning("bot open_id unknown: any @bot mention in a group will count")
+        self._ready.set()
+
+    async def wait_ready(self) -> None:
+        """Return once the adapter can send (its API token works); resumed jobs wait for this."""
+        await self._ready.wait()
 
     async def start(self) -> None:
         """Connect the long connection in its own thread and serve until `stop()`."""
