@@ -18,7 +18,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.base import Core, Incoming, ModelChoice
+from adapters.base import Core, ImageInput, Incoming, ModelChoice
 from adapters.discord import attachments
 from adapters.discord.conversation import DiscordConversation, Sendable
 from adapters.discord.fetch import VideoFetcher
@@ -157,10 +157,8 @@ class Handlers:
             return
         await interaction.response.defer(thinking=True)
         conv = self.conversations.for_interaction(interaction)
-        try:
-            images = await attachments.download(files)
-        except discord.HTTPException:
-            await conv.text(self.core.t("error.image_upload", lang))
+        images = await self._download(files, conv, lang)
+        if images is None:
             return
         incoming = Incoming(
             platform=PLATFORM, chat_id=str(interaction.channel_id), user_id=str(interaction.user.id),
@@ -307,6 +305,16 @@ class Handlers:
         if job is None:
             await self._finish_silent(interaction, conv)
 
+    async def _download(
+        self, files: Sequence[discord.Attachment], conv: DiscordConversation, lang: str
+    ) -> tuple[ImageInput, ...] | None:
+        """The checked attachments' bytes, or None after telling the user the download failed."""
+        try:
+            return await attachments.download(files)
+        except discord.HTTPException:
+            await conv.text(self.core.t("error.image_upload", lang))
+            return None
+
     # -- @-mentions --------------------------------------------------------------------------------
     async def on_message(self, message: discord.Message, me: discord.abc.User | None) -> None:
         """A message that @-mentions the bot is understood like a Feishu text (with its images)."""
@@ -324,10 +332,8 @@ class Handlers:
         if rejection is not None:
             await conv.text(self.core.t(rejection.key, lang, **rejection.values))
             return
-        try:
-            images = await attachments.download(files)
-        except discord.HTTPException:
-            await conv.text(self.core.t("error.image_upload", lang))
+        images = await self._download(files, conv, lang)
+        if images is None:
             return
         incoming = Incoming(
             platform=PLATFORM, chat_id=str(message.channel.id), user_id=str(message.author.id), text=text,
