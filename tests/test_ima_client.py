@@ -343,3 +343,27 @@ async def test_from_settings_reaches_the_api_and_the_upload_host(settings: Setti
         url = await c.upload_image(png("green"), "image/png")
         async with httpx.AsyncClient() as http:
             assert (await http.get(url)).content == png("green")
+
+
+async def test_hundreds_of_concurrent_polls_keep_a_bounded_number_on_the_wire(tmp_path: Path) -> None:
+    from bot.ima.client import MAX_IN_FLIGHT
+
+    async with Sandbox(SandboxConfig(port=0, time_scale=SCALE, latency_ms=20, media_dir=tmp_path / "m")) as slow:
+        in_flight = peak = 0
+
+        async def sent(_: httpx.Request) -> None:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+
+        async def answered(_: httpx.Response) -> None:
+            nonlocal in_flight
+            in_flight -= 1
+
+        http = httpx.AsyncClient(event_hooks={"request": [sent], "response": [answered]})
+        async with client_for(slow, http=http) as c:
+            task_id = await c.create(await spec_for(c, "text_to_video", "wan2.6-t2v"))
+            results = await asyncio.gather(*(c.detail(task_id) for _ in range(300)))
+        await http.aclose()
+    assert len(results) == 300 and all(r.task_id == task_id for r in results)
+    assert MAX_IN_FLIGHT // 2 <= peak <= MAX_IN_FLIGHT

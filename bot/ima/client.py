@@ -6,6 +6,7 @@ and never in a log line, an exception message or a repr.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,10 @@ DETAIL_PATH = "/open/v1/tasks/detail"
 WATERMARK_GRACE_POLLS = 10
 #: errors raised before a request left this machine: nothing can have been created
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: requests on the wire at once. Callers beyond it wait on a semaphore (O(1)) rather than in
+#: httpcore's pool queue, whose assignment scan costs O(queued × connections) per request and
+#: stalled the loop for seconds with a few hundred jobs polling at once (benchmarks/load_bench.py)
+MAX_IN_FLIGHT = 32
 
 
 class ImaClient:
@@ -70,8 +75,9 @@ class ImaClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
         )
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._uploader: ImageUploader = uploader or ImaUploadService(
             self._http,
             base_url=upload_base_url,
@@ -201,7 +207,8 @@ class ImaClient:
         """One request to the main API; the envelope's data or a typed error."""
         url = f"{self._base_url}{path}"
         try:
-            resp = await self._http.request(method, url, headers=self._headers(), **kwargs)
+            async with self._in_flight:
+                resp = await self._http.request(method, url, headers=self._headers(), **kwargs)
         except _NOT_SENT as e:
             raise NetworkError(f"could not connect ({type(e).__name__})") from e
         except httpx.TimeoutException as e:
