@@ -7,7 +7,7 @@ import asyncio
 import getpass
 import mimetypes
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -22,6 +22,7 @@ from adapters.base import (
     ReplyTarget,
     VideoView,
 )
+from bot.i18n import detect_language
 
 BAR_WIDTH = 20
 
@@ -29,9 +30,13 @@ BAR_WIDTH = 20
 class ConsoleConversation:
     """Renders the core's views as terminal lines; on a TTY progress redraws one line."""
 
-    def __init__(self, out: TextIO, *, interactive: bool) -> None:
+    def __init__(
+        self, out: TextIO, *, interactive: bool, saved_as: Callable[[str, str], str | None] | None = None
+    ) -> None:
         self.out = out
         self.interactive = interactive
+        #: where a video's file lies on this machine, already worded (the built-in sandbox's)
+        self.saved_as = saved_as
         self._bar_open = False
 
     def _write(self, text: str) -> None:
@@ -58,6 +63,10 @@ class ConsoleConversation:
     async def video(self, view: VideoView) -> None:
         self._write(view.caption)
         self._write(view.link_text)
+        # said in the language of the conversation, which the caption is already in
+        saved = self.saved_as(view.url, detect_language(view.caption)) if self.saved_as else None
+        if saved:
+            self._write(saved)
 
     async def failure(self, view: FailureView) -> None:
         self._write(view.text)
@@ -81,6 +90,7 @@ class ConsoleAdapter:
         images: Sequence[Path] = (),
         language: str = "en",
         sandbox: bool = False,
+        local_file: Callable[[str], Path | None] | None = None,
     ) -> None:
         self.core = core
         self.stdin = stdin or sys.stdin
@@ -89,6 +99,7 @@ class ConsoleAdapter:
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
         self.language = language
         self.sandbox = sandbox
+        self.local_file = local_file
         self.user = getpass.getuser() if self.interactive else "console"
         self._pending: list[ImageInput] = []
         self._initial_images = list(images)
@@ -96,7 +107,14 @@ class ConsoleAdapter:
         self._count = 0
 
     def conversation_for(self, target: ReplyTarget) -> Conversation:
-        return ConsoleConversation(self.stdout, interactive=self.interactive)
+        return self._conversation()
+
+    def _conversation(self) -> ConsoleConversation:
+        return ConsoleConversation(self.stdout, interactive=self.interactive, saved_as=self._saved_as)
+
+    def _saved_as(self, url: str, language: str) -> str | None:
+        path = self.local_file(url) if self.local_file else None
+        return self.core.t("console.saved", language, path=str(path)) if path else None
 
     async def stop(self) -> None:
         self._stopped.set()
@@ -149,7 +167,6 @@ class ConsoleAdapter:
                 images=tuple(self._pending), event_id=None, language=self.language,
             )
             self._pending.clear()
-            conv = ConsoleConversation(self.stdout, interactive=self.interactive)
-            job = await self.core.handle(incoming, conv)
+            job = await self.core.handle(incoming, self._conversation())
             if job is not None:
                 await job.wait()

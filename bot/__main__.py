@@ -64,9 +64,12 @@ async def _console(settings: Settings, images: list[Path]) -> int:
     from bot.app import open_runtime
 
     async with open_runtime(settings) as rt:
-        adapter = ConsoleAdapter(rt.core, images=images, language=_console_language(), sandbox=rt.sandbox is not None)
-        await rt.core.resume(lambda target: adapter.conversation_for(target) if target.platform == "console" else None)
-        await rt.core.wait_idle()
+        adapter = ConsoleAdapter(rt.core, images=images, language=_console_language(),
+                                 sandbox=rt.sandbox is not None, local_file=rt.local_file)
+        if rt.sandbox is None:
+            # an in-process sandbox forgets its tasks when it stops: only a real API can be resumed
+            await rt.core.resume(lambda t: adapter.conversation_for(t) if t.platform == "console" else None)
+            await rt.core.wait_idle()
         await adapter.start()
         await rt.core.wait_idle()
     return 0

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -24,6 +25,13 @@ class Runtime:
     core: BotCore
     sandbox: Sandbox | None
 
+    def local_file(self, url: str) -> Path | None:
+        """The file behind a URL the built-in sandbox serves (it stops with the process; the file stays)."""
+        if self.sandbox is None or not url.startswith(f"{self.sandbox.base_url}/media/"):
+            return None
+        path = self.sandbox.media_dir / url.removeprefix(f"{self.sandbox.base_url}/media/")
+        return path if path.is_file() else None
+
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
@@ -34,8 +42,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     async with AsyncExitStack() as stack:
         sandbox: Sandbox | None = None
         if settings.uses_sandbox:
+            # media kept beside the database, so the videos outlive the in-process sandbox
+            media_dir = settings.bot_db_path.parent / "sandbox-media"
             sandbox = await stack.enter_async_context(
-                Sandbox(SandboxConfig(port=0, api_key=SANDBOX_KEY, time_scale=settings.time_scale))
+                Sandbox(SandboxConfig(port=0, api_key=SANDBOX_KEY, time_scale=settings.time_scale, media_dir=media_dir))
             )
             settings = settings.model_copy(update={
                 "ima_api_key": SecretStr(SANDBOX_KEY), "ima_base_url": sandbox.base_url,

@@ -38,6 +38,16 @@ def test_a_piped_chinese_request_prints_notice_progress_and_a_video_link(tmp_pat
     assert urls
 
 
+def test_the_video_is_still_playable_after_the_session_ends(tmp_path: Path) -> None:
+    done = run_console("make a 5 second video of rain on a window\n", tmp_path)
+    assert done.returncode == 0, done.stderr
+    [saved] = re.findall(r"Saved on this machine: (\S+\.mp4)", done.stdout)
+    path = Path(saved) if Path(saved).is_absolute() else tmp_path / saved
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert container.duration is not None and abs(container.duration / 1_000_000 - 5) < 0.6
+
+
 def test_the_piped_session_exits_zero_with_no_input(tmp_path: Path) -> None:
     done = run_console("", tmp_path)
     assert done.returncode == 0 and done.stdout == ""
