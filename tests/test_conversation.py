@@ -239,7 +239,7 @@ async def test_a_generation_that_never_ends_times_out(sandbox: Sandbox, tmp_path
 
 
 async def test_a_create_call_that_never_answers_is_not_sent_twice(sandbox: Sandbox, tmp_path: Path) -> None:
-    core = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3", ima_request_timeout_s=0.5))
+    core = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3", ima_request_timeout_s=1.0))
     try:
         sandbox.force_create_hang(3)
         conv = await run(core, "make a video of a puppy running")
