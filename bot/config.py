@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     bot_db_path: Path = Path("data/bot.sqlite3")
     bot_max_image_bytes: int = 10 * 1024 * 1024
     bot_max_concurrent_jobs: int = 50
+    bot_max_jobs_per_user: int = Field(default=3, ge=1)
     bot_log_level: str = "INFO"
 
     # Feishu / Lark

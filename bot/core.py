@@ -42,6 +42,7 @@ class RunningJob:
 
     job_id: str
     task: asyncio.Task[str]
+    owner: tuple[str, str] = ("", "")  # (platform, user_id)
 
     async def wait(self) -> str:
         return await asyncio.shield(self.task)
@@ -100,6 +101,10 @@ class BotCore:
             # nothing to make a video of ("生成一段视频", "🙂"): ask instead of spending credits
             await conversation.text(self.t("chat.need_prompt", lang))
             return None
+        if self._busy(incoming.platform, incoming.user_id):
+            # each job spends the operator's credits: one person cannot queue up dozens at once
+            await conversation.text(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
+            return None
         pref = None
         if model is None:
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
@@ -140,6 +145,9 @@ class BotCore:
         )
         if job.task_type != "text_to_video" and not job.image_urls:
             await conversation.text(self.t("error.interrupted", lang))
+            return None
+        if self._busy(old.platform, user_id):
+            await conversation.text(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
             return None
         await self.store.add_job(job)
         return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, []))
@@ -218,7 +226,7 @@ class BotCore:
                 self._slots.release()
 
         task = asyncio.create_task(guarded(), name=f"job-{job.id}")
-        running = RunningJob(job.id, task)
+        running = RunningJob(job.id, task, (job.platform, job.user_id))
         self._jobs[job.id] = running
         task.add_done_callback(lambda _t: self._jobs.pop(job.id, None))
         return running
@@ -228,6 +236,11 @@ class BotCore:
         ids = [i for i in (incoming.event_id, *incoming.extra_event_ids) if i]
         fresh = [await self.store.mark_seen(incoming.platform, i) for i in ids]
         return not all(fresh)
+
+    def _busy(self, platform: str, user_id: str) -> bool:
+        """True when this user already has as many jobs running as one person may."""
+        mine = sum(1 for j in self._jobs.values() if j.owner == (platform, user_id))
+        return mine >= self.settings.bot_max_jobs_per_user
 
     def _understand(self, incoming: Incoming) -> Request:
         request = parse(incoming.text, images=len(incoming.images))

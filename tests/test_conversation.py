@@ -412,3 +412,20 @@ async def test_a_platform_refusing_updates_does_not_fail_a_paid_task(core: BotCo
     job = await core.handle(say("用可灵生成一段小狗奔跑的视频"), conv)
     assert job is not None and await job.wait() == "delivered"
     assert conv.kinds() == ["video"] and len(sandbox.ledger) == 1
+
+
+async def test_one_person_cannot_run_more_jobs_than_the_limit(sandbox: Sandbox, tmp_path: Path) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3", bot_max_jobs_per_user=2))
+    try:
+        convs = [RecordingConversation() for _ in range(3)]
+        jobs = [await core.handle(say(f"make a video of boat {i}", user="alice"), c) for i, c in enumerate(convs)]
+        other = await core.handle(say("make a video of a plane", user="bob"), RecordingConversation())
+        assert jobs[2] is None and "2 videos in progress" in convs[2].texts()[0]
+        assert other is not None
+        await asyncio.gather(*(j.wait() for j in [*jobs[:2], other] if j is not None))
+        assert len(sandbox.ledger) == 3
+        again = await core.handle(say("make a video of boat 3", user="alice"), RecordingConversation())
+        assert again is not None
+        await again.wait()
+    finally:
+        await close_core(core)
