@@ -201,3 +201,15 @@ def test_a_notice_for_a_short_wait_speaks_in_seconds() -> None:
 
     view = notice("j", "en", model_name="Wan 2.6", credits=25, est_min=3, est_max=6, adjustments=[], extra_lines=[])
     assert "3~6 seconds." in view.text and "min" not in view.text
+
+
+def test_every_setting_is_documented_in_the_readme_and_env_example() -> None:
+    from pathlib import Path
+
+    from bot.config import Settings
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    example = (root / ".env.example").read_text(encoding="utf-8")
+    missing = [n.upper() for n in Settings.model_fields if n.upper() not in readme or n.upper() not in example]
+    assert missing == []
