@@ -213,3 +213,11 @@ def test_every_setting_is_documented_in_the_readme_and_env_example() -> None:
     example = (root / ".env.example").read_text(encoding="utf-8")
     missing = [n.upper() for n in Settings.model_fields if n.upper() not in readme or n.upper() not in example]
     assert missing == []
+
+
+def test_product_options_merge_form_values_and_rule_values_once() -> None:
+    p = Product("text_to_video", "v", "viduq2", "Vidu Q2",
+                (CreditRule(1, 5, {"duration": "5", "resolution": "540p"}), CreditRule(2, 9, {"duration": "10"})),
+                (FormField("duration", 5, (5, 10)), FormField("resolution", "540P", ("540P", "720P"))))
+    assert p.options("duration") == (5, 10)
+    assert p.options("resolution") == ("540P", "720P")

@@ -51,14 +51,13 @@ class Product:
 
     def options(self, name: str) -> tuple[Any, ...]:
         """Values the product offers for a parameter, from form_config and its credit rules."""
-        seen: list[Any] = []
-        for f in self.form_config:
-            if f.field == name:
-                seen.extend(f.options)
-        for rule in self.credit_rules:
-            if name in rule.attributes and rule.attributes[name] not in seen:
-                seen.append(rule.attributes[name])
-        return tuple(seen)
+        values = [o for f in self.form_config if f.field == name for o in f.options]
+        values += [r.attributes[name] for r in self.credit_rules if name in r.attributes]
+        # form_config and rules spell values differently (5 / "5", "720p" / "720P"): keep the first
+        unique: dict[str, Any] = {}
+        for v in values:
+            unique.setdefault(str(v).strip().lower(), v)
+        return tuple(unique.values())
 
 
 @dataclass(frozen=True)
