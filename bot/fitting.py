@@ -93,11 +93,23 @@ def fit_aspect_ratio(asked: str, offered: tuple[Any, ...]) -> tuple[str, str | N
     return best, "aspect_ratio_nearest"
 
 
+def _settable(product: Product, name: str) -> bool:
+    """Whether the product lets anyone choose this parameter at all."""
+    return bool(product.options(name)) or any(f.field == name for f in product.form_config)
+
+
 def fit_request(
     product: Product, duration: int | None, resolution: str | None, aspect_ratio: str | None
 ) -> Fitted:
-    """Requested values fitted to `product`; unstated values are left to form_config defaults."""
+    """Requested values fitted to `product`; unstated values are left to form_config defaults.
+    A parameter the product has no say in (Kling's resolution) is left out, and said so."""
     out = Fitted()
+    for name, asked in (("duration", duration), ("resolution", resolution), ("aspect_ratio", aspect_ratio)):
+        if asked is not None and not _settable(product, name):
+            out.adjustments.append(Adjustment(f"{name}_fixed", asked, None))
+    duration = duration if _settable(product, "duration") else None
+    resolution = resolution if _settable(product, "resolution") else None
+    aspect_ratio = aspect_ratio if _settable(product, "aspect_ratio") else None
     if duration is not None:
         value, key = fit_duration(duration, product.options("duration"))
         out.params["duration"] = value

@@ -212,16 +212,20 @@ class Orchestrator:
             raise JobFailed("model_unavailable")
         fitted = fit_request(offer.product, req.get("duration"), req.get("resolution"), req.get("aspect_ratio"))
         params = {**offer.product.defaults(), **fitted.params}
-        params, rule = self._rule_for(offer.product, params)
+        params, rule = self._rule_for(offer.product, params, frozenset(fitted.params))
         req["source"] = source
         req["recommended_key"] = rec.key if rec else None
         return Plan(offer, params, rule, fitted.adjustments, source)
 
-    def _rule_for(self, product: Product, params: dict[str, Any]) -> tuple[dict[str, Any], CreditRule]:
+    def _rule_for(
+        self, product: Product, params: dict[str, Any], keep: frozenset[str] = frozenset()
+    ) -> tuple[dict[str, Any], CreditRule]:
+        """The credit rule for `params`; when none matches, the nearest priced combination that
+        keeps what the user asked for (`keep`) and changes defaults instead."""
         try:
             return params, match_rule(product, params)
         except NoRuleMatch:
-            completed = complete_from_rules(product, params)
+            completed = complete_from_rules(product, params, keep)
             return completed, match_rule(product, completed)
 
     async def _announce(self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer]) -> None:

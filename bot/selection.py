@@ -44,8 +44,9 @@ class Offer:
             if durations and max(durations) < duration:
                 return False
         if resolution is not None:
+            # a model with no resolution to choose cannot promise the one asked for
             offered = [str(r).upper() for r in self.product.options("resolution")]
-            if offered and resolution.upper() not in offered:
+            if resolution.upper() not in offered:
                 return False
         return True
 

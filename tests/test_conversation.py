@@ -99,6 +99,14 @@ async def test_a_duration_over_the_maximum_is_clamped_and_said(core: BotCore, sa
     assert int(sandbox.ledger[0].parameters["duration"]) == 15
 
 
+async def test_4k_goes_to_a_model_that_renders_it_and_stays_4k(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "生成4K的雪山视频")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.model_name == "Google Veo 3.1"
+    [entry] = sandbox.ledger
+    assert str(entry.parameters["resolution"]).upper() == "4K" and entry.credit == notice.credits
+
+
 async def test_a_model_without_the_task_type_is_refused_with_models_that_have_it(core: BotCore, sandbox: Sandbox) -> None:
     images = (ImageInput(data=png(), filename="a.png"), ImageInput(data=png(), filename="b.png"))
     conv = await run(core, "用 Sora 2 Pro 做首尾帧过渡视频,从第一张到第二张", images=images)

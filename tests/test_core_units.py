@@ -221,3 +221,14 @@ def test_product_options_merge_form_values_and_rule_values_once() -> None:
                 (FormField("duration", 5, (5, 10)), FormField("resolution", "540P", ("540P", "720P"))))
     assert p.options("duration") == (5, 10)
     assert p.options("resolution") == ("540P", "720P")
+
+
+def test_a_resolution_the_model_does_not_let_you_choose_is_left_out_and_said() -> None:
+    fitted = fit_request(KLING, 10, "1080P", None)
+    assert fitted.params == {"duration": 10}
+    assert [a.key for a in fitted.adjustments] == ["resolution_fixed"]
+
+
+def test_a_model_without_resolution_choices_is_not_recommended_for_4k() -> None:
+    offers = offers_from(load_catalog(), "text_to_video", [WAN, KLING, VEO])
+    assert recommend(load_catalog(), "text_to_video", offers, None, "4K").key == "veo-3.1"  # type: ignore[union-attr]

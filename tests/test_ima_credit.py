@@ -119,6 +119,15 @@ def test_complete_from_rules_replaces_a_value_no_rule_offers() -> None:
     assert completed == {"duration": 5, "resolution": "720P", "aspect_ratio": "1:1"}
 
 
+def test_complete_from_rules_changes_defaults_rather_than_what_the_user_asked() -> None:
+    # 4K with the default quality and audio matches no rule: the closest rule overall would drop
+    # to 720P, but the user asked for 4K, so quality and audio move instead
+    params = {"resolution": "4K", "duration": 4, "compression_quality": "optimized", "generate_audio": False}
+    assert complete_from_rules(veo(), params)["resolution"] == "720p"
+    kept = complete_from_rules(veo(), params, keep=frozenset({"resolution"}))
+    assert kept["resolution"] == "4K" and match_rule(veo(), kept).attribute_id == 904
+
+
 def test_complete_from_rules_does_not_change_its_argument() -> None:
     params: dict[str, Any] = {"resolution": "720P"}
     complete_from_rules(veo(), params)

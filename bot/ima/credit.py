@@ -102,14 +102,21 @@ def _closest(fits: Iterable[_Fit]) -> _Fit | None:
     return min(fits, key=lambda f: (len(f.conflicts), -f.matches, f.rule.points, f.index), default=None)
 
 
-def complete_from_rules(product: Product, params: Mapping[str, Any]) -> dict[str, Any]:
+def complete_from_rules(
+    product: Product, params: Mapping[str, Any], keep: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """`params` completed so that one rule matches fully (recovery from 6009).
 
     The rule chosen is the closest one: the fewest values to change, then the most that already
     agree, then the cheapest. Its missing attributes are added; if every rule disagrees on some
-    value, that rule's value replaces it (the closest priced combination)."""
+    value, that rule's value replaces it (the closest priced combination). Rules that leave the
+    `keep` parameters (what the user asked for) as they are come first: asked for 4K, the bot
+    changes a default quality to reach a 4K rule rather than drop to 720P."""
     out = dict(params)
-    best = _closest(_fits(product, params))
+    fits = _fits(product, params)
+    kept = {k.lower() for k in keep}
+    honouring = [f for f in fits if not any(str(c).lower() in kept for c in f.conflicts)]
+    best = _closest(honouring or fits)
     if best is None:
         return out
     have = _lookup(out)
