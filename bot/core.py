@@ -281,7 +281,13 @@ class BotCore:
         )
 
     def _tier(self, request: Request, model: ModelInfo | None) -> str | None:
-        if model is not None and model.key == self.catalog.budget.get(request.task_type) and request.preference is None:
+        """"budget" or "premium" when the message asked for the cheapest or the best rather
+        than naming a model (the parser then names the tier's model without saving it)."""
+        if model is None or request.preference == "save":
+            return None
+        if model.key == self.catalog.budget.get(request.task_type):
             return "budget"
+        if model.key == self.catalog.premium.get(request.task_type):
+            return "premium"
         return None
 

@@ -238,11 +238,14 @@ class Orchestrator:
             extra.append(t("notice.preference", lang, model=plan.offer.name))
         if job.request.get("remembered"):
             extra.append(t("notice.remembered", lang, model=plan.offer.name))
-        if job.request.get("tier") == "budget":
+        tier = job.request.get("tier")
+        if tier == "budget":
             extra.append(t("notice.budget_named", lang, model=plan.offer.name, credits=credits))
-        elif plan.source == "named" and credits > PREMIUM_POINTS:
+        elif tier == "premium":
+            # asked for the best: say it is the premium choice, no cheaper nudge
             extra.append(t("notice.premium_named", lang, model=plan.offer.name, credits=credits))
-        elif plan.source == "recommended" and credits > PREMIUM_POINTS:
+        elif credits > PREMIUM_POINTS:
+            # over 50 credits and not asked for the best: name a cheaper way to get a video
             cheaper = cheapest(offers, exclude=plan.offer.key)
             if cheaper is not None and cheaper.min_points < credits:
                 extra.append(t("notice.cheaper", lang, model=cheaper.name, credits=cheaper.min_points))

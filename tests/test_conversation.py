@@ -135,6 +135,20 @@ async def test_naming_a_model_says_once_that_it_is_remembered(core: BotCore) -> 
     assert isinstance(notice, NoticeView) and "已记住" not in notice.text
 
 
+async def test_asking_for_the_best_gets_the_premium_model_without_a_cheaper_nudge(core: BotCore) -> None:
+    conv = await run(core, "用最好的模型生成海浪")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.model_name == "Kling O1"
+    assert "高端模型" in notice.text and "省点积分" not in notice.text
+
+
+async def test_an_expensive_named_request_names_a_cheaper_way(core: BotCore) -> None:
+    conv = await run(core, "用万生成 10秒 1080P 的海浪")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.credits > 50
+    assert "省点积分" in notice.text and "高端模型" not in notice.text
+
+
 async def test_handing_the_choice_back_clears_the_preference(core: BotCore) -> None:
     await run(core, "以后都用可灵")
     cleared = await run(core, "你选一个吧")
