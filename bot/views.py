@@ -33,6 +33,7 @@ def notice(
     )
     lines = [body, *(t(f"fit.{a.key}", lang, model=model_name, asked=a.asked, value=a.value) for a in adjustments)]
     lines.extend(extra_lines)
+    lines.append(t("notice.footer", lang))
     return NoticeView(
         job_id=job_id, title=t("notice.title", lang), text="\n".join(lines), model_name=model_name,
         credits=credits, est_min_s=est_min, est_max_s=est_max,
