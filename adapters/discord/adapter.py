@@ -96,7 +96,7 @@ class DiscordAdapter:
                     return
                 # messages that @-mention the bot carry their content even without the intent
                 log.warning("Discord: the Message Content intent is not enabled for this application; "
-                            "continuing without it (enable it in the developer portal, see docs/discord.md)")
+                            "continuing without it (enable it in the developer portal, see the README, Discord section)")
                 self.client = self._client(message_content=False)
                 await self.client.start(token)
         finally:
