@@ -46,6 +46,13 @@ async def mp4_duration(url: str) -> float:
         return container.duration / 1_000_000
 
 
+async def until_status(core: BotCore, job_id: str, status: str) -> None:
+    """Wait until the job's row says `status` (the store is the only witness of a step)."""
+    async with asyncio.timeout(30):
+        while (job := await core.store.get_job(job_id)) is None or job.status != status:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
 def png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "PNG")
@@ -288,8 +295,7 @@ async def test_a_job_interrupted_by_a_stop_is_resumed_and_delivered_once(sandbox
     conv = RecordingConversation()
     job = await first.handle(say("用可灵生成一段小狗奔跑的视频"), conv)
     assert job is not None
-    while not sandbox.ledger:  # noqa: ASYNC110 - the sandbox has no event to await; stop mid-generation
-        await asyncio.sleep(0.02)
+    await until_status(first, job.job_id, "running")  # the task exists and its id is saved
     await close_core(first)
     assert "video" not in conv.kinds()
 
@@ -301,6 +307,29 @@ async def test_a_job_interrupted_by_a_stop_is_resumed_and_delivered_once(sandbox
         await asyncio.wait_for(resumed[0].wait(), 60)
         assert resumed_conv.kinds().count("video") == 1 and len(sandbox.ledger) == 1
         assert await second.resume(lambda target: resumed_conv) == []
+    finally:
+        await close_core(second)
+
+
+async def test_a_job_stopped_while_its_create_call_was_in_flight_is_not_created_again(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    settings = make_settings(sandbox, tmp_path / "b.sqlite3")
+    first = await open_core(settings)
+    sandbox.force_create_hang(2)  # the service takes the task but answers late
+    job = await first.handle(say("make a video of a puppy running"), RecordingConversation())
+    assert job is not None
+    await until_status(first, job.job_id, "creating")
+    await close_core(first)  # the bot stops before the answer: was it charged? it can't know
+
+    second = await open_core(settings)
+    try:
+        conv = RecordingConversation()
+        [resumed] = await second.resume(lambda target: conv)
+        assert await resumed.wait() == "failed"
+        assert_failure(conv, "create_uncertain", "did not submit it again")
+        await asyncio.sleep(2.5)
+        assert len(sandbox.ledger) == 1
     finally:
         await close_core(second)
 
@@ -341,8 +370,7 @@ async def test_a_resumed_job_gets_back_the_message_it_was_editing(sandbox: Sandb
     first = await open_core(settings)
     job = await first.handle(say("用可灵生成一段小狗奔跑的视频"), CardConversation())
     assert job is not None
-    while not sandbox.ledger:  # noqa: ASYNC110 - the sandbox has no event to await
-        await asyncio.sleep(0.02)
+    await until_status(first, job.job_id, "running")
     await close_core(first)
 
     second = await open_core(settings)
