@@ -31,12 +31,19 @@ class ConsoleConversation:
     """Renders the core's views as terminal lines; on a TTY progress redraws one line."""
 
     def __init__(
-        self, out: TextIO, *, interactive: bool, saved_as: Callable[[str, str], str | None] | None = None
+        self,
+        out: TextIO,
+        *,
+        interactive: bool,
+        saved_as: Callable[[str, str], str | None] | None = None,
+        switch_hint: Callable[[str, str], str] | None = None,
     ) -> None:
         self.out = out
         self.interactive = interactive
         #: where a video's file lies on this machine, already worded (the built-in sandbox's)
         self.saved_as = saved_as
+        #: how to ask for another model, worded (model name, language)
+        self.switch_hint = switch_hint
         self._bar_open = False
 
     def _write(self, text: str) -> None:
@@ -70,6 +77,9 @@ class ConsoleConversation:
 
     async def failure(self, view: FailureView) -> None:
         self._write(view.text)
+        if view.alternatives and self.switch_hint:
+            # a terminal has no buttons: say how to ask for another model instead
+            self._write(self.switch_hint(view.alternatives[0].model_name, detect_language(view.text)))
 
     async def text(self, text: str) -> None:
         self._write(text)
@@ -110,7 +120,11 @@ class ConsoleAdapter:
         return self._conversation()
 
     def _conversation(self) -> ConsoleConversation:
-        return ConsoleConversation(self.stdout, interactive=self.interactive, saved_as=self._saved_as)
+        return ConsoleConversation(self.stdout, interactive=self.interactive, saved_as=self._saved_as,
+                                   switch_hint=self._switch_hint)
+
+    def _switch_hint(self, model: str, language: str) -> str:
+        return self.core.t("console.alternatives", language, model=model)
 
     def _saved_as(self, url: str, language: str) -> str | None:
         path = self.local_file(url) if self.local_file else None
