@@ -6,6 +6,7 @@ It implements `adapters.base.Core`; it never imports a platform SDK.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import uuid
@@ -160,7 +161,7 @@ class BotCore:
             return []
         out = []
         for o in offers_from(self.catalog, task_type, products):
-            est_min, est_max = self.orchestrator._est(o.model)
+            est_min, est_max = self.orchestrator.estimate(o.model)
             out.append(ModelChoice(o.product.model_id, o.name, task_type, o.min_points, o.max_points, est_min, est_max))
         return out
 
@@ -214,7 +215,8 @@ class BotCore:
         async def guarded() -> str:
             if self._slots.locked():
                 # more jobs than BOT_MAX_CONCURRENT_JOBS: say so rather than stay silent
-                await conversation.text(self.t("progress.queued", job.language, ahead=self._queued + 1))
+                with contextlib.suppress(Exception):  # a hiccup here must not lose the job
+                    await conversation.text(self.t("progress.queued", job.language, ahead=self._queued + 1))
             self._queued += 1
             try:
                 await self._slots.acquire()

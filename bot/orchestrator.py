@@ -117,7 +117,8 @@ class Orchestrator:
         self._clock = clock
 
     # -- timing, scaled with the sandbox so a fast run shows the same conversation --------------
-    def _est(self, model: ModelInfo) -> tuple[int, int]:
+    def estimate(self, model: ModelInfo) -> tuple[int, int]:
+        """The model's estimated seconds (min, max), scaled like the sandbox's times."""
         return max(1, round(model.est_min * self.scale)), max(1, round(model.est_max * self.scale))
 
     def _every(self, model: ModelInfo) -> float:
@@ -230,7 +231,7 @@ class Orchestrator:
 
     async def _announce(self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer]) -> None:
         model = plan.offer.model
-        est_min, est_max = self._est(model)
+        est_min, est_max = self.estimate(model)
         lang = job.language
         extra: list[str] = []
         credits = plan.rule.points
@@ -359,7 +360,7 @@ class Orchestrator:
     async def _poll(self, job: Job, conv: Conversation, task_id: str) -> TaskResult:
         """Poll until done, sending progress at the model's cadence; raises on failure or timeout."""
         model = self.catalog.get(job.model_key or "") or self.catalog.unknown
-        est_max = job.est_max or self._est(model)[1]
+        est_max = job.est_max or self.estimate(model)[1]
         every = self._every(model)
         poll_every = max(0.05, self.settings.ima_poll_interval_s * self.scale)
         started = job.started_at or self._clock()
