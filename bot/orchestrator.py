@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.base import Conversation
@@ -95,6 +95,14 @@ class Plan:
     source: str  # named | preference | recommended
 
 
+@dataclass
+class _Context:
+    """What a failing job knows so far, for choosing its alternatives."""
+
+    offers: list[Offer] = field(default_factory=list)
+    plan: Plan | None = None
+
+
 class Orchestrator:
     """Runs jobs. Stateless between jobs: everything durable is in the store."""
 
@@ -127,57 +135,59 @@ class Orchestrator:
     # -- entry points --------------------------------------------------------------------------
     async def run(self, job: Job, conv: Conversation, images: list[CheckedImage]) -> str:
         """Run a new job to its end; returns its final status. Never raises for user errors."""
-        offers: list[Offer] = []
-        plan: Plan | None = None
-        try:
-            offers = await self._offers(job.task_type)
-            plan = await self._plan(job, offers)
-            await self._announce(job, conv, plan, offers)
+        ctx = _Context()
+
+        async def steps() -> str:
+            ctx.offers = await self._offers(job.task_type)
+            ctx.plan = await self._plan(job, ctx.offers)
+            await self._announce(job, conv, ctx.plan, ctx.offers)
             await self._upload(job, images)
-            task_id = await self._create(job, conv, plan)
+            task_id = await self._create(job, conv, ctx.plan)
             result = await self._poll(job, conv, task_id)
-            await self._deliver(job, conv, result, offers)
+            await self._deliver(job, conv, result, ctx.offers)
             return "delivered"
-        except JobFailed as e:
-            await self._fail(job, conv, e, offers, plan)
-        except ImaError as e:
-            await self._fail(job, conv, JobFailed(_kind_of(e)), offers, plan)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug must still end in a message, not silence
-            log.exception("job %s crashed", job.id)
-            await self._fail(job, conv, JobFailed("unknown"), offers, plan)
-        return "failed"
+
+        return await self._in_plain_words(job, conv, ctx, steps)
 
     async def resume(self, job: Job, conv: Conversation) -> str:
         """Continue a job found unfinished at start-up."""
-        try:
+        if job.status == "accepted" and (job.task_type == "text_to_video" or job.image_urls):
+            return await self.run(job, conv, [])
+
+        async def steps() -> str:
             if job.status == "accepted":
-                if job.task_type != "text_to_video" and not job.image_urls:
-                    raise JobFailed("interrupted")
-                return await self.run(job, conv, [])
+                raise JobFailed("interrupted")  # its pictures were never uploaded
             if job.status == "creating":
                 # the create call may have reached the service: re-sending could charge twice
                 raise JobFailed("create_uncertain")
             if job.status == "running":
                 await _tell(conv.text(t("progress.resumed", job.language)), job)
                 result = await self._poll(job, conv, job.task_ids[-1])
-                await self._deliver(job, conv, result, [])
-                return "delivered"
-            if job.status == "delivering" and job.result_url:
+            elif job.status == "delivering" and job.result_url:
                 result = TaskResult(job.task_ids[-1] if job.task_ids else "", "done", job.result_url, job.cover_url)
-                await self._deliver(job, conv, result, [])
-                return "delivered"
-            raise JobFailed("unknown")
+            else:
+                raise JobFailed("unknown")
+            await self._deliver(job, conv, result, [])
+            return "delivered"
+
+        return await self._in_plain_words(job, conv, _Context(), steps)
+
+    async def _in_plain_words(
+        self, job: Job, conv: Conversation, ctx: _Context, steps: Callable[[], Awaitable[str]]
+    ) -> str:
+        """Run `steps`; whatever goes wrong ends as a translated failure with alternatives."""
+        try:
+            return await steps()
         except JobFailed as e:
-            await self._fail(job, conv, e, [], None)
+            failure = e
         except ImaError as e:
-            await self._fail(job, conv, JobFailed(_kind_of(e)), [], None)
+            failure = JobFailed(_kind_of(e))
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("resumed job %s crashed", job.id)
-            await self._fail(job, conv, JobFailed("unknown"), [], None)
+        except Exception:  # a bug must still end in a message, not silence
+            log.exception("job %s crashed", job.id)
+            failure = JobFailed("unknown")
+        await self._fail(job, conv, failure, ctx.offers, ctx.plan)
         return "failed"
 
     # -- steps ---------------------------------------------------------------------------------
