@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.ima.types import Product
+from bot.ima.values import same
 
 #: resolutions from low to high; "nearest" moves along this ladder
 RESOLUTION_LADDER: tuple[str, ...] = ("360P", "480P", "540P", "720P", "768P", "1080P", "2K", "4K")
@@ -32,6 +33,11 @@ def _as_int(v: Any) -> int | None:
         return int(float(str(v).rstrip("sS")))
     except ValueError:
         return None
+
+
+def offered_durations(product: Product) -> list[int]:
+    """The durations (seconds) a product offers, ascending, each once ("5" and 5 alike)."""
+    return sorted({d for d in (_as_int(o) for o in product.options("duration")) if d is not None})
 
 
 def _res_rank(v: Any) -> int:
@@ -75,7 +81,7 @@ def fit_resolution(asked: str, offered: tuple[Any, ...]) -> tuple[str, str | Non
     if not values:
         return asked, None
     for v in values:
-        if v.upper() == asked.upper():
+        if same(v, asked):
             return v, None
     rank = _res_rank(asked)
     best = min(values, key=lambda v: (abs(_res_rank(v) - rank), -_res_rank(v)))
@@ -138,7 +144,7 @@ def degrade(product: Product, params: dict[str, Any]) -> tuple[str, Any] | None:
             return "resolution", max(lower, key=_res_rank)
     current_dur = _as_int(params.get("duration"))
     if current_dur is not None:
-        shorter = [d for d in (_as_int(o) for o in product.options("duration")) if d is not None and d < current_dur]
+        shorter = [d for d in offered_durations(product) if d < current_dur]
         if shorter:
             return "duration", max(shorter)
     return None

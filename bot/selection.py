@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.catalog import Catalog, ModelInfo
-from bot.fitting import _as_int
+from bot.fitting import offered_durations
 from bot.ima.types import Product
+from bot.ima.values import same
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,12 @@ class Offer:
     def can_do(self, duration: int | None, resolution: str | None) -> bool:
         """True when the product offers at least the asked duration and that resolution."""
         if duration is not None:
-            durations = [d for d in (_as_int(o) for o in self.product.options("duration")) if d is not None]
-            if durations and max(durations) < duration:
+            durations = offered_durations(self.product)
+            if durations and durations[-1] < duration:
                 return False
         if resolution is not None:
             # a model with no resolution to choose cannot promise the one asked for
-            offered = [str(r).upper() for r in self.product.options("resolution")]
-            if resolution.upper() not in offered:
+            if not any(same(r, resolution) for r in self.product.options("resolution")):
                 return False
         return True
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
+from bot.ima.values import norm
+
 TASK_TYPES: tuple[str, ...] = (
     "text_to_video",
     "image_to_video",
@@ -53,10 +55,11 @@ class Product:
         """Values the product offers for a parameter, from form_config and its credit rules."""
         values = [o for f in self.form_config if f.field == name for o in f.options]
         values += [r.attributes[name] for r in self.credit_rules if name in r.attributes]
-        # form_config and rules spell values differently (5 / "5", "720p" / "720P"): keep the first
+        # form_config and rules spell values differently (5 / "5s", "720p" / "720P"): keep the
+        # first spelling, compared the way the service compares them
         unique: dict[str, Any] = {}
         for v in values:
-            unique.setdefault(str(v).strip().lower(), v)
+            unique.setdefault(norm(v), v)
         return tuple(unique.values())
 
 
