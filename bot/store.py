@@ -6,8 +6,11 @@ and deliver exactly once. Migrations are versioned with PRAGMA user_version.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,33 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (platform, event_id)
     );
     """,
+    # 2: pictures a job needs, kept from intake so a restart can still upload them;
+    #    questions the bot asked one person in one chat (retry with X? confirm N credits?)
+    """
+    CREATE TABLE job_images (
+        job_id       TEXT NOT NULL,
+        position     INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        data         BLOB,
+        url          TEXT,
+        PRIMARY KEY (job_id, position)
+    );
+    CREATE TABLE open_questions (
+        platform   TEXT NOT NULL,
+        chat_id    TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        job_id     TEXT NOT NULL,
+        options    TEXT NOT NULL DEFAULT '[]',
+        asked_at   REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (platform, chat_id, user_id)
+    );
+    CREATE TABLE used_actions (
+        action_id TEXT PRIMARY KEY,
+        used_at   REAL NOT NULL
+    );
+    """,
 )
 
 #: states a job passes through; the last two are final
@@ -112,6 +142,32 @@ class Job:
 
 
 @dataclass(frozen=True)
+class StoredImage:
+    """A picture kept with its job: verified bytes, or the public URL it came from."""
+
+    content_type: str
+    data: bytes | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenQuestion:
+    """Something the bot asked one person in one chat, waiting for a yes or no.
+
+    kind: "retry" (a failed job; `options` are model ids to try, first = suggested) or
+    "confirm" (a job over the confirm threshold waits for a yes before it is paid)."""
+
+    platform: str
+    chat_id: str
+    user_id: str
+    kind: str
+    job_id: str
+    options: tuple[str, ...]
+    asked_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class Preference:
     model_key: str
     model_id: str
@@ -141,6 +197,20 @@ class Store:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        # One connection is shared by every coroutine: a write that spans several statements
+        # must not be committed half-way by another coroutine's commit. Every write holds this.
+        self._writing = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One all-or-nothing write: committed at the end, rolled back on any error."""
+        async with self._writing:
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.rollback()
+                raise
+            await self._db.commit()
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -184,47 +254,84 @@ class Store:
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_key: str, model_id: str, model_name: str
     ) -> None:
-        await self._db.execute(
-            "INSERT INTO preferences VALUES (?,?,?,?,?,?,?) ON CONFLICT(platform, user_id, task_type) "
-            "DO UPDATE SET model_key=excluded.model_key, model_id=excluded.model_id, "
-            "model_name=excluded.model_name, updated_at=excluded.updated_at",
-            (platform, user_id, task_type, model_key, model_id, model_name, time.time()),
-        )
-        await self._db.commit()
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO preferences VALUES (?,?,?,?,?,?,?) ON CONFLICT(platform, user_id, task_type) "
+                "DO UPDATE SET model_key=excluded.model_key, model_id=excluded.model_id, "
+                "model_name=excluded.model_name, updated_at=excluded.updated_at",
+                (platform, user_id, task_type, model_key, model_id, model_name, time.time()),
+            )
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
         """Forget one task type's preference, or all of a user's; returns how many were removed."""
-        if task_type is None:
-            cur = await self._db.execute("DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id))
-        else:
-            cur = await self._db.execute(
-                "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?",
-                (platform, user_id, task_type),
-            )
-        await self._db.commit()
+        async with self._transaction() as db:
+            if task_type is None:
+                cur = await db.execute("DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id))
+            else:
+                cur = await db.execute(
+                    "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?",
+                    (platform, user_id, task_type),
+                )
         return cur.rowcount
 
     # -- seen events -------------------------------------------------------------------------
     async def mark_seen(self, platform: str, event_id: str) -> bool:
         """Remember an event id; True the first time, False for a redelivery."""
-        cur = await self._db.execute(
-            "INSERT OR IGNORE INTO seen_events VALUES (?,?,?)", (platform, event_id, time.time())
-        )
-        await self._db.commit()
-        return cur.rowcount == 1
+        return await self.intake(platform, [event_id])
+
+    async def intake(
+        self, platform: str, event_ids: Sequence[str], job: Job | None = None,
+        images: Sequence[StoredImage] = (),
+    ) -> bool:
+        """Accept one message: mark its event ids seen and write its job (with its pictures) in
+        ONE transaction, so a crash can neither lose the request nor leave it half-recorded.
+        False, writing nothing, when any of the ids was seen before (a redelivery)."""
+        now = time.time()
+        async with self._transaction() as db:
+            for event_id in event_ids:
+                cur = await db.execute("INSERT OR IGNORE INTO seen_events VALUES (?,?,?)", (platform, event_id, now))
+                if cur.rowcount != 1:
+                    await db.rollback()
+                    return False
+            if job is not None:
+                await self._insert_job(db, job)
+                await db.executemany(
+                    "INSERT INTO job_images VALUES (?,?,?,?,?)",
+                    [(job.id, i, im.content_type, im.data, im.url) for i, im in enumerate(images)],
+                )
+        return True
 
     async def prune_seen(self, older_than_s: float = 7 * 86400) -> int:
-        cur = await self._db.execute("DELETE FROM seen_events WHERE seen_at < ?", (time.time() - older_than_s,))
-        await self._db.commit()
+        async with self._transaction() as db:
+            cur = await db.execute("DELETE FROM seen_events WHERE seen_at < ?", (time.time() - older_than_s,))
+            await db.execute("DELETE FROM open_questions WHERE expires_at < ?", (time.time(),))
+            await db.execute("DELETE FROM used_actions WHERE used_at < ?", (time.time() - older_than_s,))
         return cur.rowcount
 
     # -- jobs --------------------------------------------------------------------------------
     async def add_job(self, job: Job) -> None:
+        async with self._transaction() as db:
+            await self._insert_job(db, job)
+
+    @staticmethod
+    async def _insert_job(db: aiosqlite.Connection, job: Job) -> None:
         row = _encode(job)
         cols = ",".join(row)
         marks = ",".join("?" for _ in row)
-        await self._db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", tuple(row.values()))
-        await self._db.commit()
+        await db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    async def job_images(self, job_id: str) -> list[StoredImage]:
+        """The pictures kept with a job at intake, in order."""
+        async with self._db.execute(
+            "SELECT content_type, data, url FROM job_images WHERE job_id=? ORDER BY position", (job_id,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [StoredImage(r[0], r[1], r[2]) for r in rows]
+
+    async def drop_job_images(self, job_id: str) -> None:
+        """Forget a job's picture bytes once they are uploaded (the job keeps their URLs)."""
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM job_images WHERE job_id=?", (job_id,))
 
     async def save_job(self, job: Job, **changes: Any) -> Job:
         """Apply `changes` to `job` and write the whole row (one small row: simpler than diffs)."""
@@ -236,8 +343,8 @@ class Store:
         row = _encode(job)
         sets = ",".join(f"{k}=?" for k in row if k != "id")
         values = [v for k, v in row.items() if k != "id"]
-        await self._db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*values, job.id))
-        await self._db.commit()
+        async with self._transaction() as db:
+            await db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*values, job.id))
         return job
 
     async def get_job(self, job_id: str) -> Job | None:
@@ -260,3 +367,56 @@ class Store:
         ) as cur:
             rows = await cur.fetchall()
         return [_decode(r) for r in rows]
+
+    async def active_jobs(self, platform: str, user_id: str) -> list[Job]:
+        """A person's jobs that are not finished yet, oldest first."""
+        marks = ",".join("?" for _ in ACTIVE)
+        async with self._db.execute(
+            f"SELECT * FROM jobs WHERE platform=? AND user_id=? AND status IN ({marks}) ORDER BY created_at",
+            (platform, user_id, *ACTIVE),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_decode(r) for r in rows]
+
+    # -- open questions ------------------------------------------------------------------------
+    async def ask(self, question: OpenQuestion) -> None:
+        """Remember a question to one person in one chat (replacing an older one there)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO open_questions VALUES (?,?,?,?,?,?,?,?)",
+                (question.platform, question.chat_id, question.user_id, question.kind, question.job_id,
+                 json.dumps(list(question.options)), question.asked_at, question.expires_at),
+            )
+
+    async def take_question(self, platform: str, chat_id: str, user_id: str, now: float | None = None) -> OpenQuestion | None:
+        """The person's open question in this chat, removed as it is read (an answer is used
+        once); None when there is none or it has expired."""
+        now = time.time() if now is None else now
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT * FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?",
+                (platform, chat_id, user_id),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            await db.execute(
+                "DELETE FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?", (platform, chat_id, user_id)
+            )
+        if row["expires_at"] < now:
+            return None
+        return OpenQuestion(row["platform"], row["chat_id"], row["user_id"], row["kind"], row["job_id"],
+                            tuple(json.loads(row["options"])), row["asked_at"], row["expires_at"])
+
+    async def forget_questions_about(self, job_id: str) -> None:
+        """A question is moot once its job was answered another way (a button instead of words)."""
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM open_questions WHERE job_id=?", (job_id,))
+
+    # -- actions that may happen once ---------------------------------------------------------
+    async def use_once(self, action_id: str) -> bool:
+        """Claim an action (a button press on one message); True only the first time, across
+        double presses, redeliveries and restarts."""
+        async with self._transaction() as db:
+            cur = await db.execute("INSERT OR IGNORE INTO used_actions VALUES (?,?)", (action_id, time.time()))
+        return cur.rowcount == 1
