@@ -21,6 +21,7 @@ from bot.understand.numbers import CHINESE_NUMERAL, english_number_pattern
 from bot.understand.scanner import Scanner
 
 ALIASES_PATH = CATALOG_DIR / "aliases.toml"
+INTENTS_PATH = CATALOG_DIR / "intents.toml"
 
 # A latin word boundary only where it matters: before a match that starts with a letter or
 # digit, the previous character must not be one (and likewise at the end). CJK next to latin
@@ -137,6 +138,22 @@ class Lexicon:
     dangling: re.Pattern[str]
     edge_start: re.Pattern[str]
     edge_end: re.Pattern[str]
+    #: canonical alias of a video model the bot does not offer -> (display name, strict)
+    unknown_models: dict[str, tuple[str, bool]] = field(default_factory=dict)
+
+
+def _unknown_models(data: dict[str, Any], known: dict[str, str]) -> dict[str, tuple[str, bool]]:
+    """canonical alias -> (display name, strict) for models named in intents.toml's
+    [unknown_models]; an alias of an offered model there is a mistake in the data."""
+    out: dict[str, tuple[str, bool]] = {}
+    for table, strict in (("names", False), ("strict", True)):
+        for name, aliases in data.get("unknown_models", {}).get(table, {}).items():
+            for alias in aliases:
+                canon = canonical(alias.lower())
+                if canon in known:
+                    raise ValueError(f"intents.toml: {alias!r} is an offered model ({known[canon]})")
+                out[canon] = (name, strict)
+    return out
 
 
 def _model_aliases(data: dict[str, Any], catalog: Catalog) -> dict[str, str]:
@@ -211,6 +228,10 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
     model_alts = [not_after + _trie_regex(sorted(set(a))) for a in by_first.values()]
     if strict_re:
         model_alts.append(not_after + strict_re)
+    intents = tomllib.loads(INTENTS_PATH.read_text(encoding="utf-8"))
+    unknown = _unknown_models(intents, model_keys)
+    unknown_spellings = sorted({a.lower() for table in intents.get("unknown_models", {}).values()
+                                for aliases in table.values() for a in aliases})
 
     words = {k: int(v) for k, v in data["duration"]["numbers"].items()}
     number = english_number_pattern(words)
@@ -258,6 +279,7 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
     task = data["task"]
     groups: list[tuple[str, list[str]]] = [
         ("model", model_alts),
+        ("unknown_model", [_trie_regex(unknown_spellings)]),
         ("budget", list(tiers["budget"])),
         ("premium", list(tiers["premium"])),
         ("clear", list(pref["clear"])),
@@ -302,4 +324,5 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
         dangling=re.compile(filler["dangling"]),
         edge_start=re.compile(filler["edge_words_start"], re.IGNORECASE),
         edge_end=re.compile(filler["edge_words_end"], re.IGNORECASE),
+        unknown_models=unknown,
     )

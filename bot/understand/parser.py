@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 
+from bot.understand.intent import choice_of, classify, core_text
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
 from bot.understand.normalize import fold
 from bot.understand.numbers import read_number
@@ -44,7 +45,7 @@ from bot.understand.request import Request
 MAX_IMAGES = 1000
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[a-z]+")
-_CHOSEN_BY = frozenset({"model", "budget", "premium"})
+_CHOSEN_BY = frozenset({"model", "unknown_model", "budget", "premium"})
 
 Token = tuple[str, int, int]
 
@@ -178,6 +179,7 @@ def parse(text: str, images: int = 0) -> Request:
         folded = text.lower()[: len(text)].ljust(len(text))
     tokens = _scan(lx, folded)
     remove, chosen = _removable(tokens, folded)
+    unknown = _unknown_model(lx, tokens, folded, remove, chosen)
 
     cues: set[str] = set()
     models: list[tuple[str, bool]] = []
@@ -221,6 +223,13 @@ def parse(text: str, images: int = 0) -> Request:
         preference = "clear"
 
     spans = [(s, e) for (_, s, e), r in zip(tokens, remove, strict=True) if r]
+    prompt = cut(text, folded, spans, lx)
+    intent = classify(
+        folded, images=images, prompt=prompt, names_model=model_key is not None,
+        sets_preference=preference is not None and bool(models or clear),
+        has_parameters=any(v is not None for v in (duration, resolution, aspect)),
+        unknown_model=unknown, question_mark=folded.rstrip().endswith("?"),
+    )
     return Request(
         task_type=task,
         model_id=model_id,
@@ -229,6 +238,28 @@ def parse(text: str, images: int = 0) -> Request:
         aspect_ratio=aspect,
         preference=preference,
         language=_language(folded, tokens),
-        prompt=cut(text, folded, spans, lx),
+        prompt=prompt if intent == "video" else None,  # a command or a chat line describes nothing
         model_key=model_key,
+        intent=intent,
+        unknown_model=unknown,
+        choice=choice_of(core_text(folded)) if intent == "confirm" else None,
     )
+
+
+def _unknown_model(lx: Lexicon, tokens: list[Token], folded: str, remove: list[bool], chosen: list[bool]) -> str | None:
+    """The first model named that is not offered. A `strict` alias ("runway", "pika") counts
+    only after a choosing word or before a model word; elsewhere it stays in the prompt."""
+    found: str | None = None
+    for i, (kind, start, end) in enumerate(tokens):
+        if kind != "unknown_model":
+            continue
+        name, strict = lx.unknown_models.get(canonical(folded[start:end]), ("", True))
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        named = nxt is not None and nxt[0] == "after_model" and _adjacent(folded, end, nxt[1])
+        if name and (not strict or chosen[i] or named):
+            found = found or name
+            if named and nxt is not None:
+                remove[i + 1] = True
+        else:
+            remove[i] = False
+    return found

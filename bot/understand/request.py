@@ -7,7 +7,8 @@ from typing import Any
 
 #: the keys `python -m bot parse` prints, in order
 CLI_KEYS: tuple[str, ...] = (
-    "task_type", "model_id", "duration", "resolution", "aspect_ratio", "preference", "language", "prompt",
+    "intent", "task_type", "model_id", "duration", "resolution", "aspect_ratio", "preference", "language",
+    "prompt", "unknown_model",
 )
 
 
@@ -22,6 +23,10 @@ class Request:
     - preference: "save" (a model was named), "clear" (the choice is handed back), or None.
     - language: "zh" or "en"; prompt: the description with model and parameter words removed.
     - model_key: the catalog key of the named model (Pixverse versions share one model_id).
+    - intent: one of bot.understand.intent.INTENTS; only "video" may lead to a paid task.
+    - unknown_model: the name of a video model the user asked for that is not offered
+      ("Runway"), else None.
+    - choice: which offered alternative an answer picks ("用第二个" -> 1), else None.
     """
 
     task_type: str
@@ -33,7 +38,10 @@ class Request:
     language: str = "en"
     prompt: str | None = None
     model_key: str | None = None
+    intent: str = "video"
+    unknown_model: str | None = None
+    choice: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The eight CLI keys (no model_key), in CLI order."""
+        """The CLI keys (no model_key or choice), in CLI order."""
         return {k: getattr(self, k) for k in CLI_KEYS}
