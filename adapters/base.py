@@ -43,6 +43,9 @@ class Incoming:
     language: str | None = None
     #: structured options (Discord slash command) that override what the text says
     overrides: dict[str, object] = field(default_factory=dict)
+    #: False for a group message that does not @-mention the bot: the core then answers only a
+    #: question it asked that person (a yes or no), and never starts a video or chats
+    mentioned: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ class NoticeView:
     credits: int
     est_min_s: int
     est_max_s: int
+    #: set when the job waits for the requester's OK (over the confirm threshold): button labels
+    confirm_label: str | None = None
+    decline_label: str | None = None
+    #: a button that cancels the job while it runs
+    cancel_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,7 @@ class ProgressView:
     est_max_s: int
     text: str  # translated progress line(s)
     overdue: bool = False  # past the estimate: held at 95 %
+    cancel_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,11 @@ class VideoView:
     model_name: str
     duration_s: float | None = None
     #: bytes-free: adapters that upload the file fetch `url` themselves (size-capped)
+    #: "again" (same request and model) and "another model" buttons, as on a failure
+    again_label: str | None = None
+    alternatives: tuple[Alternative, ...] = ()
+    #: who asked (platform user id): adapters mention them where an edit would notify nobody
+    requester: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +217,21 @@ class Core(Protocol):
         """Run an earlier job again for `user_id` (a button press): same model when
         `model_id` is None, else that model. None when the job is unknown or not theirs
         (the core has already told the conversation why)."""
+        ...
+
+    async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> JobHandle | None:
+        """The Confirm button of a job waiting for an OK; works once."""
+        ...
+
+    async def decline(self, job_id: str, *, user_id: str, conversation: Conversation) -> None:
+        """The "No thanks" button of a job waiting for an OK; it ends unpaid."""
+        ...
+
+    async def cancel(
+        self, job_id: str | None, *, platform: str, user_id: str, conversation: Conversation,
+        language: str | None = None,
+    ) -> None:
+        """The Cancel button (or "cancel" typed: job_id None, the person's latest job)."""
         ...
 
     async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]: ...

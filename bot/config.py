@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     ima_sandbox_time_scale: float = Field(default=1.0, gt=0)
     ima_product_ttl_s: float = 600.0
     ima_request_timeout_s: float = 30.0
+    #: the create call waits longer: a create that times out may be charged and is never re-sent
+    ima_create_timeout_s: float = Field(default=60.0, gt=0)
     ima_poll_interval_s: float = 8.0
     ima_job_timeout_s: float = 2400.0  # 40 minutes, as the published client
     ima_max_retries: int = 3
@@ -36,6 +38,7 @@ class Settings(BaseSettings):
     bot_max_image_bytes: int = 10 * 1024 * 1024
     bot_max_concurrent_jobs: int = 50
     bot_max_jobs_per_user: int = Field(default=3, ge=1)
+    bot_confirm_above_credits: int = Field(default=100, ge=0)  # 0: never ask
     bot_log_level: str = "INFO"
 
     # Feishu / Lark

@@ -6,9 +6,11 @@ It implements `adapters.base.Core`; it never imports a platform SDK.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -20,21 +22,36 @@ from adapters.base import (
     ModelChoice,
     ReplyTarget,
 )
-from bot import i18n
+from bot import commands, i18n
 from bot.catalog import Catalog, ModelInfo
 from bot.config import Settings
 from bot.ima import ImaClient
 from bot.ima.errors import ImaError
-from bot.ima.types import TASK_TYPES
-from bot.images import ImageRejected, check_images, with_linked_images
+from bot.ima.types import MAX_PROMPT_CHARS, TASK_TYPES
+from bot.images import CheckedImage, ImageRejected, check_images, with_linked_images
 from bot.orchestrator import Orchestrator
 from bot.selection import offers_from
-from bot.store import Job, Store
+from bot.store import ACTIVE, WAITING, Job, OpenQuestion, Store, StoredImage
 from bot.understand import Request, parse
 
 log = logging.getLogger(__name__)
 
 _OVERRIDES = ("model_id", "duration", "resolution", "aspect_ratio", "task_type")
+
+
+def _valid_text(incoming: Incoming) -> Incoming:
+    """The message with anything that is not valid Unicode (a lone surrogate) replaced, so no
+    later step (the database, a platform API) fails on it."""
+    try:
+        incoming.text.encode("utf-8")
+    except UnicodeEncodeError:
+        return replace(incoming, text=incoming.text.encode("utf-8", "replace").decode("utf-8"))
+    return incoming
+
+
+def _checked(images: list[StoredImage]) -> list[CheckedImage]:
+    """Pictures kept with a job, as the orchestrator uploads them."""
+    return [CheckedImage(im.data, im.content_type, im.url) for im in images]
 
 
 @dataclass
@@ -59,6 +76,7 @@ class BotCore:
         self.catalog = catalog
         self.orchestrator = Orchestrator(client=client, store=store, catalog=catalog, settings=settings)
         self._jobs: dict[str, RunningJob] = {}
+        self._owned: collections.Counter[tuple[str, str]] = collections.Counter()  # job places per person
         self._slots = asyncio.Semaphore(settings.bot_max_concurrent_jobs)
         self._queued = 0  # jobs waiting for a slot
         # load the phrase tables and message catalogs now, not on the first message's turn of the loop
@@ -71,48 +89,168 @@ class BotCore:
         return i18n.t(key, language, **values)
 
     async def handle(self, incoming: Incoming, conversation: Conversation) -> RunningJob | None:
-        """Understand one message and act on it (see adapters.base.Core.handle)."""
-        if await self._seen_before(incoming):
+        """Understand one message and act on it (see adapters.base.Core.handle). Whatever goes
+        wrong ends in a plain-language reply and a logged error, never in silence."""
+        try:
+            return await self._handle(incoming, conversation)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handling a %s message failed", incoming.platform)
+            lang = i18n.normalize_language(incoming.language) if incoming.language else "en"
+            with contextlib.suppress(Exception):
+                await conversation.text(self.t("talk.failed_to_answer", lang))
+            return None
+
+    async def _handle(self, incoming: Incoming, conversation: Conversation) -> RunningJob | None:
+        """intake check -> understand -> route by intent -> admit -> run."""
+        incoming = with_linked_images(_valid_text(incoming))
+        ids = [i for i in (incoming.event_id, *incoming.extra_event_ids) if i]
+        if await self.store.seen_any(incoming.platform, ids):
             log.info("duplicate event %s/%s ignored", incoming.platform, incoming.event_id)
             return None
-        incoming = with_linked_images(incoming)
         request = self._understand(incoming)
+        if request.intent == "video" and not request.unknown_model and incoming.mentioned:
+            return await self._accept_video(request, incoming, conversation, ids)
+        if not await self.store.intake(incoming.platform, ids):
+            return None  # a redelivery that raced this one
+        return await self._converse(request, incoming, conversation)
+
+    async def _converse(self, request: Request, incoming: Incoming, conv: Conversation) -> RunningJob | None:
+        """Everything but a new video: commands, answers to the bot's questions, chat."""
         lang = request.language
+        intent = request.intent
+        answers = intent in ("confirm", "decline") or (
+            intent == "prefer" and (request.model_key is not None or request.preference == "clear")
+        )
+        if answers and not request.unknown_model:
+            question = await self.store.take_question(incoming.platform, incoming.chat_id, incoming.user_id)
+            if question is not None:
+                return await self._answer(question, request, incoming, conv)
+        if not incoming.mentioned:
+            return None  # group talk not addressed to the bot: it may only answer its own questions
+        if request.unknown_model:
+            names = ", ".join(m.name for m in self.catalog.for_task(request.task_type))
+            await conv.text(self.t("talk.unknown_model", lang, model=request.unknown_model, models=names))
+        elif intent == "help":
+            await conv.text(commands.help_text(lang))
+        elif intent == "models":
+            await conv.text(await commands.models_text(self, lang))
+        elif intent == "jobs":
+            await conv.text(await commands.jobs_text(self, incoming.platform, incoming.user_id, lang))
+        elif intent == "cancel":
+            await self.cancel(None, platform=incoming.platform, user_id=incoming.user_id, conversation=conv,
+                              language=lang)
+        elif intent == "prefer":
+            await self._prefer(request, incoming, conv)
+        elif request.wants_images > len(incoming.images):
+            await conv.text(self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang))
+        else:
+            await conv.text(commands.chat_reply(incoming.text, lang, answered_nothing=intent in ("confirm", "decline")))
+        return None
+
+    async def _prefer(self, request: Request, incoming: Incoming, conv: Conversation) -> None:
+        """Save, clear or show a preference, and say so; no video."""
+        lang = request.language
+        model = self._model_of(request)
+        if request.preference == "save" and model is not None and request.model_id is not None:
+            await self.store.set_preference(incoming.platform, incoming.user_id, request.task_type,
+                                            model.key, request.model_id, model.name)
+            await conv.text(self.t("notice.remembered", lang, model=model.name))
+        elif request.preference == "clear":
+            removed = await self.store.clear_preference(incoming.platform, incoming.user_id, None)
+            await conv.text(self.t("pref.cleared" if removed else "pref.cleared_none", lang))
+        else:
+            await conv.text(await commands.preferences_text(self, incoming.platform, incoming.user_id, lang))
+
+    async def _answer(
+        self, question: OpenQuestion, request: Request, incoming: Incoming, conv: Conversation
+    ) -> RunningJob | None:
+        """A yes, a no or a model choice in reply to the bot's last question in this chat."""
+        lang = request.language
+        if question.expires_at < time.time():
+            if question.kind == "confirm":
+                await self._set_status(question.job_id, "expired")
+            await conv.text(self.t("talk.question_expired", lang))
+            return None
+        if request.intent == "decline":
+            if question.kind == "confirm":
+                await self.decline(question.job_id, user_id=incoming.user_id, conversation=conv)
+                return None
+            await conv.text(self.t("talk.declined", lang))
+            return None
+        if question.kind == "confirm":
+            return await self.confirm(question.job_id, user_id=incoming.user_id, conversation=conv)
+        model_id: str | None = None
+        if request.model_key is not None:
+            model_id = request.model_key
+        elif request.choice is not None and request.choice < len(question.options):
+            model_id = question.options[request.choice]
+        elif question.options:
+            model_id = question.options[0]  # "好的" takes the suggested model
+        return await self.rerun(question.job_id, user_id=incoming.user_id, model_id=model_id, conversation=conv)
+
+    async def _accept_video(
+        self, request: Request, incoming: Incoming, conversation: Conversation, ids: list[str]
+    ) -> RunningJob | None:
+        """Admit a video request (pictures, prompt, limits) and start its job."""
+        lang = request.language
+
+        async def refuse(text: str) -> None:
+            if await self.store.intake(incoming.platform, ids):
+                await conversation.text(text)
+
+        if request.wants_images > len(incoming.images):
+            await refuse(self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang))
+            return None
         try:
             images = await check_images(incoming.images, self.settings.bot_max_image_bytes)
         except ImageRejected as e:
-            await conversation.text(self.t(f"image.{e.kind}", lang, **e.values))
+            await refuse(self.t(f"image.{e.kind}", lang, **e.values))
             return None
+        prompt = self._prompt(request, incoming)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            await refuse(self.t("talk.prompt_too_long", lang, length=len(prompt), limit=MAX_PROMPT_CHARS))
+            return None
+        if not images and not any(ch.isalnum() for ch in prompt):
+            await refuse(self.t("chat.need_prompt", lang))
+            return None
+        owner = (incoming.platform, incoming.user_id)
+        if not self._reserve(owner):
+            # each job spends the operator's credits: one person cannot queue up dozens at once
+            await refuse(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
+            return None
+        try:
+            job = await self._new_job(request, incoming, prompt)
+            stored = [StoredImage(im.content_type, im.data, im.url) for im in images]
+            accepted = await self.store.intake(incoming.platform, ids, job, stored)
+        except BaseException:
+            self._release(owner)
+            raise
+        if not accepted:
+            self._release(owner)
+            return None
+        return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
+
+    async def _new_job(self, request: Request, incoming: Incoming, prompt: str) -> Job:
+        """The job row for a video request; a model named in it is remembered (or the
+        preference cleared) as the words say."""
         model = self._model_of(request)
         if request.preference == "clear":
             await self.store.clear_preference(incoming.platform, incoming.user_id, request.task_type)
-            if not request.prompt and not images:
-                await conversation.text(self.t("pref.cleared", lang))
-                return None
         remembered = False
         if request.preference == "save" and model is not None and request.model_id is not None:
             before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
             remembered = before is None or before.model_key != model.key
             await self.store.set_preference(incoming.platform, incoming.user_id, request.task_type,
                                             model.key, request.model_id, model.name)
-            if not request.prompt and not images:
-                await conversation.text(self.t("notice.remembered", lang, model=model.name))
-                return None
-        if not images and not any(ch.isalnum() for ch in request.prompt or ""):
-            # nothing to make a video of ("生成一段视频", "🙂"): ask instead of spending credits
-            await conversation.text(self.t("chat.need_prompt", lang))
-            return None
-        if self._busy(incoming.platform, incoming.user_id):
-            # each job spends the operator's credits: one person cannot queue up dozens at once
-            await conversation.text(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
-            return None
         pref = None
         if model is None:
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
-        job = Job(
+        return Job(
             id=uuid.uuid4().hex[:16], platform=incoming.platform, chat_id=incoming.chat_id,
-            user_id=incoming.user_id, reply_to=incoming.reply_to, language=lang, task_type=request.task_type,
-            prompt=self._prompt(request, incoming),
+            user_id=incoming.user_id, reply_to=incoming.reply_to, language=request.language,
+            task_type=request.task_type, prompt=prompt,
             request={
                 "text": incoming.text, "model_key": model.key if model else None,
                 "preferred_key": pref.model_key if pref else None, "duration": request.duration,
@@ -120,13 +258,12 @@ class BotCore:
                 "tier": self._tier(request, model), "remembered": remembered,
             },
         )
-        await self.store.add_job(job)
-        return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
 
     async def rerun(
         self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation
     ) -> RunningJob | None:
-        """A button press: the same request again, with the same or another model."""
+        """A button press or a "yes": the same request again, with the same or another model.
+        Works once per earlier job, across double presses, redeliveries and restarts."""
         old = await self.store.get_job(job_id)
         lang = old.language if old else "en"
         if old is None:
@@ -136,22 +273,126 @@ class BotCore:
             await conversation.text(self.t("chat.not_your_job", lang))
             return None
         model = self._resolve_model(model_id, old.task_type) if model_id else self.catalog.get(old.model_key or "")
-        request = dict(old.request)
-        request.update(model_key=model.key if model else None, preferred_key=None, source=None, tier=None,
-                       remembered=False)
-        job = Job(
-            id=uuid.uuid4().hex[:16], platform=old.platform, chat_id=old.chat_id, user_id=user_id,
-            reply_to=old.reply_to, language=lang, task_type=old.task_type, prompt=old.prompt, request=request,
-            image_urls=list(old.image_urls), target_state=dict(old.target_state),
-        )
-        if job.task_type != "text_to_video" and not job.image_urls:
+        old_images = await self.store.job_images(old.id)
+        if old.task_type != "text_to_video" and not old.image_urls and not old_images:
             await conversation.text(self.t("error.interrupted", lang))
             return None
-        if self._busy(old.platform, user_id):
+        owner = (old.platform, user_id)
+        if not self._reserve(owner):
             await conversation.text(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
             return None
-        await self.store.add_job(job)
-        return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, []))
+        try:
+            if not await self.store.use_once(f"rerun:{job_id}"):
+                self._release(owner)
+                await conversation.text(self.t("talk.already_started", lang))
+                return None
+            await self.store.forget_questions_about(job_id)
+            request = dict(old.request)
+            request.update(model_key=model.key if model else None, preferred_key=None, source=None, tier=None,
+                           remembered=False, confirmed=False)
+            job = Job(
+                id=uuid.uuid4().hex[:16], platform=old.platform, chat_id=old.chat_id, user_id=user_id,
+                reply_to=old.reply_to, language=lang, task_type=old.task_type, prompt=old.prompt, request=request,
+                image_urls=list(old.image_urls), target_state=dict(old.target_state),
+            )
+            await self.store.intake(old.platform, [], job, old_images)
+        except BaseException:
+            self._release(owner)
+            raise
+        images = [] if job.image_urls else _checked(old_images)
+        return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
+
+    async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> RunningJob | None:
+        """The requester's OK for a job over the confirm threshold: it starts now, once."""
+        job = await self._own_job(job_id, user_id, conversation)
+        if job is None:
+            return None
+        if job.status != WAITING:
+            key = "talk.question_expired" if job.status == "expired" else "talk.already_started"
+            await conversation.text(self.t(key, job.language))
+            return None
+        owner = (job.platform, user_id)
+        if not self._reserve(owner):
+            await conversation.text(self.t("chat.too_many_jobs", job.language, limit=self.settings.bot_max_jobs_per_user))
+            return None
+        try:
+            if not await self.store.use_once(f"confirm:{job_id}"):
+                self._release(owner)
+                await conversation.text(self.t("talk.already_started", job.language))
+                return None
+            await self.store.forget_questions_about(job_id)
+            job.request["confirmed"] = True
+            await self.store.save_job(job, status="accepted", request=job.request)
+            images = [] if job.image_urls else _checked(await self.store.job_images(job.id))
+        except BaseException:
+            self._release(owner)
+            raise
+        return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
+
+    async def decline(self, job_id: str, *, user_id: str, conversation: Conversation) -> None:
+        """The requester's no for a job waiting for an OK: it ends unpaid."""
+        job = await self._own_job(job_id, user_id, conversation)
+        if job is None:
+            return None
+        if job.status != WAITING or not await self.store.use_once(f"confirm:{job_id}"):
+            await conversation.text(self.t("talk.already_started", job.language))
+            return None
+        await self.store.forget_questions_about(job_id)
+        await self.store.save_job(job, status="cancelled", finished_at=time.time())
+        await conversation.text(self.t("confirm.declined", job.language))
+        return None
+
+    async def cancel(
+        self, job_id: str | None, *, platform: str, user_id: str, conversation: Conversation,
+        language: str | None = None,
+    ) -> None:
+        """Cancel one job (a button names it) or the person's latest unfinished one, and say
+        honestly what it costs: nothing before the create call, possibly a charge after."""
+        if job_id is not None:
+            job = await self._own_job(job_id, user_id, conversation)
+            if job is None:
+                return
+        else:
+            mine = await self.store.active_jobs(platform, user_id)
+            job = mine[-1] if mine else None
+            if job is None:
+                await conversation.text(self.t("cancel.none", language or "en"))
+                return
+        lang = language or job.language
+        if job.status == "delivering":
+            await conversation.text(self.t("cancel.too_late", lang))
+            return
+        if job.status not in (*ACTIVE, WAITING):
+            await conversation.text(self.t("cancel.none", lang))
+            return
+        running = self._jobs.get(job.id)
+        if running is not None:
+            running.task.cancel()
+            await asyncio.gather(running.task, return_exceptions=True)
+        job = await self.store.get_job(job.id) or job  # the row as the stopped job left it
+        if job.status in ("delivered", "delivering"):
+            await conversation.text(self.t("cancel.too_late", lang))
+            return
+        was = job.status
+        await self.store.forget_questions_about(job.id)
+        await self.store.save_job(job, status="cancelled", finished_at=time.time())
+        key = {"accepted": "cancel.queued", WAITING: "cancel.unconfirmed"}.get(was, "cancel.running")
+        await conversation.text(self.t(key, lang, prompt=job.prompt[:40]))
+
+    async def _own_job(self, job_id: str, user_id: str, conversation: Conversation) -> Job | None:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            await conversation.text(self.t("chat.job_not_found", "en"))
+            return None
+        if job.user_id != user_id:
+            await conversation.text(self.t("chat.not_your_job", job.language))
+            return None
+        return job
+
+    async def _set_status(self, job_id: str, status: str) -> None:
+        job = await self.store.get_job(job_id)
+        if job is not None and job.status == WAITING:
+            await self.store.save_job(job, status=status, finished_at=time.time())
 
     async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]:
         """Models offered today for a task type, with live credits (empty if the list is unreachable)."""
@@ -196,6 +437,7 @@ class BotCore:
             conv = conversation_for(target)
             if conv is None:
                 continue  # that platform is not connected in this run; leave the job for later
+            self._owned[(job.platform, job.user_id)] += 1  # resumed jobs count, but are never refused
             resumed.append(self._start(job, conv, functools.partial(self.orchestrator.resume, job, conv)))
         return resumed
 
@@ -228,21 +470,29 @@ class BotCore:
                 self._slots.release()
 
         task = asyncio.create_task(guarded(), name=f"job-{job.id}")
-        running = RunningJob(job.id, task, (job.platform, job.user_id))
+        owner = (job.platform, job.user_id)
+        running = RunningJob(job.id, task, owner)
         self._jobs[job.id] = running
-        task.add_done_callback(lambda _t: self._jobs.pop(job.id, None))
+
+        def done(_t: asyncio.Task[str]) -> None:
+            self._jobs.pop(job.id, None)
+            self._release(owner)
+
+        task.add_done_callback(done)
         return running
 
-    async def _seen_before(self, incoming: Incoming) -> bool:
-        """Mark every event id of the request; any one already seen makes it a redelivery."""
-        ids = [i for i in (incoming.event_id, *incoming.extra_event_ids) if i]
-        fresh = [await self.store.mark_seen(incoming.platform, i) for i in ids]
-        return not all(fresh)
+    def _reserve(self, owner: tuple[str, str]) -> bool:
+        """Take one of the person's job places, before any await, so a burst of messages
+        cannot get past the limit; False when they are all taken. `_start` gives it back."""
+        if self._owned[owner] >= self.settings.bot_max_jobs_per_user:
+            return False
+        self._owned[owner] += 1
+        return True
 
-    def _busy(self, platform: str, user_id: str) -> bool:
-        """True when this user already has as many jobs running as one person may."""
-        mine = sum(1 for j in self._jobs.values() if j.owner == (platform, user_id))
-        return mine >= self.settings.bot_max_jobs_per_user
+    def _release(self, owner: tuple[str, str]) -> None:
+        self._owned[owner] -= 1
+        if self._owned[owner] <= 0:
+            del self._owned[owner]
 
     def _understand(self, incoming: Incoming) -> Request:
         request = parse(incoming.text, images=len(incoming.images))

@@ -8,6 +8,7 @@ gone through, deliver it if it finished.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,18 +40,22 @@ from bot.ima.errors import (
 from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
 from bot.images import CheckedImage
 from bot.selection import Offer, alternatives, cheapest, find, offers_from, recommend
-from bot.store import Job, Store
+from bot.store import WAITING, Job, OpenQuestion, Store
 
 log = logging.getLogger(__name__)
 
 #: credits above which an auto-picked model's notice names a cheaper one (the reference's rule)
 PREMIUM_POINTS = 50
+#: how long a question to the user (confirm N credits? retry with X?) can be answered
+QUESTION_TTL_S = 600.0
 #: failures for which retrying the same request can help
 _RETRYABLE_KINDS = {
     "server_error", "network", "rate_limited", "timeout", "task_failed", "model_unavailable",
-    "unknown", "credit_mismatch", "create_uncertain", "no_rule_match", "attribute_mismatch",
-    "invalid_product", "status_failed",
+    "unknown", "credit_mismatch", "no_rule_match", "attribute_mismatch", "invalid_product", "status_failed",
 }
+#: a create that may have gone through: no retry button and no other model to press, since
+#: either could pay a second time for a video that may still be made
+_UNCERTAIN = "create_uncertain"
 #: polling errors that are worth waiting out
 _TRANSIENT = (NetworkError, ServerError, RateLimited, Timeout, ProtocolError)
 _MAX_POLL_ERRORS = 15
@@ -65,6 +70,16 @@ async def _tell(sending: Awaitable[None], job: Job) -> None:
         raise
     except Exception:
         log.warning("an update for job %s could not be shown", job.id, exc_info=True)
+
+
+def _reason_key(kind: str, attempts: int) -> str:
+    """The locale key that explains a failure. Its words must match what happened: "retried
+    automatically" only after a retry, "may still be made" for an uncertain create."""
+    if kind == _UNCERTAIN:
+        return "create.uncertain"
+    if kind == "server_error" and attempts <= 1:
+        return "create.server_error_once"
+    return f"error.{kind}"
 
 
 def _kind_of(e: ImaError) -> str:
@@ -93,6 +108,17 @@ class Plan:
     rule: CreditRule
     adjustments: list[Adjustment]
     source: str  # named | preference | recommended
+
+
+@dataclass
+class _Attempt:
+    """What the next create sends, and what the failed ones taught."""
+
+    product: Product
+    params: dict[str, Any]
+    rule: CreditRule
+    tried_rules: set[int] = field(default_factory=set)
+    server_errors: int = 0  # IMA 500s in a row at the current settings
 
 
 @dataclass
@@ -140,6 +166,9 @@ class Orchestrator:
         async def steps() -> str:
             ctx.offers = await self._offers(job.task_type)
             ctx.plan = await self._plan(job, ctx.offers)
+            if self._needs_confirm(job, ctx.plan):
+                await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
+                return WAITING
             await self._announce(job, conv, ctx.plan, ctx.offers)
             await self._upload(job, images)
             task_id = await self._create(job, conv, ctx.plan)
@@ -151,14 +180,18 @@ class Orchestrator:
 
     async def resume(self, job: Job, conv: Conversation) -> str:
         """Continue a job found unfinished at start-up."""
-        if job.status == "accepted" and (job.task_type == "text_to_video" or job.image_urls):
-            return await self.run(job, conv, [])
+        if job.status == "accepted":
+            # no create of it ever went on the wire ("creating" is saved at that moment): run it
+            # as a queued job, with the pictures kept since intake when they were not uploaded yet
+            images = [] if job.image_urls else await self._kept_images(job)
+            if job.task_type == "text_to_video" or job.image_urls or images:
+                return await self.run(job, conv, images)
 
         async def steps() -> str:
             if job.status == "accepted":
-                raise JobFailed("interrupted")  # its pictures were never uploaded
+                raise JobFailed("interrupted")  # accepted before pictures were kept with their job
             if job.status == "creating":
-                # the create call may have reached the service: re-sending could charge twice
+                # the create request left this machine: re-sending could charge twice
                 raise JobFailed("create_uncertain")
             if job.status == "running":
                 await _tell(conv.text(t("progress.resumed", job.language)), job)
@@ -171,6 +204,10 @@ class Orchestrator:
             return "delivered"
 
         return await self._in_plain_words(job, conv, _Context(), steps)
+
+    async def _kept_images(self, job: Job) -> list[CheckedImage]:
+        """The pictures stored with a job at intake, as the checked images `run` takes."""
+        return [CheckedImage(i.data, i.content_type, i.url) for i in await self.store.job_images(job.id)]
 
     async def _in_plain_words(
         self, job: Job, conv: Conversation, ctx: _Context, steps: Callable[[], Awaitable[str]]
@@ -187,20 +224,21 @@ class Orchestrator:
         except Exception:  # a bug must still end in a message, not silence
             log.exception("job %s crashed", job.id)
             failure = JobFailed("unknown")
-        await self._fail(job, conv, failure, ctx.offers, ctx.plan)
-        return "failed"
+        return await self._fail(job, conv, failure, ctx.offers, ctx.plan)
 
     # -- steps ---------------------------------------------------------------------------------
     async def _offers(self, task_type: str) -> list[Offer]:
-        """Today's offers for a task type; a busy or flaky product list is asked again."""
-        for attempt in range(1, self.settings.ima_max_retries + 1):
+        """Today's offers for a task type; a busy or flaky product list is asked again, up to
+        ima_max_retries times (0: asked once)."""
+        retries = 0
+        while True:
             try:
                 return offers_from(self.catalog, task_type, await self.client.products(task_type))
             except (RateLimited, ServerError, NetworkError, Timeout):
-                if attempt == self.settings.ima_max_retries:
+                if retries >= self.settings.ima_max_retries:
                     raise
-                await self._sleep(min(30.0, 2.0**attempt) * self.scale)
-        raise AssertionError("unreachable")
+                retries += 1
+                await self._sleep(self._backoff(retries))
 
     async def _plan(self, job: Job, offers: list[Offer]) -> Plan:
         req = job.request
@@ -239,7 +277,16 @@ class Orchestrator:
             completed = complete_from_rules(product, params, keep)
             return completed, match_rule(product, completed)
 
-    async def _announce(self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer]) -> None:
+    def _needs_confirm(self, job: Job, plan: Plan) -> bool:
+        """Over BOT_CONFIRM_ABOVE_CREDITS (0: never) a job waits for its requester's OK."""
+        limit = self.settings.bot_confirm_above_credits
+        return bool(limit) and plan.rule.points > limit and not job.request.get("confirmed")
+
+    async def _announce(
+        self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer], *, confirm: bool = False
+    ) -> None:
+        """The pre-generation notice; with `confirm`, the job is priced and parked until the
+        requester says yes (a stored question that survives restarts and expires unpaid)."""
         model = plan.offer.model
         est_min, est_max = self.estimate(model)
         lang = job.language
@@ -263,11 +310,17 @@ class Orchestrator:
         await self.store.save_job(
             job, model_key=model.key, model_id=plan.offer.product.model_id, model_name=plan.offer.name,
             model_version=plan.offer.product.id, params=plan.params, credits=credits,
-            est_min=est_min, est_max=est_max, request=job.request,
+            est_min=est_min, est_max=est_max, request=job.request, **({"status": WAITING} if confirm else {}),
         )
+        if confirm:
+            now = self._clock()
+            await self.store.ask(OpenQuestion(job.platform, job.chat_id, job.user_id, "confirm", job.id, (),
+                                              now, now + QUESTION_TTL_S))
         await _tell(conv.notice(views.notice(job.id, lang, model_name=plan.offer.name, credits=credits,
                                              est_min=est_min, est_max=est_max, adjustments=plan.adjustments,
-                                             extra_lines=extra)), job)
+                                             extra_lines=extra,
+                                             confirm_above=self.settings.bot_confirm_above_credits if confirm else None)),
+                    job)
         await self._remember_target(job, conv)
 
     async def _remember_target(self, job: Job, conv: Conversation) -> None:
@@ -288,57 +341,64 @@ class Orchestrator:
                 assert img.data is not None
                 urls.append(await self.client.upload_image(img.data, img.content_type))
         await self.store.save_job(job, image_urls=urls)
+        # the URLs are what a restart needs from now on; the bytes kept since intake can go
+        await self.store.drop_job_images(job.id)
 
     async def _create(self, job: Job, conv: Conversation, plan: Plan) -> str:
-        """Create the task, recovering from what can be recovered (up to ima_max_retries)."""
-        product, params, rule = plan.offer.product, dict(plan.params), plan.rule
-        tried_rules: set[int] = set()
+        """Create the task, recovering from what can be recovered (up to ima_max_retries).
+
+        The row says "creating" only from the moment a request is on the wire; while it waits
+        for a connection it stays "accepted", so a restart runs it again rather than fearing a
+        charge that cannot have happened. An uncertain create ends the job as "uncertain":
+        never sent again, not by a retry, a button or a restart."""
+        state = _Attempt(plan.offer.product, dict(plan.params), plan.rule)
         attempt = 0
         while True:
-            spec = TaskSpec(job.task_type, product, rule, job.prompt, params, tuple(job.image_urls))
-            await self.store.save_job(job, status="creating", attempts=job.attempts + 1, params=params,
-                                      credits=rule.points)
+            spec = TaskSpec(job.task_type, state.product, state.rule, job.prompt, state.params, tuple(job.image_urls))
+            sending = functools.partial(self._sending, job, dict(state.params), state.rule.points)
             try:
-                task_id = await self.client.create(spec)
+                task_id = await self.client.create(spec, on_sending=sending)
             except CreateUncertain:
-                raise  # status stays "creating": even a restart will not re-send it
+                await self.store.save_job(job, status="uncertain")
+                raise
             except ImaError as e:
-                await self.store.save_job(job, status="accepted")
+                if job.status == "creating":  # IMA said no: nothing was created
+                    await self.store.save_job(job, status="accepted")
                 if not e.retryable or attempt >= self.settings.ima_max_retries:
                     raise
                 attempt += 1
-                product, params, rule = await self._recover(e, job, conv, product, params, rule, tried_rules, attempt)
+                await self._recover(e, job, conv, state, attempt)
                 continue
             await self.store.save_job(job, status="running", task_ids=[*job.task_ids, task_id],
                                       started_at=self._clock())
             return task_id
 
-    async def _recover(
-        self, e: ImaError, job: Job, conv: Conversation, product: Product, params: dict[str, Any],
-        rule: CreditRule, tried_rules: set[int], attempt: int,
-    ) -> tuple[Product, dict[str, Any], CreditRule]:
+    async def _sending(self, job: Job, params: dict[str, Any], points: int) -> None:
+        """The create request is about to go on the wire: from now on it may be charged."""
+        await self.store.save_job(job, status="creating", attempts=job.attempts + 1, params=params, credits=points)
+
+    def _backoff(self, attempt: int) -> float:
+        return min(30.0, 2.0**attempt) * self.scale
+
+    async def _recover(self, e: ImaError, job: Job, conv: Conversation, state: _Attempt, attempt: int) -> None:
         """The reflection step: change what the error says is wrong, or wait and try again."""
         lang = job.language
         if isinstance(e, ServerError):
-            step = degrade(product, params)
-            if step is None:
-                raise e
-            name, value = step
-            params = {**params, name: value}
-            params, rule = self._rule_for(product, params)
-            await _tell(conv.text(t("progress.degraded", lang, what=f"{value}s" if name == "duration" else value,
-                                    attempt=attempt)), job)
-        elif isinstance(e, NoRuleMatch):
+            await self._after_server_error(e, job, conv, state, attempt)
+            return
+        state.server_errors = 0
+        product, params, rule = state.product, state.params, state.rule
+        if isinstance(e, NoRuleMatch):
             params = complete_from_rules(product, params)
             rule = match_rule(product, params)
         elif isinstance(e, AttributeMismatch):
             # usually a stale attribute id: price again from a fresh product list; if the same
             # rule comes back a second time, move to another rule and align the parameters to it
-            tried_rules.add(rule.attribute_id)
+            state.tried_rules.add(rule.attribute_id)
             product = await self._fresh_product(job.task_type, product) or product
             params, candidate = self._rule_for(product, params)
-            if candidate.attribute_id in tried_rules and attempt > 1:
-                nxt = other_rule(product, params, frozenset(tried_rules))
+            if candidate.attribute_id in state.tried_rules and attempt > 1:
+                nxt = other_rule(product, params, frozenset(state.tried_rules))
                 if nxt is None:
                     raise e
                 candidate = nxt
@@ -358,10 +418,35 @@ class Orchestrator:
             params, rule = self._rule_for(product, params)
         elif isinstance(e, (RateLimited, NetworkError)) or e.kind == "model_unavailable":
             await _tell(conv.text(t("progress.retrying", lang, attempt=attempt)), job)
-            await self._sleep(min(30.0, 2.0**attempt) * self.scale)
+            await self._sleep(self._backoff(attempt))
         else:
             raise e
-        return product, params, rule
+        state.product, state.params, state.rule = product, params, rule
+
+    async def _after_server_error(
+        self, e: ServerError, job: Job, conv: Conversation, state: _Attempt, attempt: int
+    ) -> None:
+        """IMA's own 500 (nothing was created). A lone one usually passes: the same request
+        again after a pause. Only when a same-settings retry failed too does the reference's
+        degradation apply (resolution one step down, else duration), and the user hears of it,
+        plainly when it lowers something they asked for themselves."""
+        lang = job.language
+        state.server_errors += 1
+        step = degrade(state.product, state.params) if state.server_errors >= 2 else None
+        if step is None:
+            await _tell(conv.text(t("progress.retrying", lang, attempt=attempt)), job)
+            await self._sleep(self._backoff(attempt))
+            return
+        name, value = step
+        before = state.params.get(name)
+        state.params, state.rule = self._rule_for(state.product, {**state.params, name: value})
+        state.server_errors = 0
+        shown = f"{value}s" if name == "duration" else str(value)
+        if job.request.get(name) is not None:  # the user's own choice
+            asked = f"{before}s" if name == "duration" else str(before)
+            await _tell(conv.text(t("create.lowered", lang, asked=asked, value=shown, attempt=attempt)), job)
+        else:
+            await _tell(conv.text(t("progress.degraded", lang, what=shown, attempt=attempt)), job)
 
     async def _fresh_product(self, task_type: str, product: Product) -> Product | None:
         self.client.invalidate(task_type)
@@ -415,10 +500,13 @@ class Orchestrator:
             hint = find(offers, rec_key) or find(await self._offers_quietly(job.task_type), rec_key)
         est_min = job.est_min or 0
         est_max = job.est_max or 0
+        others = alternatives(self.catalog, job.task_type, offers or await self._offers_quietly(job.task_type),
+                              job.model_key, "task_failed")
         view = views.video(
             job.id, job.language, url=url, cover=result.cover, model_name=job.model_name or "",
             est_min=est_min, est_max=est_max, actual_s=now - (job.started_at or now), credits=job.credits or 0,
-            prompt=job.prompt, duration_s=result.duration_s, hint=hint,
+            prompt=job.prompt, duration_s=result.duration_s, hint=hint, another=others[0] if others else None,
+            requester=job.user_id,
         )
         try:
             await conv.video(view)
@@ -436,21 +524,32 @@ class Orchestrator:
 
     async def _fail(
         self, job: Job, conv: Conversation, e: JobFailed, offers: list[Offer], plan: Plan | None
-    ) -> None:
+    ) -> str:
+        """Say why the job ended and save it so; returns its final status."""
         lang = job.language
         model_name = e.model or (plan.offer.name if plan else job.model_name) or ""
         failed_key = plan.offer.key if plan else job.model_key
-        if not offers:
+        uncertain = e.kind == _UNCERTAIN
+        if not offers and not uncertain:
             offers = await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type)
-        alts = alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
-        reason = t(f"error.{e.kind}", lang, model=model_name, **{k: v for k, v in e.values.items() if k != "model"})
-        await self.store.save_job(job, status="failed", error_kind=e.kind, finished_at=self._clock())
+        alts = [] if uncertain else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
+        reason = t(_reason_key(e.kind, job.attempts), lang, model=model_name,
+                   **{k: v for k, v in e.values.items() if k != "model"})
+        # an uncertain job keeps a status of its own: not resumed, not retried, listed as such
+        status = "uncertain" if uncertain else "failed"
+        await self.store.save_job(job, status=status, error_kind=e.kind, finished_at=self._clock())
         view = views.failure(job.id, lang, kind=e.kind, reason=reason, alternatives=alts,
                              can_retry=e.kind in _RETRYABLE_KINDS)
+        if view.alternatives or view.retry_label:
+            # "好的" / "yes" / "用第二个" typed in reply answers this, like the buttons do
+            now = self._clock()
+            await self.store.ask(OpenQuestion(job.platform, job.chat_id, job.user_id, "retry", job.id,
+                                              tuple(a.model_id for a in view.alternatives), now, now + QUESTION_TTL_S))
         try:
             await conv.failure(view)
         except Exception:  # the platform may be down too; the job row already says why
             log.exception("could not deliver failure of job %s", job.id)
+        return status
 
     def _catalog_offers(self, task_type: str) -> list[Offer]:
         """Offers without prices, for when the product list itself cannot be read (bad key)."""

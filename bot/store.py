@@ -99,9 +99,11 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-#: states a job passes through; the last two are final
+#: states a job passes through; the FINAL ones end it
 ACTIVE = ("accepted", "creating", "running", "delivering")
-FINAL = ("delivered", "failed")
+#: priced and waiting for its requester's OK (not resumed at start-up: nothing runs until a yes)
+WAITING = "awaiting_confirm"
+FINAL = ("delivered", "failed", "cancelled", "expired")
 
 _JSON_FIELDS = {"request", "params", "image_urls", "task_ids", "target_state"}
 
@@ -275,6 +277,16 @@ class Store:
         return cur.rowcount
 
     # -- seen events -------------------------------------------------------------------------
+    async def seen_any(self, platform: str, event_ids: Sequence[str]) -> bool:
+        """True when any of the ids was seen before (a cheap read before the real intake)."""
+        if not event_ids:
+            return False
+        marks = ",".join("?" for _ in event_ids)
+        async with self._db.execute(
+            f"SELECT 1 FROM seen_events WHERE platform=? AND event_id IN ({marks}) LIMIT 1", (platform, *event_ids)
+        ) as cur:
+            return await cur.fetchone() is not None
+
     async def mark_seen(self, platform: str, event_id: str) -> bool:
         """Remember an event id; True the first time, False for a redelivery."""
         return await self.intake(platform, [event_id])
@@ -360,6 +372,15 @@ class Store:
             rows = await cur.fetchall()
         return [_decode(r) for r in rows]
 
+    async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
+        """Every preferred model of one person, by task type."""
+        async with self._db.execute(
+            "SELECT task_type, model_key, model_id, model_name, updated_at FROM preferences WHERE platform=? AND user_id=?",
+            (platform, user_id),
+        ) as cur:
+            rows = await cur.fetchall()
+        return {r[0]: Preference(r[1], r[2], r[3], r[4]) for r in rows}
+
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[Job]:
         async with self._db.execute(
             "SELECT * FROM jobs WHERE platform=? AND user_id=? ORDER BY created_at DESC LIMIT ?",
@@ -369,11 +390,12 @@ class Store:
         return [_decode(r) for r in rows]
 
     async def active_jobs(self, platform: str, user_id: str) -> list[Job]:
-        """A person's jobs that are not finished yet, oldest first."""
-        marks = ",".join("?" for _ in ACTIVE)
+        """A person's jobs that are not finished yet (or wait for their OK), oldest first."""
+        statuses = (*ACTIVE, WAITING)
+        marks = ",".join("?" for _ in statuses)
         async with self._db.execute(
             f"SELECT * FROM jobs WHERE platform=? AND user_id=? AND status IN ({marks}) ORDER BY created_at",
-            (platform, user_id, *ACTIVE),
+            (platform, user_id, *statuses),
         ) as cur:
             rows = await cur.fetchall()
         return [_decode(r) for r in rows]
@@ -388,10 +410,10 @@ class Store:
                  json.dumps(list(question.options)), question.asked_at, question.expires_at),
             )
 
-    async def take_question(self, platform: str, chat_id: str, user_id: str, now: float | None = None) -> OpenQuestion | None:
-        """The person's open question in this chat, removed as it is read (an answer is used
-        once); None when there is none or it has expired."""
-        now = time.time() if now is None else now
+    async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:
+        """The person's question in this chat, removed as it is read (an answer is used once);
+        None when there is none. An expired one is returned too (see `expires_at`), so the
+        caller can say it expired."""
         async with self._transaction() as db:
             async with db.execute(
                 "SELECT * FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?",
@@ -403,8 +425,6 @@ class Store:
             await db.execute(
                 "DELETE FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?", (platform, chat_id, user_id)
             )
-        if row["expires_at"] < now:
-            return None
         return OpenQuestion(row["platform"], row["chat_id"], row["user_id"], row["kind"], row["job_id"],
                             tuple(json.loads(row["options"])), row["asked_at"], row["expires_at"])
 

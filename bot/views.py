@@ -24,7 +24,10 @@ def notice(
     est_max: int,
     adjustments: list[Adjustment],
     extra_lines: list[str],
+    confirm_above: int | None = None,
 ) -> NoticeView:
+    """The pre-generation notice. With `confirm_above` (the threshold it exceeds) it asks for
+    an OK and offers Confirm / No thanks; otherwise it offers Cancel."""
     # minutes help only once the wait is long enough to be counted in them
     key = "notice.body" if est_max >= 60 else "notice.body_seconds"
     body = t(
@@ -33,10 +36,19 @@ def notice(
     )
     lines = [body, *(t(f"fit.{a.key}", lang, model=model_name, asked=a.asked, value=a.value) for a in adjustments)]
     lines.extend(extra_lines)
+    if confirm_above is not None:
+        # nothing starts yet: the notice's first line ("starting…") becomes the question's title
+        lines[0] = "\n".join([t("confirm.title", lang), *body.split("\n")[1:]])
+        lines.append(t("confirm.ask", lang, credits=credits, limit=confirm_above))
+        return NoticeView(
+            job_id=job_id, title=t("confirm.title", lang), text="\n".join(lines), model_name=model_name,
+            credits=credits, est_min_s=est_min, est_max_s=est_max,
+            confirm_label=t("confirm.button", lang, credits=credits), decline_label=t("confirm.decline_button", lang),
+        )
     lines.append(t("notice.footer", lang))
     return NoticeView(
         job_id=job_id, title=t("notice.title", lang), text="\n".join(lines), model_name=model_name,
-        credits=credits, est_min_s=est_min, est_max_s=est_max,
+        credits=credits, est_min_s=est_min, est_max_s=est_max, cancel_label=t("cancel.button", lang),
     )
 
 
@@ -44,7 +56,8 @@ def progress(job_id: str, lang: str, elapsed_s: float, est_max_s: int) -> Progre
     p = percent(elapsed_s, est_max_s)
     late = overdue(elapsed_s, est_max_s)
     text = t("progress.overdue" if late else "progress.line", lang, percent=p, elapsed=int(elapsed_s), est_max=est_max_s)
-    return ProgressView(job_id=job_id, percent=p, elapsed_s=int(elapsed_s), est_max_s=est_max_s, text=text, overdue=late)
+    return ProgressView(job_id=job_id, percent=p, elapsed_s=int(elapsed_s), est_max_s=est_max_s, text=text, overdue=late,
+                        cancel_label=t("cancel.button", lang))
 
 
 def video(
@@ -61,15 +74,19 @@ def video(
     prompt: str,
     duration_s: float | None,
     hint: Offer | None,
+    another: Offer | None = None,
+    requester: str | None = None,
 ) -> VideoView:
     caption = t("video.caption", lang, model=model_name, est_min=est_min, est_max=est_max, actual=round(actual_s), credits=credits)
     if prompt:
         caption += "\n\n" + t("video.caption_prompt", lang, prompt=prompt)
     if hint is not None:
         caption += "\n\n" + t("video.mismatch_hint", lang, model=hint.name, credits=hint.min_points)
+    others = (Alternative(another.product.model_id, another.name, t("again.other", lang, model=another.name)),) if another else ()
     return VideoView(
         job_id=job_id, url=url, cover_url=cover, caption=caption, link_text=t("video.link", lang, url=url),
-        model_name=model_name, duration_s=duration_s,
+        model_name=model_name, duration_s=duration_s, again_label=t("again.button", lang), alternatives=others,
+        requester=requester,
     )
 
 

@@ -60,6 +60,8 @@ def make_settings(sandbox: Sandbox, db_path: Path, **overrides: object) -> Setti
         "ima_upload_app_key": SecretStr(sandbox.config.upload_app_key),
         "ima_sandbox_time_scale": sandbox.config.time_scale,
         "bot_db_path": db_path,
+        # most tests are about other steps than the price question; tests of it turn it on
+        "bot_confirm_above_credits": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

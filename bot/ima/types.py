@@ -14,6 +14,8 @@ TASK_TYPES: tuple[str, ...] = (
     "first_last_frame_to_video",
     "reference_image_to_video",
 )
+#: the longest prompt the service accepts (characters); longer ones are refused before anything is paid
+MAX_PROMPT_CHARS = 5000
 
 
 @dataclass(frozen=True)

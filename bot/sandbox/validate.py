@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from bot.ima.types import MAX_PROMPT_CHARS
 from bot.sandbox.data import Leaf, find_leaf, rules
 from bot.sandbox.errors import ApiError
 from bot.sandbox.matching import equal, matches, matching_rules
@@ -25,7 +26,6 @@ IMAGE_COUNT: dict[str, tuple[int, int | None]] = {
     "first_last_frame_to_video": (2, 2),
     "reference_image_to_video": (1, None),
 }
-MAX_PROMPT_CHARS = 5000
 
 
 @dataclass(frozen=True)

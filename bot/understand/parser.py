@@ -243,6 +243,7 @@ def parse(text: str, images: int = 0) -> Request:
         intent=intent,
         unknown_model=unknown,
         choice=choice_of(core_text(folded)) if intent == "confirm" else None,
+        wants_images=2 if "first_last" in cues else 1 if cues & {"first_frame", "animate", "reference"} else 0,
     )
 
 

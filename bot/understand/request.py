@@ -41,6 +41,8 @@ class Request:
     intent: str = "video"
     unknown_model: str | None = None
     choice: int | None = None
+    #: pictures the wording asks for ("animate this" 1, "first and last frame" 2), else 0
+    wants_images: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The CLI keys (no model_key or choice), in CLI order."""

@@ -1,0 +1,97 @@
+"""Answers to what people say besides a video request: help, models, jobs, preferences, chat.
+
+Nothing here creates a task. Each function returns the translated text to send; the core
+decides when to send it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot import i18n
+from bot.ima.types import TASK_TYPES
+from bot.understand.intent import core_text, is_gibberish, is_idle_question, is_small_talk, load_intents
+from bot.understand.normalize import fold
+
+if TYPE_CHECKING:
+    from bot.core import BotCore
+
+_PROMPT_PREVIEW = 40
+_JOBS_SHOWN = 8
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def help_text(lang: str) -> str:
+    """A short how-to with example requests."""
+    return i18n.t("help.body", lang)
+
+
+async def models_text(core: BotCore, lang: str) -> str:
+    """Every task type's models with 'from N pts' and the estimated time, from the live list."""
+    lines = [i18n.t("models.title", lang)]
+    for task in TASK_TYPES:
+        choices = await core.model_choices(task, lang)
+        if not choices:
+            continue
+        lines.append(i18n.t("models.task", lang, task=i18n.t(f"task.{task}", lang)))
+        lines += [
+            i18n.t("models.line", lang, model=c.name, credits=c.credits_min, est_min=c.est_min_s, est_max=c.est_max_s)
+            for c in choices
+        ]
+    if len(lines) == 1:
+        return i18n.t("models.none", lang)
+    lines.append(i18n.t("models.footer", lang))
+    return "\n".join(lines)
+
+
+async def jobs_text(core: BotCore, platform: str, user_id: str, lang: str) -> str:
+    """The person's running, queued and recent jobs, newest first."""
+    jobs = await core.recent_jobs(platform, user_id, _JOBS_SHOWN)
+    if not jobs:
+        return i18n.t("jobs.none", lang)
+    lines = [i18n.t("jobs.title", lang)]
+    for j in jobs:
+        status_key = f"jobs.status.{j.status}"
+        line = i18n.t(
+            "jobs.line", lang,
+            status=i18n.t(status_key, lang) if i18n.has(status_key, lang) else j.status,
+            model=j.model_name or "—", prompt=_clip(j.prompt, _PROMPT_PREVIEW) or "—",
+            credits=i18n.t("jobs.credits", lang, credits=j.credits) if j.credits is not None else "",
+        )
+        if j.url:
+            line += i18n.t("jobs.link", lang, url=j.url)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def preferences_text(core: BotCore, platform: str, user_id: str, lang: str) -> str:
+    """The person's preferred models, or how to set one."""
+    prefs = await core.store.preferences(platform, user_id)
+    if not prefs:
+        return i18n.t("prefs.none", lang)
+    items = [
+        i18n.t("prefs.item", lang, model=p.model_name, task=i18n.t(f"task.{task}", lang))
+        for task, p in sorted(prefs.items())
+    ]
+    return i18n.t("prefs.show", lang, prefs=", ".join(items))
+
+
+def chat_reply(text: str, lang: str, *, answered_nothing: bool) -> str:
+    """One friendly line for a message that asks for no video.
+
+    Keyboard mash and a request with nothing to depict ("生成一段视频") get "what should I
+    make?"; an idle question gets "I only make videos"; a yes or no with nothing asked gets a
+    nudge; greetings and thanks get a hello that points at help."""
+    tables = load_intents()
+    words = core_text(fold(text))
+    if answered_nothing:
+        return i18n.t("talk.ack", lang)
+    if words and is_small_talk(words, tables):
+        return i18n.t("talk.hello", lang)
+    if words and is_idle_question(words, tables) and not is_gibberish(words):
+        return i18n.t("talk.question", lang)
+    return i18n.t("chat.need_prompt", lang)
