@@ -30,6 +30,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The sandbox's command-line options."""
     env_scale = os.environ.get("IMA_SANDBOX_TIME_SCALE")
@@ -44,11 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-rate", type=_rate, default=0.0, help="share of tasks that fail")
     p.add_argument("--error-rate-429", type=_rate, default=0.0, help="share of API requests answered 429")
     p.add_argument("--error-rate-500", type=_rate, default=0.0, help="share of API requests answered 500")
-    p.add_argument("--latency-ms", type=int, default=0, help="added to every API request")
+    p.add_argument("--latency-ms", type=_non_negative, default=0, help="added to every API request")
+    p.add_argument("--create-502-rate", type=_rate, default=0.0,
+                   help="share of creates that go through (charged) but are answered 502 with an HTML page")
+    p.add_argument("--slow-create-rate", type=_rate, default=0.0,
+                   help="share of creates answered --slow-create-ms late, after the task is created")
+    p.add_argument("--slow-create-ms", type=_non_negative, default=0, help="how late a slow create is answered")
     p.add_argument("--seed", type=int, default=0, help="seeds every random draw, so runs repeat")
     p.add_argument("--media-dir", type=Path, default=None, help="where rendered media go (default: a temp dir)")
     p.add_argument("--upload-app-key", default=DEFAULT_UPLOAD_APP_KEY, help="app key the upload sign must use")
     p.add_argument("--port-file", type=Path, default=None, help="write the bound port here once serving")
+    p.add_argument("--ledger-file", type=Path, default=None,
+                   help="append every created task here as a JSON line (task id, key fingerprint, points, request)")
     return p
 
 
@@ -76,10 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.error_rate_429 + args.error_rate_500 > 1:
         log.error("--error-rate-429 + --error-rate-500 must not exceed 1")
         return 2
+    if args.create_502_rate + args.slow_create_rate > 1:
+        log.error("--create-502-rate + --slow-create-rate must not exceed 1")
+        return 2
     config = SandboxConfig(
         host=args.host, port=args.port, api_key=args.api_key, balance=args.balance, time_scale=args.time_scale,
         fail_rate=args.fail_rate, error_rate_429=args.error_rate_429, error_rate_500=args.error_rate_500,
         latency_ms=args.latency_ms, seed=args.seed, media_dir=args.media_dir, upload_app_key=args.upload_app_key,
+        create_502_rate=args.create_502_rate, slow_create_rate=args.slow_create_rate,
+        slow_create_ms=args.slow_create_ms, ledger_file=args.ledger_file,
     )
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -31,6 +31,12 @@ class SandboxConfig:
     error_rate_429: float = 0.0
     error_rate_500: float = 0.0
     latency_ms: int = 0
+    #: share of creates that go through (task created and charged) but are answered 502 with
+    #: an HTML page, as a gateway in front of the service would
+    create_502_rate: float = 0.0
+    #: share of creates answered `slow_create_ms` late, after the task is created and charged
+    slow_create_rate: float = 0.0
+    slow_create_ms: int = 0
     seed: int = 0
     media_dir: Path | None = None
     upload_app_key: str = DEFAULT_UPLOAD_APP_KEY
@@ -40,15 +46,19 @@ class SandboxConfig:
     upload_token_ttl_s: float = 900.0
     #: how far an upload-token timestamp may be from the sandbox clock
     upload_clock_skew_s: float = 600.0
+    #: when set, every created task is appended here as one JSON line (see ledger.py)
+    ledger_file: Path | None = None
 
     def __post_init__(self) -> None:
-        for name in ("fail_rate", "error_rate_429", "error_rate_500"):
+        for name in ("fail_rate", "error_rate_429", "error_rate_500", "create_502_rate", "slow_create_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
         if self.error_rate_429 + self.error_rate_500 > 1.0:
             raise ValueError("error_rate_429 + error_rate_500 must not exceed 1")
+        if self.create_502_rate + self.slow_create_rate > 1.0:
+            raise ValueError("create_502_rate + slow_create_rate must not exceed 1")
         if self.time_scale < 0:
             raise ValueError("time_scale must not be negative")
-        if self.latency_ms < 0 or self.balance < 0:
-            raise ValueError("latency_ms and balance must not be negative")
+        if self.latency_ms < 0 or self.balance < 0 or self.slow_create_ms < 0:
+            raise ValueError("latency_ms, slow_create_ms and balance must not be negative")

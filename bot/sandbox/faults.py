@@ -3,8 +3,8 @@
 Forced outcomes form ONE queue consumed by create requests in order:
 - a forced create error answers the next create request (before its body is checked); nothing
   is created or charged;
-- a forced hang, task failure or never-finishing task applies to the next task actually created
-  (a request rejected by validation leaves it in the queue).
+- a forced hang, 502 answer, task failure or never-finishing task applies to the next task
+  actually created (a request rejected by validation leaves it in the queue).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from bot.sandbox.config import SandboxConfig
 from bot.sandbox.data import rules
 from bot.sandbox.errors import ApiError, forced
 
-OutcomeKind = Literal["create_error", "create_hang", "task_failure", "never_finishes"]
+OutcomeKind = Literal["create_error", "create_hang", "create_then_502", "task_failure", "never_finishes"]
+#: how a create that went through is answered: at once, late, or by a "gateway" with a 502 page
+CreateAnswer = Literal["ok", "slow", "502"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Faults:
         self._http = random.Random(f"{config.seed}:http")
         self._fail = random.Random(f"{config.seed}:fail")
         self._time = random.Random(f"{config.seed}:time")
+        self._answer = random.Random(f"{config.seed}:answer")
         self._queue: deque[Outcome] = deque()
 
     # -- forcing (tests) --------------------------------------------------------------------------
@@ -83,6 +86,18 @@ class Faults:
         messages: list[str] = rules()["failures"]["messages"]
         pick = self._fail.randrange(len(messages))
         return messages[pick] if r < self._config.fail_rate else None
+
+    def create_answer(self) -> CreateAnswer:
+        """How to answer a create whose task was made, at the configured 502 and slow rates."""
+        c = self._config
+        if c.create_502_rate <= 0 and c.slow_create_rate <= 0:
+            return "ok"
+        r = self._answer.random()
+        if r < c.create_502_rate:
+            return "502"
+        if r < c.create_502_rate + c.slow_create_rate:
+            return "slow"
+        return "ok"
 
     def generation_seconds(self, est_min: float, est_max: float) -> float:
         """How long a task takes: uniform in the model's estimate, times the time scale."""

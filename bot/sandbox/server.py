@@ -27,7 +27,7 @@ from bot.sandbox.config import SandboxConfig
 from bot.sandbox.data import product_tree, rules
 from bot.sandbox.errors import ApiError, forced
 from bot.sandbox.faults import Faults, Outcome
-from bot.sandbox.ledger import LedgerEntry, key_fingerprint
+from bot.sandbox.ledger import LedgerEntry, LedgerFile, key_fingerprint
 from bot.sandbox.matching import canon
 from bot.sandbox.render import RenderAborted, RenderJob, render
 from bot.sandbox.tasks import Task
@@ -68,6 +68,7 @@ class Sandbox:
         self._renders: set[asyncio.Task[None]] = set()
         self._stop_renders = threading.Event()
         self._stopping = asyncio.Event()
+        self._ledger_file: LedgerFile | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def __aenter__(self) -> Sandbox:
@@ -109,6 +110,8 @@ class Sandbox:
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+        if self.config.ledger_file is not None:
+            self._ledger_file = LedgerFile(Path(self.config.ledger_file))
         log.info("IMA sandbox serving at %s (media in %s)", self.base_url, self._media_dir)
 
     async def stop(self) -> None:
@@ -121,6 +124,9 @@ class Sandbox:
             await asyncio.gather(*self._renders, return_exceptions=True)
         await self._runner.cleanup()
         self._runner = None
+        if self._ledger_file is not None:
+            self._ledger_file.close()
+            self._ledger_file = None
         self._cleanup_media()
 
     def _cleanup_media(self) -> None:
@@ -163,6 +169,11 @@ class Sandbox:
     def force_create_hang(self, seconds: float) -> None:
         """The next task is created and charged, but its create answer comes `seconds` late."""
         self._faults.push(Outcome("create_hang", seconds=seconds))
+
+    def force_create_then_502(self) -> None:
+        """The next task is created and charged, but the bot gets a gateway's 502 page instead of
+        the answer: the case where only "don't send it again" keeps the bill right."""
+        self._faults.push(Outcome("create_then_502"))
 
     def force_task_failure(self, message: str = "Generation failed: forced by test") -> None:
         """The next task created fails when its time is up (resource_status 2, status failed)."""
@@ -219,22 +230,41 @@ class Sandbox:
         if self._balance < req.credit:
             raise ApiError("insufficient_points", f"{req.credit} needed, {self._balance} left")
         outcome = self._faults.take_task_outcome()
-        task = self._open_task(req, outcome)
-        if outcome is not None and outcome.kind == "create_hang":
-            # created and charged, but the answer comes too late: the dangerous real-world case
-            log.info("task %s created; holding the answer %.1f s", task.id, outcome.seconds)
+        answer, delay = self._create_answer(outcome)
+        task = self._open_task(req, outcome, answer)
+        if delay > 0:
+            # created and charged, but the answer comes late: the dangerous real-world case
+            log.info("task %s created; holding the answer %.2f s", task.id, delay)
             try:
-                await asyncio.wait_for(self._stopping.wait(), outcome.seconds)
+                await asyncio.wait_for(self._stopping.wait(), delay)
             except TimeoutError:
                 pass
+        if answer == "502":
+            # a gateway in front of the service lost the answer: the task exists all the same
+            log.info("task %s created; answering 502 like a gateway", task.id)
+            return web.Response(status=502, content_type="text/html", text=_BAD_GATEWAY)
         return _ok({"id": task.id})
 
-    def _open_task(self, req: CreateRequest, outcome: Outcome | None) -> Task:
+    def _create_answer(self, outcome: Outcome | None) -> tuple[str, float]:
+        """How the create of a task being made is answered ("ok", "slow", "502") and how late."""
+        if outcome is not None and outcome.kind == "create_hang":
+            return "slow", outcome.seconds
+        if outcome is not None and outcome.kind == "create_then_502":
+            return "502", 0.0
+        answer = self._faults.create_answer()
+        return answer, self.config.slow_create_ms / 1000 if answer == "slow" else 0.0
+
+    def _open_task(self, req: CreateRequest, outcome: Outcome | None, answer: str = "ok") -> Task:
         """Charge, write the ledger, start the clock and the render."""
         task_id = f"sbx_{uuid.uuid4().hex}"
         now = time.time()
         self._balance -= req.credit
-        self.ledger.append(LedgerEntry(
+        info = self._catalog.by_id(req.leaf.model_id, req.task_type, req.leaf.name) or self._catalog.unknown
+        delay = self._faults.generation_seconds(info.est_min, info.est_max)
+        fail = self._faults.task_failure()
+        if outcome is not None and outcome.kind == "task_failure":
+            fail = outcome.message
+        entry = LedgerEntry(
             task_id=task_id,
             key_fingerprint=key_fingerprint(self.config.api_key),
             task_type=req.task_type,
@@ -247,12 +277,12 @@ class Sandbox:
             created_at=now,
             parameters=json.loads(json.dumps(req.parameters)),  # a deep copy the caller cannot alter
             images=req.images,
-        ))
-        info = self._catalog.by_id(req.leaf.model_id, req.task_type, req.leaf.name) or self._catalog.unknown
-        delay = self._faults.generation_seconds(info.est_min, info.est_max)
-        fail = self._faults.task_failure()
-        if outcome is not None and outcome.kind == "task_failure":
-            fail = outcome.message
+            injected_failure=fail,
+            answer=answer,
+        )
+        self.ledger.append(entry)
+        if self._ledger_file is not None:
+            self._ledger_file.append(entry)
         ready_at = math.inf if outcome is not None and outcome.kind == "never_finishes" else time.monotonic() + delay
         task = Task(task_id, req, now, ready_at, _duration(req), _aspect_ratio(req), fail_message=fail)
         if fail is None and not task.never_finishes:
@@ -338,6 +368,9 @@ class Sandbox:
         path = self._uploads.path_for(grant)
         await asyncio.to_thread(path.write_bytes, b"".join(chunks))
         return web.Response(status=200)
+
+
+_BAD_GATEWAY = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
 
 
 def _duration(req: CreateRequest) -> float:
