@@ -246,7 +246,7 @@ async def test_an_invalid_pixverse_model_is_bad_parameter(client: ImaClient) -> 
 
 
 async def test_a_create_answer_that_never_comes_is_uncertain_and_was_charged(sb: Sandbox) -> None:
-    async with client_for(sb, timeout_s=0.3) as c:
+    async with client_for(sb, create_timeout_s=0.3) as c:
         spec = await spec_for(c, "text_to_video", "wan2.6-t2v")
         sb.force_create_hang(3.0)
         with pytest.raises(CreateUncertain) as info:

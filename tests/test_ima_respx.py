@@ -91,8 +91,17 @@ async def test_create_gateway_timeout_is_create_uncertain(client: ImaClient) -> 
 
 
 @respx.mock
-async def test_create_server_error_is_server_error(client: ImaClient) -> None:
+async def test_create_gateway_500_without_the_envelope_is_create_uncertain(client: ImaClient) -> None:
     respx.post(f"{BASE}/open/v1/tasks/create").mock(return_value=httpx.Response(500, text="<html>oops</html>"))
+    with pytest.raises(CreateUncertain):
+        await client.create(spec())
+
+
+@respx.mock
+async def test_create_imas_own_500_envelope_is_server_error(client: ImaClient) -> None:
+    respx.post(f"{BASE}/open/v1/tasks/create").mock(
+        return_value=httpx.Response(500, json={"code": 500, "message": "Internal Server Error", "data": None})
+    )
     with pytest.raises(ServerError):
         await client.create(spec())
 

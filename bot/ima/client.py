@@ -7,9 +7,10 @@ and never in a log line, an exception message or a repr.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -22,8 +23,8 @@ from bot.config import SANDBOX_KEY, Settings
 from bot.ima import redact
 from bot.ima.credit import build_create_body
 from bot.ima.detail import has_watermark_only, parse_detail
-from bot.ima.envelope import decode
-from bot.ima.errors import CreateUncertain, ImaError, NetworkError, ProtocolError, Timeout
+from bot.ima.envelope import SUCCESS_CODES, as_code, decode
+from bot.ima.errors import CreateUncertain, ImaError, NetworkError, Timeout
 from bot.ima.products import ProductCache, parse_product_list
 from bot.ima.types import Product, TaskResult, TaskSpec
 from bot.ima.upload import (
@@ -63,21 +64,26 @@ class ImaClient:
         upload_app_key: SecretStr | str | None = None,
         product_ttl_s: float = 600.0,
         timeout_s: float = 30.0,
+        create_timeout_s: float = 60.0,
         http: httpx.AsyncClient | None = None,
         uploader: ImageUploader | None = None,
         clock: Callable[[], float] = time.monotonic,
         watermark_grace_polls: int = WATERMARK_GRACE_POLLS,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         self._language = language
         self._timeout = timeout_s
+        # a create that times out may still have been charged and can never be sent again, so
+        # it waits longer than other requests (a 1 s timeout against 985 ms latency lost paid tasks)
+        self._create_timeout = httpx.Timeout(create_timeout_s, connect=min(10.0, create_timeout_s))
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
+            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
         )
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         self._uploader: ImageUploader = uploader or ImaUploadService(
             self._http,
             base_url=upload_base_url,
@@ -106,6 +112,7 @@ class ImaClient:
             upload_app_key=settings.ima_upload_app_key or DEFAULT_UPLOAD_APP_KEY,
             product_ttl_s=settings.ima_product_ttl_s,
             timeout_s=settings.ima_request_timeout_s,
+            create_timeout_s=settings.ima_create_timeout_s,
         )
 
     def __repr__(self) -> str:
@@ -158,14 +165,21 @@ class ImaClient:
         return products
 
     # -- tasks ----------------------------------------------------------------------------------
-    async def create(self, spec: TaskSpec) -> str:
+    async def create(self, spec: TaskSpec, *, on_sending: Callable[[], Awaitable[None]] | None = None) -> str:
         """Create a task; returns its id.
 
-        Raises CreateUncertain when the request went out but no answer came back: the task may
-        exist and be charged, so the caller must not simply send it again."""
+        `on_sending` is awaited at the moment the request goes on the wire (after waiting for
+        a free slot), so a caller can record "may be created from now on" no earlier than true.
+
+        One rule for "was it created?": an IMA answer (the JSON envelope with its code: 6006,
+        6009, 6010, 401, 4008, 400, 400017, IMA's own 500, ...) raises its typed error and means
+        "not created". Anything else once the request left — a timeout, a reset, a gateway's
+        5xx without the envelope, an unreadable body — raises CreateUncertain: the task may
+        exist and be charged, so the caller must never send it again blindly."""
         body = build_create_body(spec)
         async with self._guard():
-            data = await self._call("POST", CREATE_PATH, json=body, create=True)
+            data = await self._call("POST", CREATE_PATH, json=body, create=True, on_sending=on_sending,
+                                    timeout=self._create_timeout)
             task_id = data.get("id") if isinstance(data, dict) else None
             if task_id in (None, ""):
                 # the service said yes but gave no id: the task probably exists
@@ -203,11 +217,16 @@ class ImaClient:
             "x_app_language": self._language,
         }
 
-    async def _call(self, method: str, path: str, *, create: bool = False, **kwargs: Any) -> Any:
+    async def _call(
+        self, method: str, path: str, *, create: bool = False,
+        on_sending: Callable[[], Awaitable[None]] | None = None, **kwargs: Any,
+    ) -> Any:
         """One request to the main API; the envelope's data or a typed error."""
         url = f"{self._base_url}{path}"
         try:
             async with self._in_flight:
+                if on_sending is not None:
+                    await on_sending()
                 resp = await self._http.request(method, url, headers=self._headers(), **kwargs)
         except _NOT_SENT as e:
             raise NetworkError(f"could not connect ({type(e).__name__})") from e
@@ -219,15 +238,9 @@ class ImaClient:
             if create:  # the connection broke after the request was written
                 raise CreateUncertain(f"connection lost after create was sent ({type(e).__name__})") from e
             raise NetworkError(f"connection lost ({type(e).__name__})") from e
-        if create and resp.status_code == 504:
-            # a gateway gave up waiting: the service behind it may still have created the task
-            raise CreateUncertain("create answered 504 by a gateway", http_status=504)
-        try:
-            return decode(resp.status_code, resp.content)
-        except ProtocolError as e:
-            if create:  # a 2xx we cannot read: the task may well exist
-                raise CreateUncertain(e.detail, http_status=e.http_status) from e
-            raise
+        if create:
+            return _create_answer(resp.status_code, resp.content)
+        return decode(resp.status_code, resp.content)
 
     def _secret_forms(self) -> list[str]:
         key = self._key.get_secret_value()
@@ -245,3 +258,33 @@ class ImaClient:
                 e.args = (masked or e.kind,)
             raise
 
+
+def _create_answer(status: int, content: bytes) -> Any:
+    """The data of a create answer, or the error that says whether the task can exist.
+
+    Only IMA itself can say "not created", and it says so in its envelope (at any HTTP status);
+    a 4xx without it is a refusal before any work (HTTP's meaning of 4xx). Anything else — a
+    gateway's 5xx without the envelope (502 with an HTML page, an empty 503), a 504, a redirect,
+    a body that is not an envelope — says nothing about the service behind it, which may have
+    created the task: uncertain."""
+    if status == 504:
+        # a gateway gave up waiting, whatever its body: the service behind it may have gone on
+        raise CreateUncertain("create answered 504 by a gateway", http_status=504)
+    if not 400 <= status <= 499 and not _is_envelope(status, content):
+        raise CreateUncertain(f"create answered HTTP {status} without an IMA envelope", http_status=status)
+    return decode(status, content)
+
+
+def _is_envelope(status: int, content: bytes) -> bool:
+    """True when a body is IMA's envelope: a success with its data, or a failure with its code."""
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        return False
+    if not isinstance(body, dict):
+        return False
+    code = as_code(body.get("code"))
+    if 200 <= status <= 299:
+        return code is not None or "data" in body
+    # a success code on a failed status contradicts itself: not IMA speaking
+    return code is not None and code not in SUCCESS_CODES

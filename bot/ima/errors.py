@@ -58,6 +58,9 @@ class RateLimited(ImaError):
 
 
 class ServerError(ImaError):
+    """IMA's own failure envelope with a 5xx code. On create it means "not created": only a
+    gateway's 5xx without the envelope leaves that open (CreateUncertain)."""
+
     kind = "server_error"
 
 
@@ -77,7 +80,9 @@ class Timeout(ImaError):
 
 
 class CreateUncertain(ImaError):
-    """The create call did not answer: the task may exist and may be charged. Never re-sent blindly."""
+    """The create request left this machine and no IMA answer came back (a timeout, a reset, a
+    gateway's 5xx without IMA's envelope, an unreadable body): the task may exist and may be
+    charged. Never re-sent blindly: not by a retry, a button or a restart."""
 
     kind = "create_uncertain"
     retryable = False
