@@ -4,9 +4,11 @@ line when stdin is piped, so a session can be scripted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import mimetypes
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -25,6 +27,33 @@ from adapters.base import (
 from bot.i18n import detect_language
 
 BAR_WIDTH = 20
+
+
+async def _read_line(stream: TextIO) -> str:
+    """One line of `stream`, read in a daemon thread. Reading a terminal blocks, so not on the
+    loop; and not in the loop's executor either, whose threads are joined at exit: after Ctrl-C
+    at the prompt the process would hang until Enter. A daemon thread is simply left behind."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def settle(line: str | None, error: BaseException | None) -> None:
+        if answer.done():  # nobody waits any more (Ctrl-C)
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(line or "")
+
+    def read() -> None:
+        try:
+            line, error = stream.readline(), None
+        except Exception as e:  # handed to the reader on the loop
+            line, error = None, e
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(settle, line, error)
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return await answer
 
 
 class ConsoleConversation:
@@ -155,8 +184,7 @@ class ConsoleAdapter:
         if self.interactive:
             self.stdout.write(self.core.t("console.prompt", self.language))
             self.stdout.flush()
-        # reading a terminal blocks: do it in a worker thread, not on the loop
-        line = await asyncio.to_thread(self.stdin.readline)
+        line = await _read_line(self.stdin)
         return None if line == "" else line.rstrip("\r\n")
 
     async def start(self) -> None:

@@ -9,7 +9,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from bot.config import Settings
 
@@ -134,10 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="python -m bot console")
         parser.add_argument("--image", action="append", type=Path, default=[], help="attach an image to the first message")
         opts = parser.parse_args(args)
-        return asyncio.run(_console(settings, opts.image))
+        return _until_interrupted(_console(settings, opts.image))
     if settings.feishu_enabled or settings.discord_enabled:
         return asyncio.run(_platforms(settings))
-    return asyncio.run(_console(settings, []))
+    return _until_interrupted(_console(settings, []))
+
+
+def _until_interrupted(main: Coroutine[Any, Any, int]) -> int:
+    """Run the terminal chat; Ctrl-C ends it quietly. asyncio.run cancels the chat first, so
+    every job stops where it is and its row stays as it was (resumable), not "failed"."""
+    try:
+        return asyncio.run(main)
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")  # leave the shell prompt on a line of its own
+        sys.stdout.flush()
+        return 130  # the shell's convention for "ended by SIGINT"
 
 
 if __name__ == "__main__":
