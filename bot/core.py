@@ -63,7 +63,12 @@ class RunningJob:
     owner: tuple[str, str] = ("", "")  # (platform, user_id)
 
     async def wait(self) -> str:
-        return await asyncio.shield(self.task)
+        try:
+            return await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            if self.task.cancelled():
+                return "cancelled"  # stopped by "cancel" or at shutdown, not this waiter
+            raise
 
 
 class BotCore:

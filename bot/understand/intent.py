@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.understand.lexicon import B_END, B_START, INTENTS_PATH
+from bot.understand.normalize import fold
 
 INTENTS = ("video", "help", "models", "jobs", "cancel", "prefer", "confirm", "decline", "chat")
 #: commands in the order they are tried (intents.toml [commands])
@@ -34,6 +35,7 @@ _VOWELS = frozenset("aeiouy")
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _CONSONANT_RUN = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}")
 _SHORT_QUESTION = 12
+_MAX_POLITE = 6
 _SHORT_COMMON = frozenset({"a", "i", "an", "to", "of", "in", "on", "at", "by", "is", "it", "my", "me", "we", "up"})
 
 
@@ -44,6 +46,7 @@ class IntentTables:
     commands: tuple[tuple[str, re.Pattern[str]], ...]
     polite_edges: re.Pattern[str]
     chat: re.Pattern[str]
+    greeting: re.Pattern[str]  # small talk or a polite word at the start, with its punctuation
     generate: re.Pattern[str]
     question_start: re.Pattern[str]
     question_end: re.Pattern[str]
@@ -56,8 +59,9 @@ def _alt(patterns: list[str]) -> str:
 
 
 def _words(patterns: list[str]) -> str:
-    """An alternation whose latin phrases match whole words only."""
-    return f"{B_START}{_alt(patterns)}{B_END}"
+    """An alternation whose latin phrases match whole words only; longer phrases are tried
+    first, so "早上好" is not read as "早" and a rest."""
+    return f"{B_START}{_alt(sorted(patterns, key=len, reverse=True))}{B_END}"
 
 
 @cache
@@ -65,15 +69,17 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
     """Load and compile intents.toml (once per process)."""
     data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     polite = _words(list(data["polite"]["phrases"]))
+    chat = _words(list(data["chat"]["phrases"]))
     commands = data["commands"]
     if set(commands) != set(COMMANDS):
         raise ValueError(f"intents.toml: [commands] must list exactly {COMMANDS}")
     q = data["question"]
     return IntentTables(
         commands=tuple((name, re.compile(_alt(list(commands[name])))) for name in COMMANDS),
-        # polite words at either end, any number of them: "ok thanks", "请帮助一下吧"
-        polite_edges=re.compile(rf"^(?:{polite}\s*)+|(?:\s*{polite})+$"),
-        chat=re.compile(_words(list(data["chat"]["phrases"]))),
+        # one polite word at either end ("ok thanks", "请帮助一下吧"), stripped a word at a time
+        polite_edges=re.compile(rf"^{polite}\s*|\s*{polite}$"),
+        chat=re.compile(chat),
+        greeting=re.compile(rf"(?:{chat}|{polite})[\s,，.。!！~～:：]*"),
         generate=re.compile(_words(list(data["generate"]["words"]))),
         question_start=re.compile(q["start"]),
         question_end=re.compile(q["end"]),
@@ -90,23 +96,27 @@ def core_text(folded: str) -> str:
     return " ".join("".join(kept).split())
 
 
+def _unwrapped(text: str, tables: IntentTables) -> list[str]:
+    """`text`, then `text` with polite words taken off its ends one at a time ("算了吧" ->
+    "算了" -> "算"): every stage, since a polite word can also end a command."""
+    stages = [text]
+    for _ in range(_MAX_POLITE):
+        stripped = tables.polite_edges.sub("", stages[-1]).strip()
+        if stripped == stages[-1]:
+            break
+        stages.append(stripped)
+    return stages
+
+
 def strip_polite(text: str, tables: IntentTables) -> str:
     """`text` without the polite words at its ends ("好的谢谢" -> "好的")."""
-    for _ in range(4):
-        stripped = tables.polite_edges.sub("", text).strip()
-        if stripped == text:
-            break
-        text = stripped
-    return text
+    return _unwrapped(text, tables)[-1]
 
 
 def command_of(text: str, tables: IntentTables | None = None) -> str | None:
     """The command a whole message is (already through `core_text`), or None."""
     tables = tables or load_intents()
-    candidates = [text]
-    stripped = strip_polite(text, tables)
-    if stripped and stripped != text:
-        candidates.append(stripped)
+    candidates = [c for c in _unwrapped(text, tables) if c]
     for name, pattern in tables.commands:
         if any(pattern.fullmatch(c) for c in candidates):
             return name
@@ -128,6 +138,18 @@ def is_small_talk(text: str, tables: IntentTables | None = None) -> bool:
     rest = tables.chat.sub(" ", text)
     rest = strip_polite(" ".join(rest.split()), tables)
     return not any(ch.isalnum() for ch in rest)
+
+
+def without_greeting(prompt: str | None, tables: IntentTables | None = None) -> str | None:
+    """The prompt without small talk in front of the description ("你好, 一只猫在跳舞")."""
+    if not prompt:
+        return prompt
+    tables = tables or load_intents()
+    folded = fold(prompt)  # one character for one: an index in it is an index in `prompt`
+    m = tables.greeting.match(folded)
+    if m is None or m.end() == 0 or not any(ch.isalnum() for ch in prompt[m.end():]):
+        return prompt
+    return without_greeting(prompt[m.end():].strip(), tables)
 
 
 def _gibberish_word(word: str) -> bool:
@@ -182,9 +204,10 @@ def classify(
     if not content or is_small_talk(content, tables):
         # "以后都用可灵" saves a preference; "用最便宜的" or "10秒" alone depicts nothing
         return "prefer" if sets_preference or unknown_model else "chat"
-    if not names_model and not has_parameters and not unknown_model:
-        if is_gibberish(content):
-            return "chat"
-        if (question_mark or is_idle_question(text, tables)) and not tables.generate.search(text):
-            return "chat"
+    if is_idle_question(content, tables):
+        return "chat"  # what is left to depict is itself a question: "sora怎么样", "how much for a video?"
+    if (question_mark or is_idle_question(text, tables)) and not tables.generate.search(text):
+        return "chat"
+    if not names_model and not has_parameters and not unknown_model and is_gibberish(content):
+        return "chat"
     return "video"

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 
-from bot.understand.intent import choice_of, classify, core_text
+from bot.understand.intent import choice_of, classify, core_text, without_greeting
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
 from bot.understand.normalize import fold
 from bot.understand.numbers import read_number
@@ -223,10 +223,10 @@ def parse(text: str, images: int = 0) -> Request:
         preference = "clear"
 
     spans = [(s, e) for (_, s, e), r in zip(tokens, remove, strict=True) if r]
-    prompt = cut(text, folded, spans, lx)
+    prompt = without_greeting(cut(text, folded, spans, lx))
     intent = classify(
         folded, images=images, prompt=prompt, names_model=model_key is not None,
-        sets_preference=preference is not None and bool(models or clear),
+        sets_preference=preference is not None,
         has_parameters=any(v is not None for v in (duration, resolution, aspect)),
         unknown_model=unknown, question_mark=folded.rstrip().endswith("?"),
     )
@@ -236,7 +236,8 @@ def parse(text: str, images: int = 0) -> Request:
         duration=duration,
         resolution=resolution,
         aspect_ratio=aspect,
-        preference=preference,
+        # a model named in a question ("sora怎么样") or an answer changes no preference
+        preference=preference if intent in ("video", "prefer") else None,
         language=_language(folded, tokens),
         prompt=prompt if intent == "video" else None,  # a command or a chat line describes nothing
         model_key=model_key,

@@ -1,0 +1,227 @@
+"""Only a real video request spends: commands, answers and chat through the real core, the
+sandbox over HTTP and a SQLite file. The sandbox's ledger is the bill: every paid task is in it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from adapters.base import FailureView, Incoming, NoticeView
+from bot.core import BotCore
+from bot.sandbox import Sandbox
+from tests.conftest import RecordingConversation, close_core, make_settings, open_core
+
+
+def say(text: str, *, user: str = "u1", chat: str = "chat", event: str | None = None, mentioned: bool = True) -> Incoming:
+    return Incoming(platform="console", chat_id=chat, user_id=user, text=text, event_id=event, mentioned=mentioned)
+
+
+async def run(core: BotCore, text: str, conv: RecordingConversation | None = None, **kw: object) -> RecordingConversation:
+    conv = conv or RecordingConversation()
+    job = await core.handle(say(text, **kw), conv)  # type: ignore[arg-type]
+    if job is not None:
+        await asyncio.wait_for(job.wait(), 60)
+    return conv
+
+
+CHATTER = [
+    "help", "帮助", "/help", "有哪些模型?", "/models", "你好", "取消", "好的", "asdkjh qwe zzxq", "谢谢",
+    "thanks, looks great", "🙂", "jobs", "我的任务", "yes", "no", "不用了", "how are you?", "以后都用Runway",
+    "用Runway生成海浪", "生成一段视频", "我现在用的什么模型",
+]
+
+
+@pytest.mark.parametrize("text", CHATTER)
+async def test_chatter_and_commands_answer_in_words_and_spend_nothing(core: BotCore, sandbox: Sandbox, text: str) -> None:
+    conv = await run(core, text)
+    assert sandbox.ledger == []
+    assert conv.kinds() == ["text"], conv.events
+    assert conv.texts()[0].strip()
+
+
+async def test_help_gives_examples_in_the_users_language(core: BotCore) -> None:
+    assert "一只小狗" in (await run(core, "帮助")).texts()[0]
+    assert "puppy" in (await run(core, "help")).texts()[0]
+
+
+async def test_models_lists_live_prices_and_times(core: BotCore) -> None:
+    text = (await run(core, "有哪些模型?")).texts()[0]
+    assert "Wan 2.6" in text and "积分起" in text
+
+
+async def test_an_unknown_model_is_named_and_the_offered_ones_listed(core: BotCore) -> None:
+    text = (await run(core, "用Runway生成海浪")).texts()[0]
+    assert "Runway" in text and "Wan 2.6" in text
+
+
+async def test_a_preference_alone_is_saved_and_confirmed_without_a_video(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "以后都用海螺")
+    assert "Hailuo 2.3" in conv.texts()[0] and sandbox.ledger == []
+    assert "Hailuo 2.3" in (await run(core, "我现在用的什么模型")).texts()[0]
+
+
+async def test_group_chatter_without_a_mention_gets_no_answer(core: BotCore, sandbox: Sandbox) -> None:
+    for text in ("谢谢", "a cat on the moon", "help"):
+        conv = await run(core, text, mentioned=False)
+        assert conv.events == [] and sandbox.ledger == []
+
+
+async def test_yes_after_a_failure_reruns_once_with_the_suggested_model(core: BotCore, sandbox: Sandbox) -> None:
+    first = await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
+    failure = first.of("failure")[0]
+    assert isinstance(failure, FailureView) and sandbox.ledger == []
+    again = await run(core, "好的")
+    assert again.kinds()[-1] == "video", again.events
+    [entry] = sandbox.ledger
+    assert entry.model_id == failure.alternatives[0].model_id
+    # the question was answered: a second yes is just chat
+    assert (await run(core, "好的")).kinds() == ["text"] and len(sandbox.ledger) == 1
+
+
+async def test_a_named_choice_after_a_failure_uses_that_model(core: BotCore, sandbox: Sandbox) -> None:
+    await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
+    conv = await run(core, "用第二个")
+    assert conv.kinds()[-1] == "video", conv.events
+    [entry] = sandbox.ledger
+    assert entry.model_id == "kling-video-o1"
+
+
+async def test_no_after_a_failure_is_acknowledged_and_spends_nothing(core: BotCore, sandbox: Sandbox) -> None:
+    await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
+    conv = await run(core, "不用了")
+    assert conv.kinds() == ["text"] and sandbox.ledger == []
+
+
+async def test_a_failure_button_pressed_twice_starts_one_task(core: BotCore, sandbox: Sandbox) -> None:
+    first = await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
+    failure = first.of("failure")[0]
+    assert isinstance(failure, FailureView)
+    convs = [RecordingConversation(), RecordingConversation()]
+    jobs = await asyncio.gather(*(
+        core.rerun(failure.job_id, user_id="u1", model_id=failure.alternatives[0].model_id, conversation=c)
+        for c in convs
+    ))
+    started = [j for j in jobs if j is not None]
+    assert len(started) == 1
+    await asyncio.wait_for(started[0].wait(), 60)
+    assert len(sandbox.ledger) == 1
+    assert any("已经执行过" in t for c in convs for t in c.texts())
+
+
+async def test_a_burst_from_one_person_starts_at_most_their_limit(core: BotCore, sandbox: Sandbox) -> None:
+    convs = [RecordingConversation() for _ in range(50)]
+    jobs = await asyncio.gather(*(
+        core.handle(say(f"a red fox running number {i}", event=f"e{i}"), c) for i, c in enumerate(convs)  # type: ignore[arg-type]
+    ))
+    started = [j for j in jobs if j is not None]
+    assert len(started) == core.settings.bot_max_jobs_per_user
+    await asyncio.wait_for(asyncio.gather(*(j.wait() for j in started)), 60)
+    assert len(sandbox.ledger) == core.settings.bot_max_jobs_per_user
+    refused = sum(1 for c in convs if c.kinds() == ["text"])
+    assert refused == 50 - len(started)
+
+
+async def test_a_redelivered_event_is_answered_once(core: BotCore) -> None:
+    first = await run(core, "help", event="ev-1")
+    second = await run(core, "help", event="ev-1")
+    assert first.kinds() == ["text"] and second.events == []
+
+
+async def test_cancel_with_nothing_running_says_so(core: BotCore) -> None:
+    text = (await run(core, "cancel")).texts()[0]
+    assert "nothing to cancel" in text
+
+
+async def test_cancel_stops_a_running_job_and_says_it_may_be_charged(core: BotCore, sandbox: Sandbox) -> None:
+    sandbox.force_task_never_finishes()
+    conv = RecordingConversation()
+    job = await core.handle(say("a lighthouse in a storm"), conv)  # type: ignore[arg-type]
+    assert job is not None
+    for _ in range(200):
+        if sandbox.ledger:
+            break
+        await asyncio.sleep(0.05)
+    stop = await run(core, "cancel")
+    assert "may still charge" in stop.texts()[0]
+    assert await job.wait() == "cancelled"
+    row = await core.store.get_job(job.job_id)
+    assert row is not None and row.status == "cancelled"
+
+
+async def test_a_prompt_longer_than_the_service_takes_is_refused_before_paying(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "a cat " * 1200)
+    assert "5000" in conv.texts()[0] and sandbox.ledger == []
+
+
+async def test_animate_without_a_picture_asks_for_it(core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(core, "把这张图动起来")
+    assert "图片" in conv.texts()[0] and sandbox.ledger == []
+
+
+# -- the price question ---------------------------------------------------------------------------
+
+@pytest.fixture
+async def asking_core(sandbox: Sandbox, tmp_path: Path) -> BotCore:
+    core = await open_core(make_settings(sandbox, tmp_path / "ask.sqlite3", bot_confirm_above_credits=100))
+    yield core  # type: ignore[misc]
+    await close_core(core)
+
+
+async def test_an_expensive_job_waits_for_a_yes_and_creates_nothing_before(asking_core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    notice = conv.of("notice")[0]
+    assert isinstance(notice, NoticeView) and notice.confirm_label and "122" in notice.text
+    assert sandbox.ledger == []
+    done = await run(asking_core, "确认")
+    assert done.kinds()[-1] == "video", done.events
+    assert len(sandbox.ledger) == 1
+
+
+async def test_the_confirm_button_works_once(asking_core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    notice = conv.of("notice")[0]
+    assert isinstance(notice, NoticeView)
+    presses = await asyncio.gather(*(
+        asking_core.confirm(notice.job_id, user_id="u1", conversation=RecordingConversation()) for _ in range(3)
+    ))
+    started = [j for j in presses if j is not None]
+    assert len(started) == 1
+    await asyncio.wait_for(started[0].wait(), 60)
+    assert len(sandbox.ledger) == 1
+
+
+async def test_declining_the_price_ends_the_job_unpaid(asking_core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    notice = conv.of("notice")[0]
+    assert isinstance(notice, NoticeView)
+    assert "没有消耗积分" in (await run(asking_core, "no")).texts()[0]
+    row = await asking_core.store.get_job(notice.job_id)
+    assert row is not None and row.status == "cancelled" and sandbox.ledger == []
+
+
+async def test_a_price_question_survives_a_restart(sandbox: Sandbox, tmp_path: Path) -> None:
+    settings = make_settings(sandbox, tmp_path / "restart.sqlite3", bot_confirm_above_credits=100)
+    first = await open_core(settings)
+    await run(first, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    await close_core(first)
+    second = await open_core(settings)
+    try:
+        done = await run(second, "yes")
+        assert done.kinds()[-1] == "video", done.events
+        assert len(sandbox.ledger) == 1
+    finally:
+        await close_core(second)
+
+
+async def test_an_expired_price_question_starts_nothing(asking_core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    notice = conv.of("notice")[0]
+    assert isinstance(notice, NoticeView)
+    await asking_core.store._db.execute("UPDATE open_questions SET expires_at = 0")
+    await asking_core.store._db.commit()
+    late = await run(asking_core, "确认")
+    assert "10" in late.texts()[0] and sandbox.ledger == []
+    row = await asking_core.store.get_job(notice.job_id)
+    assert row is not None and row.status == "expired"
