@@ -8,7 +8,9 @@ from collections.abc import Mapping
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNITS = {"十": 10, "百": 100}
 
-CHINESE_NUMERAL = "[零〇一二两三四五六七八九十百]+"
+#: at most eight characters: a longer run is not a number anyone types, and an unbounded one
+#: made the scanner re-read it at every position ("一" * 310 + "秒")
+CHINESE_NUMERAL = "[零〇一二两三四五六七八九十百]{1,8}"
 DIGITS = r"\d+(?:\.\d+)?"
 
 

@@ -58,9 +58,35 @@ def _scan(lx: Lexicon, folded: str) -> list[Token]:
     return lx.scanner.scan(folded)
 
 
+#: what people quote is theirs, word for word: a sign that says "NO SORA" names no model
+_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|「[^」\n]*」|『[^』\n]*』|‘[^’\n]*’|(?<![\w'])'[^'\n]+'(?![\w'])")
+_MASK = "\x1a"  # matches no phrase: quoted words are never read as models, parameters or commands
+#: what a negation can rule out
+_NEGATABLE = frozenset({"model", "unknown_model", "aspect", "resolution"})
+
+
+def _mask_quotes(folded: str) -> str:
+    """`folded` with the inside of every quoted span replaced (same length, marks kept)."""
+    return _QUOTED.sub(lambda m: m[0][0] + _MASK * (len(m[0]) - 2) + m[0][-1], folded)
+
+
+def _negated(tokens: list[Token], folded: str, remove: list[bool]) -> list[bool]:
+    """Tokens ruled out by a negation right before them ("别用sora", "not vertical"); the
+    negation leaves the prompt only when it rules something out ("no people" stays)."""
+    out = [False] * len(tokens)
+    for i, (kind, _, end) in enumerate(tokens[:-1]):
+        if kind != "negate":
+            continue
+        nxt_kind, nxt_start, _ = tokens[i + 1]
+        if nxt_kind in _NEGATABLE and _adjacent(folded, end, nxt_start):
+            out[i + 1] = True
+            remove[i] = True
+    return out
+
+
 def _removable(tokens: list[Token], folded: str) -> tuple[list[bool], list[bool]]:
     """Which tokens leave the prompt, and which model tokens follow a choosing word."""
-    remove = [not kind.endswith("_d") and kind not in ("choose", "after_model") for kind, _, _ in tokens]
+    remove = [not kind.endswith("_d") and kind not in ("choose", "after_model", "negate") for kind, _, _ in tokens]
     chosen = [False] * len(tokens)
     for i, (kind, start, _) in enumerate(tokens):
         if kind in _CHOSEN_BY:
@@ -124,8 +150,8 @@ def _duration(lx: Lexicon, span: str) -> int | None:
     if m["min"]:
         extra = 30.0 if m["half"] else (read_number(m["c"], words) or 0.0) if m["c"] else 0.0
         seconds = base * 60 + extra
-    value = int(seconds + 0.5)
-    return value if value > 0 else None
+    # 0 is kept: the model's shortest is used and the notice says so, rather than silently
+    return int(seconds + 0.5)
 
 
 def _resolution(lx: Lexicon, span: str) -> str | None:
@@ -177,34 +203,46 @@ def parse(text: str, images: int = 0) -> Request:
     folded = fold(text)
     if len(folded) != len(text):  # pragma: no cover - fold is length-preserving by construction
         folded = text.lower()[: len(text)].ljust(len(text))
+    folded = _mask_quotes(folded)
     tokens = _scan(lx, folded)
     remove, chosen = _removable(tokens, folded)
-    unknown = _unknown_model(lx, tokens, folded, remove, chosen)
+    negated = _negated(tokens, folded, remove)
+    unknown = _unknown_model(lx, tokens, folded, remove, chosen, negated)
 
     cues: set[str] = set()
     models: list[tuple[str, bool]] = []
+    excluded: list[str] = []
     tier: str | None = None
-    clear = False
+    clear = once = False
     duration: int | None = None
     resolution: str | None = None
     aspect: str | None = None
-    for (kind, start, end), was_chosen in zip(tokens, chosen, strict=True):
+    for (kind, start, end), was_chosen, ruled_out in zip(tokens, chosen, negated, strict=True):
         span = folded[start:end]
+        if ruled_out:
+            key = lx.model_keys.get(canonical(span)) if kind == "model" else None
+            if key is not None and key not in excluded:
+                excluded.append(key)
+            continue  # a ruled-out ratio or resolution is simply not asked for
         if kind == "model":
             key = lx.model_keys.get(canonical(span))
             if key is not None:
                 models.append((key, was_chosen))
+        elif kind == "once":
+            once = True
         elif kind in ("budget", "premium"):
             tier = kind
         elif kind == "clear":
             clear = True
         elif kind == "duration":
-            duration = _duration(lx, span) or duration
+            value = _duration(lx, span)
+            if value is not None:
+                duration = -value if _minus_before(folded, start) else value
         elif kind == "resolution":
             resolution = _resolution(lx, span) or resolution
         elif kind == "aspect":
             aspect = _aspect(lx, span) or aspect
-        elif kind not in ("choose", "after_model", "filler"):
+        elif kind not in ("choose", "after_model", "filler", "negate"):
             cues.add(kind)
 
     task = _task_type(images, cues)
@@ -221,6 +259,8 @@ def parse(text: str, images: int = 0) -> Request:
         preference = "clear" if tier == "premium" else None
     if clear and not models:
         preference = "clear"
+    if once or excluded:
+        preference = None  # "just this once", "别用sora": used for this job, nothing saved
 
     spans = [(s, e) for (_, s, e), r in zip(tokens, remove, strict=True) if r]
     prompt = without_greeting(cut(text, folded, spans, lx))
@@ -245,10 +285,20 @@ def parse(text: str, images: int = 0) -> Request:
         unknown_model=unknown,
         choice=choice_of(core_text(folded)) if intent == "confirm" else None,
         wants_images=2 if "first_last" in cues else 1 if cues & {"first_frame", "animate", "reference"} else 0,
+        excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in excluded) if mid),
+        excluded_keys=tuple(excluded),
     )
 
 
-def _unknown_model(lx: Lexicon, tokens: list[Token], folded: str, remove: list[bool], chosen: list[bool]) -> str | None:
+def _minus_before(folded: str, start: int) -> bool:
+    """A minus sign typed right before a duration ("-5秒"), not a range ("5-10秒")."""
+    before = folded[:start].rstrip()
+    return before.endswith(("-", "−", "负")) and not before[:-1].rstrip()[-1:].isdigit()
+
+
+def _unknown_model(
+    lx: Lexicon, tokens: list[Token], folded: str, remove: list[bool], chosen: list[bool], negated: list[bool]
+) -> str | None:
     """The first model named that is not offered. A `strict` alias ("runway", "pika") counts
     only after a choosing word or before a model word; elsewhere it stays in the prompt."""
     found: str | None = None
@@ -256,6 +306,8 @@ def _unknown_model(lx: Lexicon, tokens: list[Token], folded: str, remove: list[b
         if kind != "unknown_model":
             continue
         name, strict = lx.unknown_models.get(canonical(folded[start:end]), ("", True))
+        if negated[i]:
+            continue  # "不要用Runway": ruling out a model we do not offer asks for nothing
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
         named = nxt is not None and nxt[0] == "after_model" and _adjacent(folded, end, nxt[1])
         if name and (not strict or chosen[i] or named):

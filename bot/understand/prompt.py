@@ -10,7 +10,11 @@ _PUNCT = ",，。;；:：、!！?？"
 _SPACES = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT = re.compile(rf"\s+([{_PUNCT}])")
 _PUNCT_RUN = re.compile(rf"([{_PUNCT}])(?:\s*[{_PUNCT}])+")
-_EDGE_PUNCT = "\t\n\r\f\v ,，。.;；:：、!！?？~～-—_·…\"'“”‘’「」『』"
+_EDGE_PUNCT = "\t\n\r\f\v ,，。.;；:：、!！?？~～-—_·…"
+#: quote marks leave an edge only when their partner is not in the prompt (a quote is the user's)
+_QUOTES = {'"': '"', "'": "'", "“": "”", "”": "“", "‘": "’", "’": "‘", "「": "」", "」": "「", "『": "』", "』": "『"}
+#: brackets a removed phrase left empty: "a dog (not sora please)" -> "a dog"
+_EMPTY_BRACKETS = re.compile(r"\s*(?:\(\s*\)|（\s*）|\[\s*\]|【\s*】)")
 _WORD = re.compile(r"[A-Za-z0-9]")
 _MAX_ROUNDS = 4
 
@@ -23,6 +27,22 @@ def _trim_dangling(seg: str, folded: str, lx: Lexicon) -> str:
             break
         seg, folded = seg[: m.start()], folded[: m.start()]
     return seg
+
+
+def _balanced(text: str, mark: str) -> bool:
+    partner = _QUOTES[mark]
+    if partner == mark:
+        return text.count(mark) % 2 == 0
+    return text.count(mark) == text.count(partner)
+
+
+def _strip_lone_quotes(text: str) -> str:
+    """Drop a quote mark at either end whose partner is missing."""
+    if text and text[0] in _QUOTES and not _balanced(text, text[0]):
+        text = text[1:]
+    if text and text[-1] in _QUOTES and not _balanced(text, text[-1]):
+        text = text[:-1]
+    return text
 
 
 def cut(text: str, folded: str, spans: list[tuple[int, int]], lx: Lexicon) -> str | None:
@@ -39,12 +59,12 @@ def cut(text: str, folded: str, spans: list[tuple[int, int]], lx: Lexicon) -> st
     if pieces and tail and _WORD.match(tail[:1]) and _WORD.match(pieces[-1][-1:]):
         pieces.append(" ")
     pieces.append(tail)
-    out = _SPACES.sub(" ", "".join(pieces))
+    out = _SPACES.sub(" ", _EMPTY_BRACKETS.sub("", "".join(pieces)))
     out = _SPACE_BEFORE_PUNCT.sub(r"\1", out)
     out = _PUNCT_RUN.sub(r"\1", out)
     for _ in range(_MAX_ROUNDS):
         before = out
-        out = out.strip(_EDGE_PUNCT)
+        out = _strip_lone_quotes(out.strip(_EDGE_PUNCT))
         out = lx.edge_start.sub("", out, count=1)
         out = lx.edge_end.sub("", out, count=1)
         if out == before:

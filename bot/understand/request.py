@@ -8,7 +8,7 @@ from typing import Any
 #: the keys `python -m bot parse` prints, in order
 CLI_KEYS: tuple[str, ...] = (
     "intent", "task_type", "model_id", "duration", "resolution", "aspect_ratio", "preference", "language",
-    "prompt", "unknown_model",
+    "prompt", "unknown_model", "excluded_models",
 )
 
 
@@ -27,6 +27,7 @@ class Request:
     - unknown_model: the name of a video model the user asked for that is not offered
       ("Runway"), else None.
     - choice: which offered alternative an answer picks ("用第二个" -> 1), else None.
+    - excluded_models: model ids ruled out for this job ("别用sora"); never saved.
     """
 
     task_type: str
@@ -43,7 +44,12 @@ class Request:
     choice: int | None = None
     #: pictures the wording asks for ("animate this" 1, "first and last frame" 2), else 0
     wants_images: int = 0
+    #: models the user ruled out ("别用sora", "not Kling"): model ids, and catalog keys
+    excluded_models: tuple[str, ...] = ()
+    excluded_keys: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The CLI keys (no model_key or choice), in CLI order."""
-        return {k: getattr(self, k) for k in CLI_KEYS}
+        out = {k: getattr(self, k) for k in CLI_KEYS}
+        out["excluded_models"] = list(self.excluded_models)
+        return out

@@ -156,6 +156,22 @@ class Scanner:
             if m is not None and m.end() > at and m.lastgroup is not None:
                 out.append((m.lastgroup, at, m.end()))
                 pos = m.end()
+            elif text[at].isspace():
+                # Inside a run of whitespace every attempt would re-read the run (O(run²) for
+                # 20,000 newlines): after its first position, try only its last one, where a
+                # phrase that takes exactly one space before a word can still begin.
+                end = at + 1
+                while end < size and text[end].isspace():
+                    end += 1
+                pos = max(at + 1, end - 1)
+                if pos == end - 1 and pos > at:
+                    last = self._for(text[pos])
+                    m = last.match(text, pos) if last is not None else None
+                    if m is not None and m.end() > pos and m.lastgroup is not None:
+                        out.append((m.lastgroup, pos, m.end()))
+                        pos = m.end()
+                    else:
+                        pos = end
             else:
                 pos = at + 1
         return out
