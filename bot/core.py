@@ -37,6 +37,10 @@ from bot.understand import Request, parse
 log = logging.getLogger(__name__)
 
 _OVERRIDES = ("model_id", "duration", "resolution", "aspect_ratio", "task_type")
+#: longer messages are refused before they are parsed
+MAX_MESSAGE_CHARS = 8000
+#: longer messages are parsed in a worker thread
+_PARSE_ON_LOOP_CHARS = 1000
 
 
 def _valid_text(incoming: Incoming) -> Incoming:
@@ -109,12 +113,19 @@ class BotCore:
 
     async def _handle(self, incoming: Incoming, conversation: Conversation) -> RunningJob | None:
         """intake check -> understand -> route by intent -> admit -> run."""
-        incoming = with_linked_images(_valid_text(incoming))
+        incoming = _valid_text(incoming)
         ids = [i for i in (incoming.event_id, *incoming.extra_event_ids) if i]
         if await self.store.seen_any(incoming.platform, ids):
             log.info("duplicate event %s/%s ignored", incoming.platform, incoming.event_id)
             return None
-        request = self._understand(incoming)
+        if len(incoming.text) > MAX_MESSAGE_CHARS:
+            # refused before parsing: nothing anyone types to describe a video is this long
+            if await self.store.intake(incoming.platform, ids):
+                lang = parse(incoming.text[:200]).language
+                await conversation.text(self.t("talk.too_long", lang, length=len(incoming.text), limit=MAX_MESSAGE_CHARS))
+            return None
+        incoming = with_linked_images(incoming)
+        request = await self._understand(incoming)
         if request.intent == "video" and not request.unknown_model and incoming.mentioned:
             return await self._accept_video(request, incoming, conversation, ids)
         if not await self.store.intake(incoming.platform, ids):
@@ -252,6 +263,8 @@ class BotCore:
         pref = None
         if model is None:
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
+            if pref is not None and pref.model_key in request.excluded_keys:
+                pref = None  # "别用可灵" this time, though Kling is their preference
         return Job(
             id=uuid.uuid4().hex[:16], platform=incoming.platform, chat_id=incoming.chat_id,
             user_id=incoming.user_id, reply_to=incoming.reply_to, language=request.language,
@@ -261,6 +274,7 @@ class BotCore:
                 "preferred_key": pref.model_key if pref else None, "duration": request.duration,
                 "resolution": request.resolution, "aspect_ratio": request.aspect_ratio,
                 "tier": self._tier(request, model), "remembered": remembered,
+                "excluded": list(request.excluded_keys),
             },
         )
 
@@ -499,10 +513,17 @@ class BotCore:
         if self._owned[owner] <= 0:
             del self._owned[owner]
 
-    def _understand(self, incoming: Incoming) -> Request:
-        request = parse(incoming.text, images=len(incoming.images))
+    async def _understand(self, incoming: Incoming) -> Request:
+        if len(incoming.text) > _PARSE_ON_LOOP_CHARS:
+            # parsing is linear, but a few thousand characters still take tens of milliseconds:
+            # a worker thread keeps the loop (every other chat's progress) responsive meanwhile
+            request = await asyncio.to_thread(parse, incoming.text, len(incoming.images))
+        else:
+            request = parse(incoming.text, images=len(incoming.images))
         if not incoming.text.strip() and incoming.language:
             request = replace(request, language=i18n.normalize_language(incoming.language))
+        elif request.traditional and request.language == "zh":
+            request = replace(request, language="zh-Hant")  # answer in the script they wrote
         changes: dict[str, object] = {k: incoming.overrides[k] for k in _OVERRIDES if incoming.overrides.get(k)}
         if "task_type" in changes and changes["task_type"] not in TASK_TYPES:
             changes.pop("task_type")

@@ -10,7 +10,7 @@ from bot.ima.types import Product
 from bot.ima.values import same
 
 #: resolutions from low to high; "nearest" moves along this ladder
-RESOLUTION_LADDER: tuple[str, ...] = ("360P", "480P", "540P", "720P", "768P", "1080P", "2K", "4K")
+RESOLUTION_LADDER: tuple[str, ...] = ("360P", "480P", "540P", "720P", "768P", "1080P", "2K", "4K", "8K")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def _res_rank(v: Any) -> int:
 
 
 def _px(label: str) -> int:
-    return {"2K": 1440, "4K": 2160}.get(label, int(label.rstrip("P")) if label[:-1].isdigit() else 0)
+    return {"2K": 1440, "4K": 2160, "8K": 4320}.get(label, int(label.rstrip("P")) if label[:-1].isdigit() else 0)
 
 
 def _ratio(v: Any) -> float | None:

@@ -82,6 +82,13 @@ def _reason_key(kind: str, attempts: int) -> str:
     return f"error.{kind}"
 
 
+def _without_excluded(job: Job, offers: list[Offer]) -> list[Offer]:
+    """Today's offers minus the models the user ruled out ("别用sora"): never recommended,
+    never suggested after a failure, never named as the cheaper choice."""
+    excluded = set(job.request.get("excluded") or ())
+    return [o for o in offers if o.key not in excluded] if excluded else offers
+
+
 def _kind_of(e: ImaError) -> str:
     """The failure kind to explain; a task that failed without a reason gets the reference's
     gentler "didn't work this time" wording."""
@@ -164,7 +171,7 @@ class Orchestrator:
         ctx = _Context()
 
         async def steps() -> str:
-            ctx.offers = await self._offers(job.task_type)
+            ctx.offers = _without_excluded(job, await self._offers(job.task_type))
             ctx.plan = await self._plan(job, ctx.offers)
             if self._needs_confirm(job, ctx.plan):
                 await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
@@ -359,8 +366,7 @@ class Orchestrator:
             try:
                 task_id = await self.client.create(spec, on_sending=sending)
             except CreateUncertain:
-                await self.store.save_job(job, status="uncertain")
-                raise
+                raise  # the row stays "creating" until the user is told: a restart tells them too
             except ImaError as e:
                 if job.status == "creating":  # IMA said no: nothing was created
                     await self.store.save_job(job, status="accepted")
@@ -500,8 +506,8 @@ class Orchestrator:
             hint = find(offers, rec_key) or find(await self._offers_quietly(job.task_type), rec_key)
         est_min = job.est_min or 0
         est_max = job.est_max or 0
-        others = alternatives(self.catalog, job.task_type, offers or await self._offers_quietly(job.task_type),
-                              job.model_key, "task_failed")
+        offers = offers or _without_excluded(job, await self._offers_quietly(job.task_type))
+        others = alternatives(self.catalog, job.task_type, offers, job.model_key, "task_failed")
         view = views.video(
             job.id, job.language, url=url, cover=result.cover, model_name=job.model_name or "",
             est_min=est_min, est_max=est_max, actual_s=now - (job.started_at or now), credits=job.credits or 0,
@@ -531,24 +537,27 @@ class Orchestrator:
         failed_key = plan.offer.key if plan else job.model_key
         uncertain = e.kind == _UNCERTAIN
         if not offers and not uncertain:
-            offers = await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type)
+            offers = _without_excluded(
+                job, await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type))
         alts = [] if uncertain else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
         reason = t(_reason_key(e.kind, job.attempts), lang, model=model_name,
                    **{k: v for k, v in e.values.items() if k != "model"})
+        view = views.failure(job.id, lang, kind=e.kind, reason=reason, alternatives=alts,
+                             can_retry=e.kind in _RETRYABLE_KINDS)
+        # said first, saved after: a crash in between says it again after the restart, where
+        # saving first would end the job without a word (as a delivery, at least once)
+        try:
+            await conv.failure(view)
+        except Exception:  # the platform may be down too; the job row will say why
+            log.exception("could not deliver failure of job %s", job.id)
         # an uncertain job keeps a status of its own: not resumed, not retried, listed as such
         status = "uncertain" if uncertain else "failed"
         await self.store.save_job(job, status=status, error_kind=e.kind, finished_at=self._clock())
-        view = views.failure(job.id, lang, kind=e.kind, reason=reason, alternatives=alts,
-                             can_retry=e.kind in _RETRYABLE_KINDS)
         if view.alternatives or view.retry_label:
             # "好的" / "yes" / "用第二个" typed in reply answers this, like the buttons do
             now = self._clock()
             await self.store.ask(OpenQuestion(job.platform, job.chat_id, job.user_id, "retry", job.id,
                                               tuple(a.model_id for a in view.alternatives), now, now + QUESTION_TTL_S))
-        try:
-            await conv.failure(view)
-        except Exception:  # the platform may be down too; the job row already says why
-            log.exception("could not deliver failure of job %s", job.id)
         return status
 
     def _catalog_offers(self, task_type: str) -> list[Offer]:

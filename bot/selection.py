@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.catalog import Catalog, ModelInfo
-from bot.fitting import offered_durations
+from bot.fitting import RESOLUTION_LADDER, offered_durations
 from bot.ima.types import Product
 from bot.ima.values import same
 
@@ -81,10 +81,20 @@ def recommend(
     order that can (4K → Veo 3.1, 15 s → Wan 2.6, ...), else the first offered."""
     order = [catalog.defaults[task_type], *catalog.recommend_order.get(task_type, ())]
     available = [o for k in dict.fromkeys(order) if (o := find(offers, k)) is not None]
-    for offer in available:
-        if offer.can_do(duration, resolution):
-            return offer
+    # more than anyone offers ("8K"): the model that comes closest, one rung down at a time
+    for res in _from(resolution):
+        for offer in available:
+            if offer.can_do(duration, res):
+                return offer
     return available[0] if available else (offers[0] if offers else None)
+
+
+def _from(resolution: str | None) -> list[str | None]:
+    """`resolution`, then every lower rung of the ladder (just [None] when none was asked)."""
+    if resolution is None or resolution.upper() not in RESOLUTION_LADDER:
+        return [resolution]
+    at = RESOLUTION_LADDER.index(resolution.upper())
+    return [resolution, *reversed(RESOLUTION_LADDER[:at])]
 
 
 def alternatives(

@@ -11,7 +11,7 @@ from PIL import Image
 from adapters.base import ImageInput
 from bot.catalog import load_catalog
 from bot.fitting import degrade, fit_aspect_ratio, fit_duration, fit_request, fit_resolution
-from bot.i18n import LOCALES_DIR, catalog, detect_language, t
+from bot.i18n import LOCALES_DIR, catalog, detect_language, normalize_language, t
 from bot.ima.types import CreditRule, FormField, Product
 from bot.images import ImageRejected, check_images, public_https_url
 from bot.progress import percent
@@ -125,6 +125,21 @@ def test_locale_placeholders_agree_between_languages() -> None:
     names = re.compile(r"\{(\w+)\}")
     mismatched = [k for k in zh if set(names.findall(zh[k])) != set(names.findall(en[k]))]
     assert mismatched == []
+
+
+def test_the_traditional_catalog_is_zh_converted_and_complete() -> None:
+    # regenerate with `python -m bot.i18n` after changing zh.toml
+    from bot.i18n import traditional_catalog
+
+    zh_source = (LOCALES_DIR / "zh.toml").read_text(encoding="utf-8")
+    assert (LOCALES_DIR / "zh-Hant.toml").read_text(encoding="utf-8") == traditional_catalog(zh_source)
+    assert set(catalog("zh-Hant")) == set(catalog("zh"))
+
+
+def test_traditional_chinese_is_answered_in_traditional_chinese() -> None:
+    assert detect_language("一隻貓在跳舞") == "zh-Hant" and detect_language("一只猫在跳舞") == "zh"
+    assert normalize_language("zh-TW") == "zh-Hant" and normalize_language("zh-CN") == "zh"
+    assert t("talk.hello", "zh-Hant") != t("talk.hello", "zh")
 
 
 def test_every_failure_kind_has_a_message() -> None:

@@ -58,3 +58,15 @@ def _table() -> dict[int, str]:
 def fold(text: str) -> str:
     """The normalized form of `text`: same length, lower case, half-width, Simplified."""
     return text.translate(_table()).lower()
+
+
+@cache
+def _traditional_only() -> frozenset[str]:
+    """Characters written only in Traditional Chinese (those OpenCC's t2s table changes)."""
+    return frozenset(chr(k) for k, v in _t2s_pairs().items() if v != chr(k))
+
+
+def is_traditional(text: str) -> bool:
+    """True when the text uses Traditional Chinese characters (to answer in that script)."""
+    table = _traditional_only()
+    return any(ch in table for ch in text)

@@ -37,7 +37,7 @@ import re
 
 from bot.understand.intent import choice_of, classify, core_text, without_greeting
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
-from bot.understand.normalize import fold
+from bot.understand.normalize import fold, is_traditional
 from bot.understand.numbers import read_number
 from bot.understand.prompt import cut
 from bot.understand.request import Request
@@ -287,6 +287,7 @@ def parse(text: str, images: int = 0) -> Request:
         wants_images=2 if "first_last" in cues else 1 if cues & {"first_frame", "animate", "reference"} else 0,
         excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in excluded) if mid),
         excluded_keys=tuple(excluded),
+        traditional=is_traditional(text),
     )
 
 

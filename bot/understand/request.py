@@ -47,6 +47,8 @@ class Request:
     #: models the user ruled out ("别用sora", "not Kling"): model ids, and catalog keys
     excluded_models: tuple[str, ...] = ()
     excluded_keys: tuple[str, ...] = ()
+    #: written in Traditional Chinese: replies use the zh-Hant catalog (`language` stays "zh")
+    traditional: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The CLI keys (no model_key or choice), in CLI order."""
