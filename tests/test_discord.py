@@ -34,7 +34,7 @@ from adapters.base import (
     VideoView,
 )
 from adapters.discord import DiscordAdapter
-from adapters.discord.buttons import TEMPLATE, RerunButton
+from adapters.discord.buttons import ACTION_TEMPLATE, TEMPLATE, JobActionButton, RerunButton
 from adapters.discord.conversation import DiscordConversation
 from adapters.discord.fetch import VideoFetcher
 from adapters.discord.handlers import Conversations, Handlers, VideoOptions
@@ -129,7 +129,7 @@ class FakeInteraction:
     def __init__(
         self, *, locale: str = "en-US", guild_id: int | None = 1200000000000000000, user_id: int = 1100000000000000001,
         namespace: dict[str, Any] | None = None, client: Any = None, filesize_limit: int = 10 * 1024 * 1024,
-        fail_edits: bool = False, created_at: datetime.datetime = T0,
+        fail_edits: bool = False, created_at: datetime.datetime = T0, message: FakeMessage | None = None,
     ) -> None:
         self.log = Log()
         self.id = 1400000000000000000
@@ -145,6 +145,8 @@ class FakeInteraction:
         self.followup = FakeFollowup(self.log)
         self.client = client
         self.fail_edits = fail_edits
+        #: the message whose button was pressed (component interactions only)
+        self.message = message
 
     @property
     def expires_at(self) -> datetime.datetime:
@@ -229,6 +231,7 @@ class FakeCore:
         self.incoming: list[Incoming] = []
         self.conversations: list[Conversation] = []
         self.reruns: list[dict[str, Any]] = []
+        self.actions: list[dict[str, Any]] = []
         self.choice_calls: list[tuple[str, str]] = []
         self.prefs: list[tuple[Any, ...]] = []
         self.jobs: list[FakeJob] = []
@@ -248,6 +251,21 @@ class FakeCore:
     async def rerun(self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation) -> FakeJob | None:
         self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id, "conversation": conversation})
         return self._run(conversation)
+
+    async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> FakeJob | None:
+        self.actions.append({"action": "confirm", "job_id": job_id, "user_id": user_id})
+        return self._run(conversation)
+
+    async def decline(self, job_id: str, *, user_id: str, conversation: Conversation) -> None:
+        self.actions.append({"action": "decline", "job_id": job_id, "user_id": user_id})
+        await conversation.text("declined")
+
+    async def cancel(
+        self, job_id: str | None, *, platform: str, user_id: str, conversation: Conversation, language: str | None = None,
+    ) -> None:
+        self.actions.append({"action": "cancel", "job_id": job_id, "user_id": user_id, "platform": platform,
+                             "language": language})
+        await conversation.text("cancelled")
 
     async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]:
         self.choice_calls.append((task_type, language))
@@ -605,11 +623,14 @@ async def test_a_model_too_long_for_a_custom_id_gets_no_button(fetcher: VideoFet
 
 
 async def press(custom_id: str, interaction: FakeInteraction) -> None:
-    """What discord.py does on a component press: match the template, build the item, call it."""
-    match = TEMPLATE.fullmatch(custom_id)
-    assert match is not None
-    item = await RerunButton.from_custom_id(interaction, discord.ui.Button(custom_id=custom_id), match)  # type: ignore[arg-type]
-    await item.callback(interaction)  # type: ignore[arg-type]
+    """What discord.py does on a component press: match a template, build the item, call it."""
+    for template, cls in ((TEMPLATE, RerunButton), (ACTION_TEMPLATE, JobActionButton)):
+        match = template.fullmatch(custom_id)
+        if match is not None:
+            item = await cls.from_custom_id(interaction, discord.ui.Button(custom_id=custom_id), match)  # type: ignore[attr-defined]
+            await item.callback(interaction)
+            return
+    raise AssertionError(f"no button matches {custom_id!r}")
 
 
 async def test_pressing_a_suggested_model_reruns_the_job_with_that_model(fetcher: VideoFetcher, clock: Clock) -> None:
@@ -619,7 +640,7 @@ async def test_pressing_a_suggested_model_reruns_the_job_with_that_model(fetcher
 
     core = FakeCore(script)
     h = make_handlers(core, fetcher, clock)
-    inter = FakeInteraction(client=SimpleNamespace(rerun_handler=h), user_id=77)
+    inter = FakeInteraction(client=SimpleNamespace(button_handler=h), user_id=77)
     await press("imabot:rerun:abc123:MiniMax-Hailuo-02", inter)
     await core.jobs[0].wait()
     (call,) = core.reruns
@@ -631,7 +652,7 @@ async def test_pressing_a_suggested_model_reruns_the_job_with_that_model(fetcher
 
 async def test_pressing_retry_reruns_with_the_same_model(fetcher: VideoFetcher, clock: Clock) -> None:
     core = FakeCore()
-    inter = FakeInteraction(client=SimpleNamespace(rerun_handler=make_handlers(core, fetcher, clock)))
+    inter = FakeInteraction(client=SimpleNamespace(button_handler=make_handlers(core, fetcher, clock)))
     await press("imabot:rerun:abc123:", inter)
     assert core.reruns[0]["model_id"] is None
     assert inter.log.names() == ["defer", "delete_original"]
@@ -648,9 +669,10 @@ async def test_setup_registers_the_buttons_and_syncs_commands_to_the_dev_guild(m
     monkeypatch.setattr(adapter.client.tree, "sync", fake_sync)
     await adapter.client.setup_hook()
     assert TEMPLATE in adapter.client._connection._view_store._dynamic_items
+    assert ACTION_TEMPLATE in adapter.client._connection._view_store._dynamic_items
     assert synced == [555, None]
     assert adapter.client.tree.get_command("video", guild=discord.Object(555)) is not None
-    assert adapter.client.rerun_handler is adapter.handlers
+    assert adapter.client.button_handler is adapter.handlers
 
 
 # -- autocomplete ----------------------------------------------------------------------------------------
@@ -758,7 +780,7 @@ async def test_help_answers_privately_in_the_users_language(fetcher: VideoFetche
     await make_handlers(FakeCore(), fetcher, clock).help(inter)  # type: ignore[arg-type]
     sent = inter.log.of("send_message")[0]
     assert sent["ephemeral"] is True
-    assert sent["embed"].description == i18n.t("discord.help.body", "zh")
+    assert sent["embed"].description == i18n.t("discord.help.body", "zh-Hant")  # zh-TW reads Traditional
 
 
 # -- @-mentions -------------------------------------------------------------------------------------------
@@ -778,7 +800,8 @@ def mention_message(log: Log, cdn: FakeCDN, **changes: Any) -> Any:
         author=SimpleNamespace(id=int(raw["author"]["id"]), bot=raw["author"]["bot"]),
         mentions=[SimpleNamespace(id=int(u["id"])) for u in raw["mentions"]],
         attachments=[att[name] for name in raw["attachments"]],
-        guild=SimpleNamespace(id=int(raw["guild_id"]), filesize_limit=10 * 1024 * 1024, preferred_locale=discord.Locale("en-US")),
+        guild=SimpleNamespace(id=int(raw["guild_id"]), filesize_limit=10 * 1024 * 1024, preferred_locale=discord.Locale("en-US"))
+        if raw.get("guild_id") else None,
         reply=reply,
     )
 
@@ -803,11 +826,11 @@ async def test_a_message_mentioning_the_bot_is_understood_like_text_with_its_ima
     assert log.of("message.edit")[0]["message"] == log.of("reply")[0]["message"]
 
 
-async def test_messages_without_a_mention_or_from_bots_are_ignored(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_messages_from_bots_are_ignored(fetcher: VideoFetcher, clock: Clock) -> None:
     log, cdn, core = Log(), FakeCDN({}), FakeCore()
     h = make_handlers(core, fetcher, clock)
-    await h.on_message(mention_message(log, cdn, mentions=[]), SimpleNamespace(id=BOT_ID))
     await h.on_message(mention_message(log, cdn, author={"id": "9", "bot": True}), SimpleNamespace(id=BOT_ID))
+    await h.on_message(mention_message(log, cdn, author={"id": str(BOT_ID), "bot": True}), SimpleNamespace(id=BOT_ID))
     assert core.incoming == [] and log.calls == []
 
 
@@ -825,7 +848,7 @@ async def test_adapter_exposes_the_commands_with_their_options(fetcher: VideoFet
     adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
     tree = adapter.client.tree
     assert adapter.platform == "discord"
-    assert sorted(c.name for c in tree.get_commands()) == ["help", "jobs", "models", "prefer", "video"]
+    assert sorted(c.name for c in tree.get_commands()) == ["cancel", "help", "jobs", "models", "prefer", "video"]
     video = tree.get_command("video")
     assert isinstance(video, discord.app_commands.Command)
     params = {p.name: p for p in video.parameters}
@@ -847,6 +870,9 @@ async def test_command_texts_are_localized_for_chinese_clients(fetcher: VideoFet
     payload = await tree.get_command("video").get_translated_payload(tree, tree.translator)  # type: ignore[union-attr, arg-type]
     assert payload["description"] == i18n.t("discord.cmd.video.description", "en")
     assert payload["description_localizations"]["zh-CN"] == i18n.t("discord.cmd.video.description", "zh")
+    assert payload["description_localizations"]["zh-TW"] == i18n.t("discord.cmd.video.description", "zh-Hant")
+    cancel = await tree.get_command("cancel").get_translated_payload(tree, tree.translator)  # type: ignore[union-attr, arg-type]
+    assert cancel["description_localizations"]["zh-CN"] == i18n.t("discord.cmd.cancel.description", "zh")
     mode = next(o for o in payload["options"] if o["name"] == "mode")
     assert mode["choices"][0]["name_localizations"]["zh-CN"] == i18n.t("discord.mode.first_frame", "zh")
 

@@ -48,7 +48,9 @@ async def test_video_command_on_the_real_core_edits_notice_progress_then_the_pla
     await wait_for_jobs(core)
     names = inter.log.names()
     assert names[0] == "defer"
-    assert set(names[1:]) == {"edit_original"}
+    # every step edits the one response; the requester is then pinged in a message of its own
+    assert set(names[1:-1]) == {"edit_original"} and names[-1] == "followup.send"
+    assert f"<@{inter.user.id}>" in inter.log.of("followup.send")[0]["content"]
     edits = inter.log.of("edit_original")
     assert "Wan 2.6" in description(edits[0]) and "积分" in description(edits[0])
     percents = [int(m.group(1)) for kw in edits[1:-1] if (m := re.search(r"(\d+)%", description(kw)))]
@@ -75,12 +77,12 @@ async def test_failure_buttons_on_the_real_core_rerun_the_job_with_the_chosen_mo
     buttons = failed["view"].children
     assert buttons, "a failure offers buttons"
     custom_ids = [b.custom_id for b in buttons]
-    switch = next(cid for cid in custom_ids if not cid.endswith(":"))
-    press_inter = interaction(client=SimpleNamespace(rerun_handler=h))
+    switch = next(cid for cid in custom_ids if cid.split(":")[3])  # imabot:rerun:<job>:<model>:<user>
+    press_inter = interaction(client=SimpleNamespace(button_handler=h))
     await press(switch, press_inter)
     await wait_for_jobs(core)
     final = press_inter.log.of("edit_original")[-1]
     jobs = await core.recent_jobs("discord", str(inter.user.id))
     assert [j.status for j in jobs] == ["delivered", "failed"]
     assert jobs[0].url is not None and jobs[0].url in final["content"]
-    assert switch.rsplit(":", 1)[1] != "wan2.6-t2v"
+    assert switch.split(":")[3] != "wan2.6-t2v"

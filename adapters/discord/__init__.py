@@ -1,4 +1,4 @@
-"""Discord adapter: slash commands, @-mentions, embeds edited in place, failure buttons."""
+"""Discord adapter: slash commands, @-mentions, embeds edited in place, buttons."""
 
 from __future__ import annotations
 

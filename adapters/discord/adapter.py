@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 
 from adapters.base import Conversation, Core, ReplyTarget
-from adapters.discord.buttons import RerunButton
+from adapters.discord.buttons import JobActionButton, RerunButton
 from adapters.discord.fetch import VideoFetcher
 from adapters.discord.handlers import Conversations, Handlers
 from adapters.discord.options import options
@@ -31,8 +31,8 @@ class ImaDiscordClient(discord.Client):
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
         super().__init__(intents=intents, allowed_mentions=mentions)
         self.handlers = handlers
-        #: read by RerunButton.callback
-        self.rerun_handler = handlers
+        #: read by the buttons' callbacks (RerunButton, JobActionButton)
+        self.button_handler = handlers
         self.settings = settings
         self.ready_event = ready or asyncio.Event()
         self.tree: app_commands.CommandTree[Any] = app_commands.CommandTree(self)
@@ -40,7 +40,7 @@ class ImaDiscordClient(discord.Client):
             self.tree.add_command(command)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(RerunButton)
+        self.add_dynamic_items(RerunButton, JobActionButton)
         await self.tree.set_translator(LocaleTranslator())
         guild_id = self.settings.discord_dev_guild
         if guild_id is not None:
@@ -66,7 +66,7 @@ def intents(message_content: bool) -> discord.Intents:
 
 
 class DiscordAdapter:
-    """The Adapter for Discord: slash commands, @-mentions, failure buttons, resumed jobs."""
+    """The Adapter for Discord: slash commands, @-mentions, buttons, resumed jobs."""
 
     platform = "discord"
 
@@ -116,5 +116,5 @@ class DiscordAdapter:
         channel = self.client.get_partial_messageable(int(target.chat_id))
         message_id = target.state.get("message_id")
         message = channel.get_partial_message(int(message_id)) if message_id and message_id.isdigit() else None
-        return self.conversations.for_channel(channel, message)
+        return self.conversations.for_channel(channel, message, requester=target.user_id, language=target.language)
 

@@ -4,6 +4,9 @@ For a slash command the status message is the interaction's original response, e
 the interaction token. That token lives 15 minutes (`Interaction.expires_at`); when a job
 outlives it, the current state is posted as a normal channel message, which the bot can edit
 for as long as it likes. Progress edits are throttled; a change of state always shows.
+
+An edit notifies nobody, so a finished video is followed by a short message of its own that
+mentions the requester (and may ping only them).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from adapters.base import FailureView, NoticeView, ProgressView, VideoView
 from adapters.discord import render
 from adapters.discord.fetch import VideoFetcher, filename_for
 from adapters.discord.render import Rendered
+from bot import i18n
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,14 @@ class DiscordConversation:
         token_margin_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime.datetime] = discord.utils.utcnow,
+        requester: str | None = None,
+        language: str = i18n.DEFAULT_LANGUAGE,
     ) -> None:
         self.channel = channel
+        #: the Discord user id whose job this conversation shows (goes into button custom_ids)
+        self.requester = requester
+        #: for the adapter's own lines (the "your video is ready" ping)
+        self.language = language
         self.fetcher = fetcher
         self.upload_limit = upload_limit
         self.interaction = interaction
@@ -86,20 +96,22 @@ class DiscordConversation:
     # -- Conversation protocol -------------------------------------------------------------------
     async def notice(self, view: NoticeView) -> None:
         self._notice = view
-        await self._show_job(("notice", False), render.notice(view))
+        await self._show_job(("notice", False), render.notice(view, self.requester))
 
     async def progress(self, view: ProgressView) -> None:
         state = ("progress", view.overdue)
         if state == self._state and self._clock() - self._last_edit < self.min_interval_s:
             return  # same state, too soon: the next tick will carry a newer percentage
-        await self._show_job(state, render.progress(view, self._notice))
+        await self._show_job(state, render.progress(view, self._notice, self.requester))
 
     async def video(self, view: VideoView) -> None:
         data = await self.fetcher.fetch_if_fits(view.url, self.upload_limit)
-        await self._show_job(("video", False), render.video(view, data, filename_for(view.url)))
+        await self._show_job(("video", False), render.video(view, data, filename_for(view.url), self.requester))
+        if view.requester:
+            await self._ping(view.requester)
 
     async def failure(self, view: FailureView) -> None:
-        await self._show_job(("failure", False), render.failure(view))
+        await self._show_job(("failure", False), render.failure(view, self.requester))
 
     async def text(self, text: str) -> None:
         async with self._lock:
@@ -109,6 +121,28 @@ class DiscordConversation:
                     self._holds = "text"
                     return
             await self._post(out)
+
+    async def _ping(self, user_id: str) -> None:
+        """A short message of its own that mentions the requester: the video itself arrived as
+        an edit, which notifies nobody. It pings that one user only; a failure to send it is
+        logged, never shown instead of the video (which is already there)."""
+        if not (user_id.isascii() and user_id.isdigit()):
+            return
+        content = render.ready_ping(i18n.t("discord.video_ready", self.language, mention=f"<@{user_id}>"))
+        mentions = discord.AllowedMentions(
+            everyone=False, roles=False, users=[discord.Object(id=int(user_id))], replied_user=False
+        )
+        try:
+            async with self._lock:
+                if self.interaction is not None and self.token_alive and self.interaction.response.is_done():
+                    msg = await self.interaction.followup.send(content=content, allowed_mentions=mentions, wait=True)
+                elif self.channel is not None:
+                    msg = await self.channel.send(content=content, allowed_mentions=mentions)
+                else:
+                    return
+                self.posted.append(msg)
+        except discord.HTTPException as e:
+            log.info("could not post the ready ping: %s", e)
 
     # -- state -------------------------------------------------------------------------------------
     @property

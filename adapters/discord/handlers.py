@@ -1,4 +1,4 @@
-"""What each slash command, button and @-mention does, as plain async methods.
+"""What each slash command, button and message does, as plain async methods.
 
 They take a discord.Interaction (or Message) and talk to the core; registration with the
 command tree lives in `tree.py`, so tests call these directly with stand-in interactions.
@@ -11,7 +11,7 @@ import datetime
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from adapters.discord.conversation import DiscordConversation, Sendable
 from adapters.discord.fetch import VideoFetcher
 from adapters.discord.options import Options, options
 from bot.config import Settings
-from bot.i18n import detect_language, normalize_language
+from bot.i18n import DEFAULT_LANGUAGE, detect_language, normalize_language
 from bot.ima.types import TASK_TYPES
 
 log = logging.getLogger(__name__)
@@ -102,17 +102,31 @@ class Conversations:
             token_margin_s=self.pacing.token_margin_s, clock=self.clock, now=self.now, **kw,
         )
 
-    def for_interaction(self, interaction: discord.Interaction[Any]) -> DiscordConversation:
+    def for_interaction(self, interaction: discord.Interaction[Any], language: str | None = None) -> DiscordConversation:
+        """The job (or answer) of a slash command or a button press, by whoever used it."""
         limit = getattr(interaction, "filesize_limit", None) or self.pacing.default_upload_limit
         channel: Any = interaction.channel
-        return self._make(channel=channel, interaction=interaction, upload_limit=limit)
+        return self._make(
+            channel=channel, interaction=interaction, upload_limit=limit, requester=str(interaction.user.id),
+            language=language or language_of(interaction.locale),
+        )
 
-    def for_message(self, message: discord.Message) -> DiscordConversation:
+    def for_message(self, message: discord.Message, language: str | None = None) -> DiscordConversation:
         limit = message.guild.filesize_limit if message.guild else self.pacing.default_upload_limit
-        return self._make(channel=message.channel, reply_to=message, upload_limit=limit)
+        return self._make(
+            channel=message.channel, reply_to=message, upload_limit=limit, requester=str(message.author.id),
+            language=language or DEFAULT_LANGUAGE,
+        )
 
-    def for_channel(self, channel: Sendable, message: discord.PartialMessage | None = None) -> DiscordConversation:
-        return self._make(channel=channel, message=message, upload_limit=self.pacing.default_upload_limit)
+    def for_channel(
+        self, channel: Sendable, message: discord.PartialMessage | None = None, *,
+        requester: str | None = None, language: str | None = None,
+    ) -> DiscordConversation:
+        """A resumed job's conversation: it edits `message`, or posts in the channel."""
+        return self._make(
+            channel=channel, message=message, upload_limit=self.pacing.default_upload_limit, requester=requester,
+            language=language or DEFAULT_LANGUAGE,
+        )
 
 
 class Handlers:
@@ -156,7 +170,7 @@ class Handlers:
             await interaction.response.send_message(self.core.t(rejection.key, lang, **rejection.values), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        conv = self.conversations.for_interaction(interaction)
+        conv = self.conversations.for_interaction(interaction, detect_language(opts.prompt, lang))
         images = await self._download(files, conv, lang)
         if images is None:
             return
@@ -293,17 +307,80 @@ class Handlers:
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
-    # -- failure buttons ---------------------------------------------------------------------------
-    async def rerun(self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None) -> None:
-        """A press on Retry or on a suggested model: the core runs the job again, answering in a new message."""
+    # -- buttons: Retry / Again / Try <model>, Confirm / No thanks, ❌ Cancel ------------------------
+    async def rerun(
+        self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None, requester: str | None = None
+    ) -> None:
+        """A press on Retry, Again or a suggested model: the core runs the job again, answering in a new message."""
+
+        async def act(conv: DiscordConversation, user_id: str) -> object:
+            return await self.core.rerun(job_id, user_id=user_id, model_id=model_id, conversation=conv)
+
+        await self._press(interaction, requester, act)
+
+    async def job_action(
+        self, interaction: discord.Interaction[Any], action: str, job_id: str, requester: str | None = None
+    ) -> None:
+        """Confirm or No thanks on a job waiting for an OK, or ❌ Cancel on a running one."""
+
+        async def act(conv: DiscordConversation, user_id: str) -> object:
+            if action == "confirm":
+                return await self.core.confirm(job_id, user_id=user_id, conversation=conv)
+            if action == "decline":
+                await self.core.decline(job_id, user_id=user_id, conversation=conv)
+            elif action == "cancel":
+                await self.core.cancel(job_id, platform=PLATFORM, user_id=user_id, conversation=conv)
+            return None
+
+        await self._press(interaction, requester, act)
+
+    async def _press(
+        self, interaction: discord.Interaction[Any], requester: str | None,
+        act: Callable[[DiscordConversation, str], Awaitable[object]],
+    ) -> None:
+        """One button press: the core acts (once) and answers in words through a conversation.
+
+        Someone else's press is answered privately ("not your job") and leaves the buttons for
+        their owner. A press by the requester, or one that started a job, removes the message's
+        buttons: each works once, and the core answers any later press "already done"."""
         lang = language_of(interaction.locale)
         if await self._refuse(interaction, lang):
             return
-        await interaction.response.defer(thinking=True)
-        conv = self.conversations.for_interaction(interaction)
-        job = await self.core.rerun(job_id, user_id=str(interaction.user.id), model_id=model_id, conversation=conv)
+        user_id = str(interaction.user.id)
+        someone_else = requester is not None and requester != user_id
+        await interaction.response.defer(thinking=True, **({"ephemeral": True} if someone_else else {}))
+        conv = self.conversations.for_interaction(interaction, lang)
+        try:
+            job = await act(conv, user_id)
+        except Exception:  # a bug must end in a message, not an endless "thinking…"
+            log.exception("handling a button press failed")
+            await conv.text(self.core.t("error.unknown", lang))
+            return
+        if job is not None or (requester is not None and not someone_else):
+            await self._drop_buttons(interaction)
         if job is None:
             await self._finish_silent(interaction, conv)
+
+    async def _drop_buttons(self, interaction: discord.Interaction[Any]) -> None:
+        """Remove every button from the message that was pressed (its text and video stay)."""
+        message = getattr(interaction, "message", None)
+        if message is None:
+            return
+        try:
+            await message.edit(view=None)
+        except discord.HTTPException as e:
+            log.info("could not remove the buttons of message %s: %s", getattr(message, "id", "?"), e)
+
+    # -- /cancel -----------------------------------------------------------------------------------
+    async def cancel(self, interaction: discord.Interaction[Any]) -> None:
+        """Cancel the person's latest queued or running job; the core says what it cost."""
+        lang = language_of(interaction.locale)
+        if await self._refuse(interaction, lang):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        conv = self.conversations.for_interaction(interaction, lang)
+        await self.core.cancel(None, platform=PLATFORM, user_id=str(interaction.user.id), conversation=conv, language=lang)
+        await self._finish_silent(interaction, conv)
 
     async def _download(
         self, files: Sequence[discord.Attachment], conv: DiscordConversation, lang: str
@@ -315,15 +392,26 @@ class Handlers:
             await conv.text(self.core.t("error.image_upload", lang))
             return None
 
-    # -- @-mentions --------------------------------------------------------------------------------
+    # -- messages: @-mentions, direct messages, answers to the bot's questions -------------------
+    def addressed(self, message: discord.Message, me: discord.abc.User) -> bool:
+        """A direct message, or a guild message with <@bot> / <@!bot> in its text. A reply to the
+        bot carries the bot in `message.mentions` when it pings (the default): that alone is no
+        mention."""
+        return message.guild is None or re.search(rf"<@!?{me.id}>", message.content or "") is not None
+
     async def on_message(self, message: discord.Message, me: discord.abc.User | None) -> None:
-        """A message that @-mentions the bot is understood like a Feishu text (with its images)."""
-        if me is None or message.author.bot or not any(u.id == me.id for u in message.mentions):
+        """A message addressed to the bot is understood like a Feishu text (with its images).
+        Other short guild messages go to the core unmentioned, text only: it answers nothing but
+        a yes / no to a question it asked that person."""
+        if me is None or message.author.bot or message.author.id == me.id:
+            return
+        if not self.addressed(message, me):
+            await self._unmentioned(message)
             return
         text = re.sub(rf"<@!?{me.id}>", " ", message.content or "").strip()
         hint = language_of(message.guild.preferred_locale) if message.guild else None
         lang = detect_language(text, hint)
-        conv = self.conversations.for_message(message)
+        conv = self.conversations.for_message(message, lang)
         if not self.allowed(message.guild.id if message.guild else None):
             await conv.text(self.core.t("discord.not_allowed", lang))
             return
@@ -340,3 +428,18 @@ class Handlers:
             images=images, event_id=f"message:{message.id}", reply_to=str(message.id), language=hint,
         )
         await self.core.handle(incoming, conv)
+
+    async def _unmentioned(self, message: discord.Message) -> None:
+        """Guild talk not addressed to the bot: only something as short as an answer is read, its
+        attachments never; outside the allowlist nothing is said."""
+        text = (message.content or "").strip()
+        if not text or len(text) > self.table.unmentioned_max_chars or message.guild is None:
+            return
+        if not self.allowed(message.guild.id):
+            return
+        hint = language_of(message.guild.preferred_locale)
+        incoming = Incoming(
+            platform=PLATFORM, chat_id=str(message.channel.id), user_id=str(message.author.id), text=text,
+            event_id=f"message:{message.id}", reply_to=str(message.id), language=hint, mentioned=False,
+        )
+        await self.core.handle(incoming, self.conversations.for_message(message, detect_language(text, hint)))

@@ -27,6 +27,8 @@ class Options:
     modes: dict[str, str]  # mode name -> task type
     images_imply: dict[int, str]  # number of images -> task type
     pacing: Pacing
+    #: guild messages without an @-mention longer than this are not read (an answer is short)
+    unmentioned_max_chars: int
 
     def implied_task(self, mode: str | None, images: int) -> str:
         """The task type a /video invocation implies: the mode when images are given, else by count."""
@@ -45,4 +47,5 @@ def options() -> Options:
         modes=dict(data["modes"]),
         images_imply={int(k): v for k, v in data["images_imply"].items()},
         pacing=Pacing(**data["pacing"]),
+        unmentioned_max_chars=int(data["unmentioned_max_chars"]),
     )

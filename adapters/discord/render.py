@@ -11,17 +11,19 @@ from typing import Any
 
 import discord
 
-from adapters.base import FailureView, NoticeView, ProgressView, VideoView
-from adapters.discord.buttons import RerunButton
+from adapters.base import Alternative, FailureView, NoticeView, ProgressView, VideoView
+from adapters.discord.buttons import JobActionButton, RerunButton
 
 BAR_WIDTH = 20
 COLOR_RUNNING = discord.Colour.blurple()
 COLOR_DONE = discord.Colour.green()
 COLOR_FAILED = discord.Colour.red()
 COLOR_TEXT = discord.Colour.light_grey()
-#: Discord caps an embed description at 4096 characters and a button label at 80
+#: Discord caps an embed description at 4096 characters, a button label at 80
 _MAX_DESCRIPTION = 4096
 _MAX_LABEL = 80
+#: and a message's content at 2000
+_MAX_CONTENT = 2000
 
 
 @dataclass
@@ -72,21 +74,51 @@ def bar(percent: int, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def notice(view: NoticeView) -> Rendered:
+def _actions(job_id: str, labels: list[tuple[str, str | None]], requester: str | None) -> discord.ui.View | None:
+    """Confirm / No thanks / ❌ Cancel buttons for the labels the view set (None: no button)."""
+    buttons = discord.ui.View(timeout=None)
+    for action, label in labels:
+        if label and JobActionButton.fits(action, job_id):
+            buttons.add_item(JobActionButton.make(action, job_id, _clip(label, _MAX_LABEL), requester=requester))
+    return buttons if buttons.children else None
+
+
+def _reruns(
+    job_id: str, same_label: str | None, alternatives: tuple[Alternative, ...], requester: str | None
+) -> discord.ui.View | None:
+    """Retry / Again (the same model, primary) and one button per other model."""
+    buttons = discord.ui.View(timeout=None)
+    if same_label and RerunButton.fits(job_id, None):
+        buttons.add_item(RerunButton.make(job_id, None, _clip(same_label, _MAX_LABEL), primary=True, requester=requester))
+    for alt in alternatives:
+        if RerunButton.fits(job_id, alt.model_id) and len(buttons.children) < 25:
+            buttons.add_item(RerunButton.make(job_id, alt.model_id, _clip(alt.label, _MAX_LABEL), requester=requester))
+    return buttons if buttons.children else None
+
+
+def notice(view: NoticeView, requester: str | None = None) -> Rendered:
+    """The notice; Confirm and No thanks when it waits for an OK, else ❌ Cancel (when offered)."""
     embed = discord.Embed(description=_clip(view.text, _MAX_DESCRIPTION), colour=COLOR_RUNNING)
-    return Rendered(embed=embed)
+    if view.confirm_label:
+        labels = [("confirm", view.confirm_label), ("decline", view.decline_label)]
+    else:
+        labels = [("cancel", view.cancel_label)]
+    return Rendered(embed=embed, view=_actions(view.job_id, labels, requester))
 
 
-def progress(view: ProgressView, notice_view: NoticeView | None) -> Rendered:
-    """The notice (when known) with a progress bar under it, in one embed."""
+def progress(view: ProgressView, notice_view: NoticeView | None, requester: str | None = None) -> Rendered:
+    """The notice (when known) with a progress bar under it, in one embed, and ❌ Cancel."""
     parts = [notice_view.text] if notice_view is not None else []
     parts.append(f"`{bar(view.percent)}`\n{view.text}")
     embed = discord.Embed(description=_clip("\n\n".join(parts), _MAX_DESCRIPTION), colour=COLOR_RUNNING)
-    return Rendered(embed=embed)
+    return Rendered(embed=embed, view=_actions(view.job_id, [("cancel", view.cancel_label)], requester))
 
 
-def video(view: VideoView, file_bytes: bytes | None = None, filename: str = "video.mp4") -> Rendered:
-    """The mp4 URL in the content (Discord shows a player), the caption in an embed beside it.
+def video(
+    view: VideoView, file_bytes: bytes | None = None, filename: str = "video.mp4", requester: str | None = None
+) -> Rendered:
+    """The mp4 URL in the content (Discord shows a player), the caption in an embed beside it,
+    with Again and "Try <model>" buttons.
 
     With the file attached the URL is wrapped in <…> so Discord shows one player, not two."""
     content = view.link_text
@@ -95,20 +127,20 @@ def video(view: VideoView, file_bytes: bytes | None = None, filename: str = "vid
     embed = discord.Embed(description=_clip(view.caption, _MAX_DESCRIPTION), colour=COLOR_DONE)
     if view.cover_url and view.cover_url.startswith(("https://", "http://")):
         embed.set_thumbnail(url=view.cover_url)
-    return Rendered(content=content, embed=embed, file_bytes=file_bytes, filename=filename)
+    buttons = _reruns(view.job_id, view.again_label, view.alternatives, view.requester or requester)
+    return Rendered(content=content, embed=embed, view=buttons, file_bytes=file_bytes, filename=filename)
 
 
-def failure(view: FailureView) -> Rendered:
+def failure(view: FailureView, requester: str | None = None) -> Rendered:
     """The reason and suggestions, with Retry and one button per suggested model."""
     embed = discord.Embed(description=_clip(view.text, _MAX_DESCRIPTION), colour=COLOR_FAILED)
-    buttons = discord.ui.View(timeout=None)
-    if view.retry_label:
-        buttons.add_item(RerunButton.make(view.job_id, None, _clip(view.retry_label, _MAX_LABEL), primary=True))
-    for alt in view.alternatives:
-        if RerunButton.fits(view.job_id, alt.model_id) and len(buttons.children) < 25:
-            buttons.add_item(RerunButton.make(view.job_id, alt.model_id, _clip(alt.label, _MAX_LABEL)))
-    return Rendered(embed=embed, view=buttons if buttons.children else None)
+    return Rendered(embed=embed, view=_reruns(view.job_id, view.retry_label, view.alternatives, requester))
+
+
+def ready_ping(text: str) -> str:
+    """The line that tells the requester their video is ready (a message of its own)."""
+    return _clip(text, _MAX_CONTENT)
 
 
 def text(message: str) -> Rendered:
-    return Rendered(content=_clip(message, 2000))
+    return Rendered(content=_clip(message, _MAX_CONTENT))

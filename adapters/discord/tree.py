@@ -1,7 +1,7 @@
 """Slash commands: names, options, choices and descriptions, each delegating to `Handlers`.
 
 Descriptions and choice names are locale keys: English is the default text and the
-translator below gives Discord the Chinese one for zh-CN / zh-TW clients.
+translator below gives Discord the Chinese one for zh-CN (Simplified) and zh-TW (Traditional).
 """
 
 from __future__ import annotations
@@ -23,15 +23,17 @@ def ls(key: str) -> app_commands.locale_str:
 
 
 class LocaleTranslator(app_commands.Translator):
-    """Fills Discord's localizations of command texts from locales/zh.toml."""
+    """Fills Discord's localizations of command texts from locales/zh.toml (zh-CN) and
+    locales/zh-Hant.toml (zh-TW)."""
 
     async def translate(
         self, string: app_commands.locale_str, locale: discord.Locale, context: app_commands.TranslationContextTypes
     ) -> str | None:
         key = string.extras.get("key")
-        if not key or not str(locale.value).startswith("zh") or not i18n.has(key, "zh"):
+        language = i18n.normalize_language(str(locale.value))
+        if not key or language == "en" or not i18n.has(key, language):
             return None
-        return i18n.t(key, "zh")
+        return i18n.t(key, language)
 
 
 def _task_choices() -> list[app_commands.Choice[str]]:
@@ -95,8 +97,12 @@ def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | ap
     async def jobs(interaction: discord.Interaction) -> None:
         await h.jobs(interaction)
 
+    @app_commands.command(name="cancel", description=ls("discord.cmd.cancel.description"))
+    async def cancel(interaction: discord.Interaction) -> None:
+        await h.cancel(interaction)
+
     @app_commands.command(name="help", description=ls("discord.cmd.help.description"))
     async def help_(interaction: discord.Interaction) -> None:
         await h.help(interaction)
 
-    return [video, models, prefer, jobs, help_]
+    return [video, models, prefer, jobs, cancel, help_]
