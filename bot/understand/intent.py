@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -31,11 +30,19 @@ COMMANDS_WITH_IMAGES = frozenset({"help", "models", "jobs", "cancel", "prefer"})
 # Platform mentions ("@_user_1" in Feishu text, "<@123>" on Discord) and a leading slash.
 _MENTION = re.compile(r"@_user_\d+|<@[!&]?\d+>|@\S+")
 _LATIN_WORD = re.compile(r"[a-z]+")
+_NOT_A_WORD = re.compile(r"[\W_]+")  # anything but letters and digits of any script
+#: no command is longer than this (in words-only characters): longer messages skip the command table
+_LONGEST_COMMAND = 48
 _VOWELS = frozenset("aeiouy")
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
-_CONSONANT_RUN = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}")
+#: no vowel at all, five consonants in a row, a letter three times running, a q without its u
+_UNPRONOUNCEABLE = re.compile(r"^[^aeiouy]+$|[bcdfghjklmnpqrstvwxz]{5}|(.)\1\1|q(?!u).")
+#: three or more neighbouring keys of one keyboard row ("asdf", "qwe")
+_KEYBOARD_RUNS = frozenset(row[i:j] for row in _KEYBOARD_ROWS for i in range(len(row)) for j in range(i + 3, len(row) + 1))
+_OTHER_SCRIPT = re.compile(r"[^\W\d_\u0000-\u024f]")
 _SHORT_QUESTION = 12
 _MAX_POLITE = 6
+_POLITE_TAIL = 24
 _SHORT_COMMON = frozenset({"a", "i", "an", "to", "of", "in", "on", "at", "by", "is", "it", "my", "me", "we", "up"})
 
 
@@ -43,9 +50,11 @@ _SHORT_COMMON = frozenset({"a", "i", "an", "to", "of", "in", "on", "at", "by", "
 class IntentTables:
     """intents.toml, compiled."""
 
-    commands: tuple[tuple[str, re.Pattern[str]], ...]
-    polite_edges: re.Pattern[str]
+    commands: re.Pattern[str]  # one named group per command, in priority order
+    polite_start: re.Pattern[str]
+    polite_end: re.Pattern[str]
     chat: re.Pattern[str]
+    only_small_talk: re.Pattern[str]
     greeting: re.Pattern[str]  # small talk or a polite word at the start, with its punctuation
     generate: re.Pattern[str]
     question_start: re.Pattern[str]
@@ -75,10 +84,13 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         raise ValueError(f"intents.toml: [commands] must list exactly {COMMANDS}")
     q = data["question"]
     return IntentTables(
-        commands=tuple((name, re.compile(_alt(list(commands[name])))) for name in COMMANDS),
+        commands=re.compile("|".join(f"(?P<{name}>{_alt(list(commands[name]))})" for name in COMMANDS)),
         # one polite word at either end ("ok thanks", "请帮助一下吧"), stripped a word at a time
-        polite_edges=re.compile(rf"^{polite}\s*|\s*{polite}$"),
+        polite_start=re.compile(rf"{polite}\s*"),
+        polite_end=re.compile(rf"\s*{polite}$"),
         chat=re.compile(chat),
+        # atomic words, possessive repetition: linear however the phrases overlap ("哈哈哈…")
+        only_small_talk=re.compile(rf"(?:(?>{chat}|{polite})\s*)++"),
         greeting=re.compile(rf"(?:{chat}|{polite})[\s,，.。!！~～:：]*"),
         generate=re.compile(_words(list(data["generate"]["words"]))),
         question_start=re.compile(q["start"]),
@@ -91,9 +103,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
 def core_text(folded: str) -> str:
     """The words of a folded message: no mentions, leading slash, punctuation, symbols or
     emoji; single spaces."""
-    text = _MENTION.sub(" ", folded)
-    kept = [ch if unicodedata.category(ch)[0] in "LN" else " " for ch in text]
-    return " ".join("".join(kept).split())
+    return " ".join(_NOT_A_WORD.sub(" ", _MENTION.sub(" ", folded)).split())
 
 
 def _unwrapped(text: str, tables: IntentTables) -> list[str]:
@@ -101,10 +111,18 @@ def _unwrapped(text: str, tables: IntentTables) -> list[str]:
     "算了" -> "算"): every stage, since a polite word can also end a command."""
     stages = [text]
     for _ in range(_MAX_POLITE):
-        stripped = tables.polite_edges.sub("", stages[-1]).strip()
-        if stripped == stages[-1]:
+        current = stages[-1]
+        start = tables.polite_start.match(current)
+        if start is not None and start.end():
+            current = current[start.end():]
+        # a polite word is short: look for one only near the end, not from every position
+        end = tables.polite_end.search(current, max(0, len(current) - _POLITE_TAIL))
+        if end is not None:
+            current = current[: end.start()]
+        current = current.strip()
+        if current == stages[-1]:
             break
-        stages.append(stripped)
+        stages.append(current)
     return stages
 
 
@@ -116,11 +134,10 @@ def strip_polite(text: str, tables: IntentTables) -> str:
 def command_of(text: str, tables: IntentTables | None = None) -> str | None:
     """The command a whole message is (already through `core_text`), or None."""
     tables = tables or load_intents()
-    candidates = [c for c in _unwrapped(text, tables) if c]
-    for name, pattern in tables.commands:
-        if any(pattern.fullmatch(c) for c in candidates):
-            return name
-    return None
+    if len(text) > _LONGEST_COMMAND:
+        return None
+    found = [m.lastgroup for c in _unwrapped(text, tables) if c and (m := tables.commands.fullmatch(c))]
+    return min(found, key=COMMANDS.index) if found else None
 
 
 def choice_of(text: str, tables: IntentTables | None = None) -> int | None:
@@ -135,9 +152,7 @@ def choice_of(text: str, tables: IntentTables | None = None) -> int | None:
 def is_small_talk(text: str, tables: IntentTables | None = None) -> bool:
     """True when nothing but greetings, thanks, praise and polite words is left."""
     tables = tables or load_intents()
-    rest = tables.chat.sub(" ", text)
-    rest = strip_polite(" ".join(rest.split()), tables)
-    return not any(ch.isalnum() for ch in rest)
+    return tables.only_small_talk.fullmatch(text.strip()) is not None
 
 
 def without_greeting(prompt: str | None, tables: IntentTables | None = None) -> str | None:
@@ -154,19 +169,13 @@ def without_greeting(prompt: str | None, tables: IntentTables | None = None) -> 
 
 def _gibberish_word(word: str) -> bool:
     if len(word) < 3:
-        return word not in _SHORT_COMMON and len(word) == 2 and not (set(word) & _VOWELS)
-    if not set(word) & _VOWELS:
-        return True
-    if _CONSONANT_RUN.search(word) or re.search(r"(.)\1\1", word):
-        return True
-    if re.search(r"q(?!u)", word[:-1]):
-        return True
-    return len(word) >= 3 and any(word in row for row in _KEYBOARD_ROWS)
+        return word not in _SHORT_COMMON and len(word) == 2 and _VOWELS.isdisjoint(word)
+    return _UNPRONOUNCEABLE.search(word) is not None or word in _KEYBOARD_RUNS
 
 
 def is_gibberish(text: str) -> bool:
     """Keyboard mash ("asdkjh qwe zzxq"): latin words only, most of them unpronounceable."""
-    if any(unicodedata.category(ch) == "Lo" for ch in text):
+    if _OTHER_SCRIPT.search(text):
         return False  # Chinese (and other scripts) are not judged here
     words = _LATIN_WORD.findall(text)
     if not words:

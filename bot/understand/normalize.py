@@ -68,5 +68,4 @@ def _traditional_only() -> frozenset[str]:
 
 def is_traditional(text: str) -> bool:
     """True when the text uses Traditional Chinese characters (to answer in that script)."""
-    table = _traditional_only()
-    return any(ch in table for ch in text)
+    return not _traditional_only().isdisjoint(text)

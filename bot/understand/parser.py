@@ -60,6 +60,7 @@ def _scan(lx: Lexicon, folded: str) -> list[Token]:
 
 #: what people quote is theirs, word for word: a sign that says "NO SORA" names no model
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|「[^」\n]*」|『[^』\n]*』|‘[^’\n]*’|(?<![\w'])'[^'\n]+'(?![\w'])")
+_QUOTE_MARKS = frozenset("\"“「『‘'")
 _MASK = "\x1a"  # matches no phrase: quoted words are never read as models, parameters or commands
 #: what a negation can rule out
 _NEGATABLE = frozenset({"model", "unknown_model", "aspect", "resolution"})
@@ -67,6 +68,8 @@ _NEGATABLE = frozenset({"model", "unknown_model", "aspect", "resolution"})
 
 def _mask_quotes(folded: str) -> str:
     """`folded` with the inside of every quoted span replaced (same length, marks kept)."""
+    if _QUOTE_MARKS.isdisjoint(folded):
+        return folded
     return _QUOTED.sub(lambda m: m[0][0] + _MASK * (len(m[0]) - 2) + m[0][-1], folded)
 
 
