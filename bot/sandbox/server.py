@@ -188,6 +188,10 @@ class Sandbox:
     async def _api_middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         if not request.path.startswith(API_PREFIX):
             return await handler(request)
+        if request.can_read_body:
+            # the request has arrived: like a real service, finish it even if the client goes
+            # away meanwhile (a bot killed during a create may still be charged for it)
+            await request.read()
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
         if not self._authorized(request):
