@@ -78,6 +78,8 @@ class ScriptedCore:
                 return None
             self.seen.add(incoming.event_id)
         self.incoming.append(incoming)
+        if not incoming.mentioned:
+            return None  # like the core: group talk not addressed to the bot starts nothing
         job_id = f"job{len(self.incoming)}"
         return self._job(job_id, conversation)
 
@@ -237,12 +239,19 @@ async def test_group_mention_is_stripped_and_replies_thread_to_the_message(
     assert not [c for c in fake.of("create")]
 
 
-async def test_group_message_without_bot_mention_is_ignored(
+async def test_group_message_without_bot_mention_reaches_the_core_as_not_mentioned(
     adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
 ) -> None:
+    # the core may read it only as an answer to its own question; the adapter sends nothing
     await deliver(adapter, "group_no_mention")
-    assert core.incoming == []
+    assert [(i.text, i.mentioned) for i in core.incoming] == [("lunch anyone? @Alice", False)]
     assert fake.kinds() == []
+
+
+async def test_private_messages_are_always_mentioned(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+    await deliver(adapter, "p2p_text")
+    await deliver(adapter, "group_mention")
+    assert [i.mentioned for i in core.incoming] == [True, True]
 
 
 async def test_redelivered_event_creates_one_job(adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore) -> None:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import lark_oapi as lark
@@ -19,10 +20,11 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
 from adapters.base import Conversation, Core, ImageInput, Incoming, ReplyTarget
 from adapters.feishu import cards
 from adapters.feishu.api import FeishuApi, FeishuApiError
-from adapters.feishu.conversation import CARD_STATE_KEY, FeishuConversation
+from adapters.feishu.conversation import CARD_STATE_KEY, CardBook, FeishuConversation
 from adapters.feishu.events import ReceivedMessage, parse_event
 from adapters.feishu.media import MAX_VIDEO_BYTES
 from adapters.feishu.pending import PendingImages, RecentIds
+from adapters.feishu.ws import LongConnection
 from bot.config import Settings
 from bot.i18n import detect_language, normalize_language
 
@@ -82,6 +84,7 @@ class FeishuAdapter:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen = RecentIds()
+        self._cards = CardBook()
         self._refused_chats: set[str] = set()
         self._pending: dict[tuple[str, str], PendingImages] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
@@ -123,8 +126,10 @@ class FeishuAdapter:
         self._stopped.set()
 
     def conversation_for(self, target: ReplyTarget) -> Conversation:
+        # a job keeps the id of the message it answers only in a group (a p2p chat needs no thread)
         return self._conversation(target.chat_id, target.reply_to, target.language,
-                                  card_message_id=target.state.get(CARD_STATE_KEY))
+                                  card_message_id=target.state.get(CARD_STATE_KEY), user_id=target.user_id,
+                                  chat_type="group" if target.reply_to else "p2p")
 
     async def wait_idle(self) -> None:
         """Wait until every handed-over event has reached the core (held images included)."""
@@ -145,7 +150,7 @@ class FeishuAdapter:
         ws_client.loop = loop
         self._ws_loop = loop
         try:
-            self._ws_client = lark.ws.Client(self.app_id, self._app_secret, event_handler=self.dispatcher,
+            self._ws_client = LongConnection(self.app_id, self._app_secret, event_handler=self.dispatcher,
                                              domain=self.domain, log_level=lark.LogLevel.INFO)
             self._ws_client.start()
         except RuntimeError as e:
@@ -216,27 +221,67 @@ class FeishuAdapter:
         self._hand_over(self._receive(event))
 
     def _on_card_action(self, event: P2CardActionTrigger) -> P2CardActionTriggerResponse:
+        """A button press: hand it to the bot's loop and answer with a toast at once (Feishu
+        waits 3 s). The core answers in the chat; the card drops the used buttons after."""
         data = event.event
         value = (data.action.value if data and data.action else None) or {}
         operator = data.operator.open_id if data and data.operator else None
         chat_id = data.context.open_chat_id if data and data.context else None
         message_id = data.context.open_message_id if data and data.context else None
         lang = normalize_language(str(value.get("lang") or "zh"))
-        job_id = value.get("job_id")
-        if value.get("action") != cards.RERUN or not (job_id and operator and chat_id) or not self._allowed(chat_id):
+        action = str(value.get("action") or "")
+        job_id = str(value.get("job_id") or "")
+        if action not in cards.ACTIONS or not (job_id and operator and chat_id) or not self._allowed(chat_id):
             return _toast("error", self.core.t("feishu.toast_failed", lang))
-        model_id = str(value.get("model_id") or "") or None
-        conv = self._conversation(chat_id, message_id, lang)
-        self._hand_over(self._rerun(str(job_id), operator, model_id, conv))
+        owner = str(value.get("owner") or "") or None
+        chat_type = str(value.get("chat_type") or "") or None
+        press = Press(action, job_id, operator, str(value.get("model_id") or "") or None, chat_id, message_id,
+                      lang, owner, chat_type)
+        self._hand_over(self._press(press))
+        if owner is not None and owner != operator:
+            # someone else's job: the core says so in the chat; the buttons stay for the requester
+            return _toast("warning", self.core.t("chat.not_your_job", lang))
         name = str(value.get("model_name") or "")
-        if model_id and name:
+        if action in (cards.RERUN, cards.AGAIN) and press.model_id and name:
             return _toast("info", self.core.t("feishu.toast_started", lang, model=name))
-        return _toast("info", self.core.t("feishu.toast_retry", lang))
+        key = {cards.RERUN: "feishu.toast_retry", cards.AGAIN: "feishu.toast_again",
+               cards.CONFIRM: "feishu.toast_confirm", cards.DECLINE: "feishu.toast_decline",
+               cards.CANCEL: "feishu.toast_cancel"}[action]
+        return _toast("info", self.core.t(key, lang))
 
     # -- on the bot's loop -----------------------------------------------------------------------
-    async def _rerun(self, job_id: str, user_id: str, model_id: str | None, conv: Conversation) -> None:
-        # the job runs on in the core (and survives a restart there): nothing here waits for it
-        await self.core.rerun(job_id, user_id=user_id, model_id=model_id, conversation=conv)
+    async def _press(self, press: Press) -> None:
+        """Run the core method the button stands for; the core answers in words itself, and
+        every such method works once per job. The job it starts runs on in the core (and survives
+        a restart there): nothing here waits for it."""
+        # Confirm continues the job on the pressed card (its notice becomes the progress card);
+        # the others answer under it
+        conv = self._conversation(
+            press.chat_id, press.message_id, press.language, user_id=press.operator, chat_type=press.chat_type,
+            card_message_id=press.message_id if press.action == cards.CONFIRM else None,
+        )
+        if press.action in (cards.RERUN, cards.AGAIN):
+            await self.core.rerun(press.job_id, user_id=press.operator, model_id=press.model_id, conversation=conv)
+        elif press.action == cards.CONFIRM:
+            await self.core.confirm(press.job_id, user_id=press.operator, conversation=conv)
+        elif press.action == cards.DECLINE:
+            await self.core.decline(press.job_id, user_id=press.operator, conversation=conv)
+        else:
+            await self.core.cancel(press.job_id, platform=self.platform, user_id=press.operator, conversation=conv,
+                                   language=press.language)
+        if press.owner == press.operator:
+            await self._drop_buttons(press)
+
+    async def _drop_buttons(self, press: Press) -> None:
+        """Patch the pressed card without the buttons this press used up (after the core acted,
+        so a progress frame written meanwhile cannot bring them back)."""
+        patcher = self._cards.get(press.message_id)
+        current = patcher.current if patcher is not None else None
+        if patcher is None or current is None:
+            return  # a card from before a restart: its buttons stay, and the core answers them once
+        stripped = cards.without_buttons(current, press.job_id, cards.USED_BY[press.action])
+        if stripped is not None:
+            await patcher.send(stripped)
 
     async def _receive(self, event: P2ImMessageReceiveV1) -> None:
         msg = parse_event(event, self.bot_open_id)
@@ -250,12 +295,23 @@ class FeishuAdapter:
         if self._is_stale(msg):
             log.info("stale message %s ignored (sent before this start)", msg.message_id)
             return
-        if msg.is_group and not msg.mentions_bot:
-            return
+        # in a group, a message that does not @ the bot reaches the core only as a possible answer
+        # to a question it asked that person ("好的" under a failure); the core never starts a
+        # video from it nor chats. Its pictures are not fetched, and a chat outside the
+        # allowlist hears nothing about it.
+        mentioned = msg.mentions_bot or not msg.is_group
         if not self._allowed(msg.chat_id):
-            await self._refuse(msg)
+            if mentioned:
+                await self._refuse(msg)
             return
         reply_to = msg.message_id if msg.is_group else None
+        if not mentioned:
+            if msg.text:
+                await self._handle(Incoming(
+                    platform=self.platform, chat_id=msg.chat_id, user_id=msg.user_id, text=msg.text,
+                    event_id=msg.message_id, reply_to=reply_to, mentioned=False,
+                ), msg.chat_type)
+            return
         key = (msg.chat_id, msg.user_id)
         if msg.message_type == "image":
             # held before its download starts, so a text that arrives meanwhile still finds it
@@ -268,11 +324,12 @@ class FeishuAdapter:
             images=tuple(images), event_id=msg.message_id, reply_to=reply_to,
             extra_event_ids=tuple(held.message_ids) if held else (),
         )
-        await self._handle(incoming)
+        await self._handle(incoming, msg.chat_type)
 
-    async def _handle(self, incoming: Incoming) -> None:
+    async def _handle(self, incoming: Incoming, chat_type: str) -> None:
         lang = detect_language(incoming.text, incoming.language)
-        conv = self._conversation(incoming.chat_id, incoming.reply_to, lang)
+        conv = self._conversation(incoming.chat_id, incoming.reply_to, lang, user_id=incoming.user_id,
+                                  chat_type=chat_type)
         await self.core.handle(incoming, conv)
 
     def _is_stale(self, msg: ReceivedMessage) -> bool:
@@ -346,14 +403,32 @@ class FeishuAdapter:
         await self._handle(Incoming(
             platform=self.platform, chat_id=chat_id, user_id=user_id, text="", images=tuple(images),
             event_id=held.message_ids[0], extra_event_ids=tuple(held.message_ids[1:]), reply_to=held.reply_to,
-        ))
+        ), "group" if held.reply_to else "p2p")
 
-    def _conversation(self, chat_id: str, reply_to: str | None, language: str,
-                      card_message_id: str | None = None) -> FeishuConversation:
+    def _conversation(self, chat_id: str, reply_to: str | None, language: str, *,
+                      card_message_id: str | None = None, user_id: str | None = None,
+                      chat_type: str | None = None) -> FeishuConversation:
+        # a card this process is still writing keeps its one patcher (latest state wins there)
         return FeishuConversation(
             self.api, chat_id, reply_to=reply_to, language=language, card_message_id=card_message_id,
             min_patch_interval_s=self.min_patch_interval_s, max_video_bytes=self.max_video_bytes,
+            user_id=user_id, chat_type=chat_type, card=self._cards.get(card_message_id), book=self._cards,
         )
+
+
+@dataclass(frozen=True)
+class Press:
+    """One button press, as the card callback reported it."""
+
+    action: str
+    job_id: str
+    operator: str  # who pressed (open_id)
+    model_id: str | None
+    chat_id: str
+    message_id: str | None  # the pressed card
+    language: str
+    owner: str | None  # who the job's buttons belong to (None: a card that does not say)
+    chat_type: str | None
 
 
 def _toast(kind: str, content: str) -> P2CardActionTriggerResponse:

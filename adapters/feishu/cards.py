@@ -2,17 +2,50 @@
 
 Words come translated in the views or from `bot.i18n`; this module only lays them out. Text goes
 in `plain_text` so a prompt can never inject card markdown.
+
+Every button that acts on a job carries, in its `value` (echoed back verbatim in the
+`card.action.trigger` callback), what the press needs: the action, the job id, the model (for a
+rerun), the language, and who asked (`owner`, an open_id) and where (`chat_type`), so the
+adapter can tell a press by the requester from one by someone else and knows whether to
+@-mention on completion, also after a restart.
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import Alternative, FailureView
+from adapters.base import Alternative, FailureView, NoticeView, ProgressView, VideoView
 
 #: Feishu rejects card JSON over 30 KB; keep every text block far below that
 MAX_TEXT = 6000
-RERUN = "rerun"
+
+#: button actions (value["action"]); each maps to one core method in the adapter
+RERUN = "rerun"  # failure card: another model or the same again -> core.rerun
+AGAIN = "again"  # video card: "Again" / "Try <model>" -> core.rerun
+CONFIRM = "confirm"  # notice waiting for an OK -> core.confirm
+DECLINE = "decline"  # notice waiting for an OK -> core.decline
+CANCEL = "cancel"  # notice / progress while the job runs -> core.cancel
+ACTIONS = frozenset({RERUN, AGAIN, CONFIRM, DECLINE, CANCEL})
+
+#: the buttons one press uses up (the card drops them): a pair is answered by either of its buttons
+USED_BY = {
+    RERUN: frozenset({RERUN, AGAIN}),
+    AGAIN: frozenset({RERUN, AGAIN}),
+    CONFIRM: frozenset({CONFIRM, DECLINE}),
+    DECLINE: frozenset({CONFIRM, DECLINE}),
+    CANCEL: frozenset({CANCEL}),
+}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a job's buttons belong to, and the kind of chat they are in."""
+
+    language: str
+    user_id: str | None = None
+    chat_type: str | None = None  # "p2p" | "group"
 
 
 def _text(content: str) -> dict[str, Any]:
@@ -40,16 +73,23 @@ def card(
     }
 
 
+def action_button(label: str, action: str, *, job_id: str, owner: Owner, model_id: str = "",
+                  model_name: str = "", style: str = "default") -> dict[str, Any]:
+    """A button whose press Feishu reports back with this value."""
+    value: dict[str, str] = {"action": action, "job_id": job_id, "model_id": model_id, "model_name": model_name,
+                             "lang": owner.language}
+    if owner.user_id:
+        value["owner"] = owner.user_id
+    if owner.chat_type:
+        value["chat_type"] = owner.chat_type
+    return {"tag": "button", "text": {"tag": "plain_text", "content": label[:100]}, "type": style, "value": value}
+
+
 def rerun_button(label: str, *, job_id: str, model_id: str, model_name: str, language: str,
-                 primary: bool) -> dict[str, Any]:
-    """A button whose press reruns `job_id` with `model_id` ("" = the same model)."""
-    return {
-        "tag": "button",
-        "text": {"tag": "plain_text", "content": label[:100]},
-        "type": "primary" if primary else "default",
-        "value": {"action": RERUN, "job_id": job_id, "model_id": model_id, "model_name": model_name,
-                  "lang": language},
-    }
+                 primary: bool, owner: Owner | None = None) -> dict[str, Any]:
+    """A failure card's button: rerun `job_id` with `model_id` ("" = the same model)."""
+    return action_button(label, RERUN, job_id=job_id, owner=owner or Owner(language), model_id=model_id,
+                         model_name=model_name, style="primary" if primary else "default")
 
 
 def link_button(label: str, url: str) -> dict[str, Any]:
@@ -57,16 +97,70 @@ def link_button(label: str, url: str) -> dict[str, Any]:
     return {"tag": "button", "text": {"tag": "plain_text", "content": label[:100]}, "type": "primary", "url": url}
 
 
-def failure_card(view: FailureView, language: str) -> dict[str, Any]:
+def notice_buttons(view: NoticeView, owner: Owner) -> list[dict[str, Any]]:
+    """Confirm / No thanks while the job waits for an OK; otherwise Cancel."""
+    if view.confirm_label:
+        out = [action_button(view.confirm_label, CONFIRM, job_id=view.job_id, owner=owner, style="primary")]
+        if view.decline_label:
+            out.append(action_button(view.decline_label, DECLINE, job_id=view.job_id, owner=owner))
+        return out
+    return cancel_buttons(view.job_id, view.cancel_label, owner)
+
+
+def progress_buttons(view: ProgressView, owner: Owner) -> list[dict[str, Any]]:
+    return cancel_buttons(view.job_id, view.cancel_label, owner)
+
+
+def cancel_buttons(job_id: str, label: str | None, owner: Owner) -> list[dict[str, Any]]:
+    return [action_button(label, CANCEL, job_id=job_id, owner=owner, style="danger")] if label else []
+
+
+def video_buttons(view: VideoView, owner: Owner) -> list[dict[str, Any]]:
+    """"Again" (same model) and one "Try <model>" per alternative."""
+    out = []
+    if view.again_label:
+        out.append(action_button(view.again_label, AGAIN, job_id=view.job_id, owner=owner, style="primary"))
+    for alt in view.alternatives:
+        out.append(action_button(alt.label, AGAIN, job_id=view.job_id, owner=owner, model_id=alt.model_id,
+                                 model_name=alt.model_name))
+    return out
+
+
+def failure_card(view: FailureView, language: str, owner: Owner | None = None) -> dict[str, Any]:
     """The failure, translated, with a button per suggested model and a retry button when it helps."""
-    buttons = [_alternative_button(view.job_id, alt, language, primary=i == 0)
-               for i, alt in enumerate(view.alternatives)]
+    owner = owner or Owner(language)
+    buttons = [_alternative_button(view.job_id, alt, owner, primary=i == 0) for i, alt in enumerate(view.alternatives)]
     if view.retry_label:
         buttons.append(rerun_button(view.retry_label, job_id=view.job_id, model_id="", model_name="",
-                                    language=language, primary=not buttons))
+                                    language=owner.language, primary=not buttons, owner=owner))
     return card(view.title, [view.text], template="red", actions=buttons)
 
 
-def _alternative_button(job_id: str, alt: Alternative, language: str, *, primary: bool) -> dict[str, Any]:
+def _alternative_button(job_id: str, alt: Alternative, owner: Owner, *, primary: bool) -> dict[str, Any]:
     return rerun_button(alt.label, job_id=job_id, model_id=alt.model_id, model_name=alt.model_name,
-                        language=language, primary=primary)
+                        language=owner.language, primary=primary, owner=owner)
+
+
+def without_buttons(card_json: dict[str, Any], job_id: str, actions: frozenset[str]) -> dict[str, Any] | None:
+    """`card_json` without the buttons of `job_id` whose action is in `actions` (link buttons and
+    other jobs' buttons stay); None when it has none of them (nothing to patch)."""
+    out = copy.deepcopy(card_json)
+    removed = False
+    elements: list[dict[str, Any]] = []
+    for el in out.get("elements", []):
+        if el.get("tag") == "action":
+            kept = [b for b in el.get("actions", []) if not _is_used(b, job_id, actions)]
+            removed = removed or len(kept) < len(el.get("actions", []))
+            if not kept:
+                continue
+            el["actions"] = kept
+        elements.append(el)
+    if not removed:
+        return None
+    out["elements"] = elements
+    return out
+
+
+def _is_used(button: dict[str, Any], job_id: str, actions: frozenset[str]) -> bool:
+    value = button.get("value")
+    return isinstance(value, dict) and value.get("job_id") == job_id and value.get("action") in actions

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 from adapters.base import FailureView, NoticeView, ProgressView, VideoView
@@ -19,6 +20,36 @@ log = logging.getLogger(__name__)
 CARD_STATE_KEY = "card_message_id"
 
 
+def mention(open_id: str) -> str:
+    """A text message's @-mention of one person (Feishu message content, text: `<at user_id="ou_...">
+    </at>`; the name between the tags may stay empty, the client shows the person's name). Unlike
+    a patched card, a new message that mentions someone notifies them."""
+    return f'<at user_id="{open_id}"></at>'
+
+
+class CardBook:
+    """The patcher that last wrote each card, by message id (bounded, in memory).
+
+    A pressed button names only its card's message id; this finds what the card shows now, so the
+    card can be patched without the buttons that press used up, through the same patcher (the
+    latest state wins there, so a late progress frame cannot bring a button back). After a restart
+    the book is empty: such a card keeps its buttons, which the core answers once anyway.
+    """
+
+    def __init__(self, max_size: int = 2000) -> None:
+        self.max_size = max_size
+        self._patchers: OrderedDict[str, CardPatcher] = OrderedDict()
+
+    def note(self, message_id: str, patcher: CardPatcher) -> None:
+        self._patchers[message_id] = patcher
+        self._patchers.move_to_end(message_id)
+        while len(self._patchers) > self.max_size:
+            self._patchers.popitem(last=False)
+
+    def get(self, message_id: str | None) -> CardPatcher | None:
+        return self._patchers.get(message_id) if message_id else None
+
+
 class CardPatcher:
     """Keeps one card up to date: at most one PATCH per `min_interval_s`, the latest state wins.
 
@@ -27,15 +58,26 @@ class CardPatcher:
     """
 
     def __init__(self, api: FeishuApi, chat_id: str, reply_to: str | None, *, message_id: str | None,
-                 min_interval_s: float) -> None:
+                 min_interval_s: float, book: CardBook | None = None) -> None:
         self.api = api
         self.chat_id = chat_id
         self.reply_to = reply_to
         self.message_id = message_id
         self.min_interval_s = min_interval_s
+        self.book = book
         self._wanted: dict[str, Any] | None = None
+        self._sending: dict[str, Any] | None = None
+        self._written: dict[str, Any] | None = None
         self._last_write = float("-inf")
         self._flusher: asyncio.Task[None] | None = None
+
+    @property
+    def current(self) -> dict[str, Any] | None:
+        """The card as it will look once pending writes are done (None: nothing known)."""
+        for card in (self._wanted, self._sending, self._written):
+            if card is not None:
+                return card
+        return None
 
     async def send(self, card: dict[str, Any]) -> None:
         """Show `card` now: a new message when there is none yet, else a patch (waits its turn)."""
@@ -63,14 +105,20 @@ class CardPatcher:
             if card is None:
                 continue
             self._last_write = time.monotonic()
+            self._sending = card
             try:
                 if self.message_id is None:
                     self.message_id = await self.api.send(self.chat_id, "interactive", card, reply_to=self.reply_to)
                 else:
                     await self.api.patch_card(self.message_id, card)
+                self._written = card
+                if self.book is not None:
+                    self.book.note(self.message_id, self)
             except FeishuApiError as e:
                 # a lost progress frame is harmless; the next state (or the final one) follows
                 log.warning("card write failed: %s", e)
+            finally:
+                self._sending = None
 
 
 class FeishuConversation:
@@ -86,16 +134,30 @@ class FeishuConversation:
         card_message_id: str | None = None,
         min_patch_interval_s: float = 1.0,
         max_video_bytes: int = MAX_VIDEO_BYTES,
+        user_id: str | None = None,
+        chat_type: str | None = None,
+        card: CardPatcher | None = None,
+        book: CardBook | None = None,
     ) -> None:
         self.api = api
         self.chat_id = chat_id
         self.reply_to = reply_to
         self.language = language
         self.max_video_bytes = max_video_bytes
-        self.card = CardPatcher(api, chat_id, reply_to, message_id=card_message_id,
-                                min_interval_s=min_patch_interval_s)
+        #: the person this conversation answers (their buttons carry it) and the kind of chat
+        self.user_id = user_id
+        self.chat_type = chat_type
+        self.card = card or CardPatcher(api, chat_id, reply_to, message_id=card_message_id,
+                                        min_interval_s=min_patch_interval_s, book=book)
         self._title = ""
         self._notice_text = ""
+
+    @property
+    def is_group(self) -> bool:
+        return self.chat_type not in (None, "p2p")
+
+    def _owner(self, user_id: str | None = None) -> cards.Owner:
+        return cards.Owner(self.language, user_id or self.user_id, self.chat_type)
 
     @property
     def target_state(self) -> dict[str, str]:
@@ -105,12 +167,13 @@ class FeishuConversation:
 
     async def notice(self, view: NoticeView) -> None:
         self._title, self._notice_text = view.title, view.text
-        await self.card.send(cards.card(view.title, [view.text]))
+        await self.card.send(cards.card(view.title, [view.text], actions=cards.notice_buttons(view, self._owner())))
 
     async def progress(self, view: ProgressView) -> None:
         title = self._title or view.text.splitlines()[0]
         template = "orange" if view.overdue else "blue"
-        self.card.update(cards.card(title, [self._notice_text, view.text], template=template))
+        self.card.update(cards.card(title, [self._notice_text, view.text], template=template,
+                                    actions=cards.progress_buttons(view, self._owner())))
 
     async def video(self, view: VideoView) -> None:
         fetched = await fetch_capped(view.url, self.max_video_bytes)
@@ -129,10 +192,15 @@ class FeishuConversation:
             log.warning("video download failed (%s), linking instead", fetched.error)
             reason = i18n.t("feishu.upload_failed", self.language)
         blocks = [view.caption] if media_sent else [view.caption, reason or ""]
-        actions = None if media_sent else [cards.link_button(i18n.t("feishu.open_video", self.language), view.url)]
+        actions = [] if media_sent else [cards.link_button(i18n.t("feishu.open_video", self.language), view.url)]
+        actions += cards.video_buttons(view, self._owner(view.requester))
         title = view.caption.splitlines()[0]
         await self.card.send(cards.card(title, blocks, template="green", actions=actions))
-        await self._send_text(view.link_text)
+        # a patched card notifies nobody: in a group the link goes out as a new message that
+        # @-mentions whoever asked, so they hear that their video is ready
+        requester = view.requester or self.user_id
+        link = f"{mention(requester)} {view.link_text}" if self.is_group and requester else view.link_text
+        await self._send_text(link)
 
     async def _send_media(self, data: bytes, view: VideoView) -> None:
         """Upload the mp4 and its cover, then post them as one media message (plays inline)."""
@@ -148,7 +216,7 @@ class FeishuConversation:
         await self.api.send(self.chat_id, "media", content, reply_to=self.reply_to)
 
     async def failure(self, view: FailureView) -> None:
-        await self.card.send(cards.failure_card(view, self.language))
+        await self.card.send(cards.failure_card(view, self.language, self._owner()))
 
     async def text(self, text: str) -> None:
         await self._send_text(text)
