@@ -167,3 +167,15 @@ async def test_500s_that_outlast_the_retries_say_the_retries_did_not_help(sb: Sa
         assert row.attempts == 3 and sb.ledger == []
     finally:
         await close_core(core)
+
+
+async def test_a_create_the_bot_gave_up_on_is_still_made_and_never_sent_again(tmp_path: Path) -> None:
+    # the service finishes a create that has arrived even when the bot stops waiting for it
+    config = SandboxConfig(port=0, time_scale=TIME_SCALE, latency_ms=600, media_dir=tmp_path / "m")
+    async with Sandbox(config) as sb:
+        spec = await wan_spec(sb)
+        async with client_for(sb, create_timeout_s=0.2) as c:
+            with pytest.raises(CreateUncertain):
+                await c.create(spec)
+        await asyncio.sleep(0.8)
+        assert len(sb.ledger) == 1
