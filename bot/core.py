@@ -274,7 +274,7 @@ class BotCore:
                 "preferred_key": pref.model_key if pref else None, "duration": request.duration,
                 "resolution": request.resolution, "aspect_ratio": request.aspect_ratio,
                 "tier": self._tier(request, model), "remembered": remembered,
-                "excluded": list(request.excluded_keys),
+                "excluded": list(request.excluded_keys), "controls": request.controls(),
             },
         )
 

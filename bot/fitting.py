@@ -26,6 +26,52 @@ class Adjustment:
 class Fitted:
     params: dict[str, Any] = field(default_factory=dict)
     adjustments: list[Adjustment] = field(default_factory=list)
+    #: the creative controls that were set, by their Request name (for the notice)
+    applied: dict[str, Any] = field(default_factory=dict)
+
+
+#: product fields that carry sound, in the order they are looked for
+SOUND_FIELDS = ("sound", "generate_audio")
+
+
+def sound_field(product: Product) -> str | None:
+    """The field through which a product lets you choose sound, if any."""
+    return next((f for f in SOUND_FIELDS if settable(product, f)), None)
+
+
+def _switch(product: Product, name: str, on: bool) -> Any:
+    """A yes/no in the product's own spelling: "on"/"off" where it offers those, else a bool."""
+    spelled = {str(o).lower() for o in product.options(name)}
+    if {"on", "off"} & spelled:
+        return "on" if on else "off"
+    return on
+
+
+def fit_controls(product: Product, controls: dict[str, Any], sound_elsewhere: str | None = None) -> Fitted:
+    """The creative controls asked for (Request.controls()) that `product` offers; each one it
+    does not offer becomes an adjustment the notice reads out. `sound_elsewhere` names a
+    model that can do sound, for when this one cannot."""
+    out = Fitted()
+    for name, asked in controls.items():
+        target = sound_field(product) if name == "sound" else (name if settable(product, name) else None)
+        if target is None:
+            key = f"{name}_fixed"
+            if name == "sound":
+                key = "sound_fixed" if sound_elsewhere else "sound_fixed_none"
+            out.adjustments.append(Adjustment(key, asked, sound_elsewhere if name == "sound" else None))
+            continue
+        if isinstance(asked, bool):
+            value: Any = _switch(product, target, asked)
+        elif name == "shot_type":
+            value = next((o for o in product.options(target) if same(o, asked)), None)
+            if value is None:
+                out.adjustments.append(Adjustment("shot_type_fixed", asked, None))
+                continue
+        else:
+            value = asked
+        out.params[target] = value
+        out.applied[name] = asked
+    return out
 
 
 def _as_int(v: Any) -> int | None:
@@ -99,7 +145,7 @@ def fit_aspect_ratio(asked: str, offered: tuple[Any, ...]) -> tuple[str, str | N
     return best, "aspect_ratio_nearest"
 
 
-def _settable(product: Product, name: str) -> bool:
+def settable(product: Product, name: str) -> bool:
     """Whether the product lets anyone choose this parameter at all."""
     return bool(product.options(name)) or any(f.field == name for f in product.form_config)
 
@@ -111,11 +157,11 @@ def fit_request(
     A parameter the product has no say in (Kling's resolution) is left out, and said so."""
     out = Fitted()
     for name, asked in (("duration", duration), ("resolution", resolution), ("aspect_ratio", aspect_ratio)):
-        if asked is not None and not _settable(product, name):
+        if asked is not None and not settable(product, name):
             out.adjustments.append(Adjustment(f"{name}_fixed", asked, None))
-    duration = duration if _settable(product, "duration") else None
-    resolution = resolution if _settable(product, "resolution") else None
-    aspect_ratio = aspect_ratio if _settable(product, "aspect_ratio") else None
+    duration = duration if settable(product, "duration") else None
+    resolution = resolution if settable(product, "resolution") else None
+    aspect_ratio = aspect_ratio if settable(product, "aspect_ratio") else None
     if duration is not None:
         value, key = fit_duration(duration, product.options("duration"))
         out.params["duration"] = value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from adapters.base import Conversation
 from bot import views
 from bot.catalog import Catalog, ModelInfo
 from bot.config import Settings
-from bot.fitting import Adjustment, degrade, fit_request
+from bot.fitting import Adjustment, degrade, fit_controls, fit_request, settable, sound_field
 from bot.i18n import t
 from bot.ima import ImaClient
 from bot.ima.credit import complete_from_rules, match_rule, other_rule, pixverse_model
@@ -115,6 +116,7 @@ class Plan:
     rule: CreditRule
     adjustments: list[Adjustment]
     source: str  # named | preference | recommended
+    controls: dict[str, Any] = field(default_factory=dict)  # creative controls set, as asked
 
 
 @dataclass
@@ -267,11 +269,20 @@ class Orchestrator:
         else:
             raise JobFailed("model_unavailable")
         fitted = fit_request(offer.product, req.get("duration"), req.get("resolution"), req.get("aspect_ratio"))
-        params = {**offer.product.defaults(), **fitted.params}
-        params, rule = self._rule_for(offer.product, params, frozenset(fitted.params))
+        controls = dict(req.get("controls") or {})
+        if "seed" not in controls and settable(offer.product, "seed"):
+            # a seed of our choosing, kept with the job, so "again, same seed" can reproduce it
+            controls["seed"] = random.randrange(1, 2**31)
+        sound_elsewhere = next((o.name for o in offers if sound_field(o.product)), None)
+        chosen = fit_controls(offer.product, controls, sound_elsewhere)
+        if "seed" not in (req.get("controls") or {}):
+            chosen.applied.pop("seed", None)  # not asked for: not worth a line in the notice
+        fitted.adjustments += chosen.adjustments
+        params = {**offer.product.defaults(), **fitted.params, **chosen.params}
+        params, rule = self._rule_for(offer.product, params, frozenset(fitted.params) | frozenset(chosen.params))
         req["source"] = source
         req["recommended_key"] = rec.key if rec else None
-        return Plan(offer, params, rule, fitted.adjustments, source)
+        return Plan(offer, params, rule, fitted.adjustments, source, chosen.applied)
 
     def _rule_for(
         self, product: Product, params: dict[str, Any], keep: frozenset[str] = frozenset()
@@ -325,7 +336,7 @@ class Orchestrator:
                                               now, now + QUESTION_TTL_S))
         await _tell(conv.notice(views.notice(job.id, lang, model_name=plan.offer.name, credits=credits,
                                              est_min=est_min, est_max=est_max, adjustments=plan.adjustments,
-                                             extra_lines=extra,
+                                             extra_lines=extra, controls=plan.controls,
                                              confirm_above=self.settings.bot_confirm_above_credits if confirm else None)),
                     job)
         await self._remember_target(job, conv)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.base import Alternative, FailureView, NoticeView, ProgressView, VideoView
 from bot.fitting import Adjustment
 from bot.i18n import has, t
@@ -25,6 +27,7 @@ def notice(
     adjustments: list[Adjustment],
     extra_lines: list[str],
     confirm_above: int | None = None,
+    controls: dict[str, Any] | None = None,
 ) -> NoticeView:
     """The pre-generation notice. With `confirm_above` (the threshold it exceeds) it asks for
     an OK and offers Confirm / No thanks; otherwise it offers Cancel."""
@@ -34,7 +37,8 @@ def notice(
         key, lang, model=model_name, est_min=est_min, est_max=est_max,
         min_minutes=_minutes(est_min), max_minutes=_minutes(est_max), credits=credits,
     )
-    lines = [body, *(t(f"fit.{a.key}", lang, model=model_name, asked=a.asked, value=a.value) for a in adjustments)]
+    lines = [body, *control_lines(controls or {}, lang),
+             *(t(f"fit.{a.key}", lang, model=model_name, asked=a.asked, value=a.value) for a in adjustments)]
     lines.extend(extra_lines)
     if confirm_above is not None:
         # nothing starts yet: the notice's first line ("starting…") becomes the question's title
@@ -50,6 +54,22 @@ def notice(
         job_id=job_id, title=t("notice.title", lang), text="\n".join(lines), model_name=model_name,
         credits=credits, est_min_s=est_min, est_max_s=est_max, cancel_label=t("cancel.button", lang),
     )
+
+
+def control_lines(controls: dict[str, Any], lang: str) -> list[str]:
+    """One line per creative control that will be used ("🔇 silent", "🎲 seed 42")."""
+    lines = []
+    if "sound" in controls:
+        lines.append(t("controls.sound_on" if controls["sound"] else "controls.sound_off", lang))
+    if "shot_type" in controls:
+        lines.append(t(f"controls.shot_{controls['shot_type']}", lang))
+    if "negative_prompt" in controls:
+        lines.append(t("controls.negative", lang, words=controls["negative_prompt"]))
+    if "seed" in controls:
+        lines.append(t("controls.seed", lang, seed=controls["seed"]))
+    if "prompt_extend" in controls:
+        lines.append(t("controls.extend_on" if controls["prompt_extend"] else "controls.extend_off", lang))
+    return lines
 
 
 def progress(job_id: str, lang: str, elapsed_s: float, est_max_s: int) -> ProgressView:

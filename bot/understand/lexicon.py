@@ -286,6 +286,7 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
         ("premium", list(tiers["premium"])),
         ("clear", list(pref["clear"])),
         ("once", list(data["once"]["phrases"])),
+        *((kind, list(phrases)) for kind, phrases in data["controls"].items()),
         ("negate", list(data["negation"]["before"])),
     ]
     groups += [(cue, list(task[cue]["remove"])) for cue in TASK_CUES if task[cue]["remove"]]

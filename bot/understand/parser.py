@@ -34,6 +34,7 @@ Decisions the tables do not make:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from bot.understand.intent import choice_of, classify, core_text, without_greeting
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
@@ -62,6 +63,18 @@ def _scan(lx: Lexicon, folded: str) -> list[Token]:
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|「[^」\n]*」|『[^』\n]*』|‘[^’\n]*’|(?<![\w'])'[^'\n]+'(?![\w'])")
 _QUOTE_MARKS = frozenset("\"“「『‘'")
 _MASK = "\x1a"  # matches no phrase: quoted words are never read as models, parameters or commands
+#: on/off words of the creative controls -> (Request field, value)
+_SWITCHES: dict[str, tuple[str, Any]] = {
+    "sound_on": ("sound", True), "sound_off": ("sound", False),
+    "shot_single": ("shot_type", "single"), "shot_multi": ("shot_type", "multi"),
+    "extend_on": ("prompt_extend", True), "extend_off": ("prompt_extend", False),
+}
+_DIGITS = re.compile(r"\d+")
+#: the words that introduce a negative prompt (the rest of the phrase is its text)
+_NEGATIVE_LEAD = re.compile(
+    r"(?:画面里|画面中|视频里)?(?:不要|别|不能|不许|避免)出现|避免|negative(?:\s+prompt)?\s*[:：=]|--no\b|反向提示词?\s*[:：=]?"
+)
+_CLAUSE_EDGES = " \t,，:：;；.。\"'"
 #: what a negation can rule out
 _NEGATABLE = frozenset({"model", "unknown_model", "aspect", "resolution"})
 
@@ -213,6 +226,7 @@ def parse(text: str, images: int = 0) -> Request:
     unknown = _unknown_model(lx, tokens, folded, remove, chosen, negated)
 
     cues: set[str] = set()
+    controls: dict[str, Any] = {}
     models: list[tuple[str, bool]] = []
     excluded: list[str] = []
     tier: str | None = None
@@ -233,6 +247,16 @@ def parse(text: str, images: int = 0) -> Request:
                 models.append((key, was_chosen))
         elif kind == "once":
             once = True
+        elif kind in _SWITCHES:
+            name, value = _SWITCHES[kind]
+            controls[name] = value
+        elif kind == "seed":
+            controls["seed"] = int(_DIGITS.findall(span)[-1])
+        elif kind == "negative":
+            lead = _NEGATIVE_LEAD.match(span)
+            words = text[start + (lead.end() if lead else 0):end].strip(_CLAUSE_EDGES)
+            if words:
+                controls["negative_prompt"] = f"{controls['negative_prompt']}, {words}" if "negative_prompt" in controls else words
         elif kind in ("budget", "premium"):
             tier = kind
         elif kind == "clear":
@@ -245,7 +269,7 @@ def parse(text: str, images: int = 0) -> Request:
             resolution = _resolution(lx, span) or resolution
         elif kind == "aspect":
             aspect = _aspect(lx, span) or aspect
-        elif kind not in ("choose", "after_model", "filler", "negate"):
+        elif kind not in ("choose", "after_model", "filler", "negate", "negative", "seed"):
             cues.add(kind)
 
     task = _task_type(images, cues)
@@ -291,6 +315,7 @@ def parse(text: str, images: int = 0) -> Request:
         excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in excluded) if mid),
         excluded_keys=tuple(excluded),
         traditional=is_traditional(text),
+        **controls,
     )
 
 

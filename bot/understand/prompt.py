@@ -70,9 +70,9 @@ def cut(text: str, folded: str, spans: list[tuple[int, int]], lx: Lexicon) -> st
         out = _strip_lone_quotes(out.strip(_EDGE_PUNCT))
         out = lx.edge_start.sub("", out, count=1)
         # an edge word is short: look for one near the end only, not from every position
-        end = lx.edge_end.search(out, max(0, len(out) - _EDGE_TAIL))
-        if end is not None:
-            out = out[: end.start()]
+        edge = lx.edge_end.search(out, max(0, len(out) - _EDGE_TAIL))
+        if edge is not None:
+            out = out[: edge.start()]
         if out == before:
             break
     return out or None

@@ -8,7 +8,7 @@ from typing import Any
 #: the keys `python -m bot parse` prints, in order
 CLI_KEYS: tuple[str, ...] = (
     "intent", "task_type", "model_id", "duration", "resolution", "aspect_ratio", "preference", "language",
-    "prompt", "unknown_model", "excluded_models",
+    "prompt", "unknown_model", "excluded_models", "sound", "negative_prompt", "seed", "shot_type", "prompt_extend",
 )
 
 
@@ -49,6 +49,19 @@ class Request:
     excluded_keys: tuple[str, ...] = ()
     #: written in Traditional Chinese: replies use the zh-Hant catalog (`language` stays "zh")
     traditional: bool = False
+    #: creative controls, None when not asked: sound on/off, what must not appear, a seed,
+    #: "single" / "multi" shot, and whether the service may rewrite the prompt
+    sound: bool | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    shot_type: str | None = None
+    prompt_extend: bool | None = None
+
+    def controls(self) -> dict[str, Any]:
+        """The creative controls asked for, by name (only those set)."""
+        values = {"sound": self.sound, "negative_prompt": self.negative_prompt, "seed": self.seed,
+                  "shot_type": self.shot_type, "prompt_extend": self.prompt_extend}
+        return {k: v for k, v in values.items() if v is not None}
 
     def as_dict(self) -> dict[str, Any]:
         """The CLI keys (no model_key or choice), in CLI order."""
