@@ -100,6 +100,8 @@ class VideoView:
     #: bytes-free: adapters that upload the file fetch `url` themselves (size-capped)
     #: "again" (same request and model) and "another model" buttons, as on a failure
     again_label: str | None = None
+    #: "again with the same seed" (the same video again); set when the task ran with a known seed
+    same_seed_label: str | None = None
     alternatives: tuple[Alternative, ...] = ()
     #: who asked (platform user id): adapters mention them where an edit would notify nobody
     requester: str | None = None
@@ -212,7 +214,8 @@ class Core(Protocol):
         ...
 
     async def rerun(
-        self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation
+        self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation,
+        same_seed: bool = False,
     ) -> JobHandle | None:
         """Run an earlier job again for `user_id` (a button press): same model when
         `model_id` is None, else that model. None when the job is unknown or not theirs

@@ -36,7 +36,10 @@ from bot.understand import Request, parse
 
 log = logging.getLogger(__name__)
 
-_OVERRIDES = ("model_id", "duration", "resolution", "aspect_ratio", "task_type")
+_OVERRIDES = (
+    "model_id", "duration", "resolution", "aspect_ratio", "task_type",
+    "sound", "negative_prompt", "seed", "shot_type", "prompt_extend",
+)
 #: longer messages are refused before they are parsed
 MAX_MESSAGE_CHARS = 8000
 #: longer messages are parsed in a worker thread
@@ -279,9 +282,11 @@ class BotCore:
         )
 
     async def rerun(
-        self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation
+        self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation,
+        same_seed: bool = False,
     ) -> RunningJob | None:
-        """A button press or a "yes": the same request again, with the same or another model.
+        """A button press or a "yes": the same request again, with the same or another model
+        (and, with `same_seed`, the seed the earlier task ran with: the same video again).
         Works once per earlier job, across double presses, redeliveries and restarts."""
         old = await self.store.get_job(job_id)
         lang = old.language if old else "en"
@@ -309,6 +314,12 @@ class BotCore:
             request = dict(old.request)
             request.update(model_key=model.key if model else None, preferred_key=None, source=None, tier=None,
                            remembered=False, confirmed=False)
+            controls = dict(request.get("controls") or {})
+            if same_seed and old.params.get("seed") is not None:
+                controls["seed"] = old.params["seed"]
+            elif not same_seed:
+                controls.pop("seed", None)  # plain "again" is a new take: a new seed
+            request["controls"] = controls
             job = Job(
                 id=uuid.uuid4().hex[:16], platform=old.platform, chat_id=old.chat_id, user_id=user_id,
                 reply_to=old.reply_to, language=lang, task_type=old.task_type, prompt=old.prompt, request=request,
@@ -524,7 +535,11 @@ class BotCore:
             request = replace(request, language=i18n.normalize_language(incoming.language))
         elif request.traditional and request.language == "zh":
             request = replace(request, language="zh-Hant")  # answer in the script they wrote
-        changes: dict[str, object] = {k: incoming.overrides[k] for k in _OVERRIDES if incoming.overrides.get(k)}
+        # a structured option wins over the words; False is a choice too ("sound: off")
+        changes: dict[str, object] = {
+            k: incoming.overrides[k] for k in _OVERRIDES
+            if incoming.overrides.get(k) is not None and incoming.overrides.get(k) != ""
+        }
         if "task_type" in changes and changes["task_type"] not in TASK_TYPES:
             changes.pop("task_type")
         if "model_id" in changes:

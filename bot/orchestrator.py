@@ -83,6 +83,13 @@ def _reason_key(kind: str, attempts: int) -> str:
     return f"error.{kind}"
 
 
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _without_excluded(job: Job, offers: list[Offer]) -> list[Offer]:
     """Today's offers minus the models the user ruled out ("别用sora"): never recommended,
     never suggested after a failure, never named as the cheaper choice."""
@@ -523,7 +530,7 @@ class Orchestrator:
             job.id, job.language, url=url, cover=result.cover, model_name=job.model_name or "",
             est_min=est_min, est_max=est_max, actual_s=now - (job.started_at or now), credits=job.credits or 0,
             prompt=job.prompt, duration_s=result.duration_s, hint=hint, another=others[0] if others else None,
-            requester=job.user_id,
+            requester=job.user_id, seed=_int_or_none(job.params.get("seed")),
         )
         try:
             await conv.video(view)

@@ -96,6 +96,7 @@ def video(
     hint: Offer | None,
     another: Offer | None = None,
     requester: str | None = None,
+    seed: int | None = None,
 ) -> VideoView:
     caption = t("video.caption", lang, model=model_name, est_min=est_min, est_max=est_max, actual=round(actual_s), credits=credits)
     if prompt:
@@ -106,6 +107,7 @@ def video(
     return VideoView(
         job_id=job_id, url=url, cover_url=cover, caption=caption, link_text=t("video.link", lang, url=url),
         model_name=model_name, duration_s=duration_s, again_label=t("again.button", lang), alternatives=others,
+        same_seed_label=t("again.same_seed", lang, seed=seed) if seed is not None else None,
         requester=requester,
     )
 

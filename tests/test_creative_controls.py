@@ -130,3 +130,18 @@ def test_a_console_conversation_shows_each_choice_and_sends_it(tmp_path: Path) -
     assert len(created) == 1
     sent = json.dumps(created[0])
     assert "people" in sent and "42" in sent
+
+
+async def test_again_with_the_same_seed_reuses_it_and_plain_again_takes_a_new_one(core: BotCore, sandbox: Sandbox) -> None:
+    first = await _run(core, "a red fox in the snow")
+    video = first.of("video")[0]
+    assert getattr(video, "same_seed_label", None)
+    job_id = _notice(first).job_id
+    again = await core.rerun(job_id, user_id="u1", model_id=None, conversation=RecordingConversation(), same_seed=True)
+    assert again is not None
+    await asyncio.wait_for(again.wait(), 60)
+    fresh = await core.rerun(again.job_id, user_id="u1", model_id=None, conversation=RecordingConversation())
+    assert fresh is not None
+    await asyncio.wait_for(fresh.wait(), 60)
+    seeds = [int(e.parameters["seed"]) for e in sandbox.ledger]
+    assert seeds[0] == seeds[1] != seeds[2]
