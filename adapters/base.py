@@ -46,6 +46,9 @@ class Incoming:
     #: False for a group message that does not @-mention the bot: the core then answers only a
     #: question it asked that person (a yes or no), and never starts a video or chats
     mentioned: bool = True
+    #: the sender's roles where the platform has them (Discord: role ids and names), for
+    #: DISCORD_ALLOWED_ROLES
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

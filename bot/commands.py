@@ -95,3 +95,27 @@ def chat_reply(text: str, lang: str, *, answered_nothing: bool) -> str:
     if words and is_idle_question(words, tables) and not is_gibberish(words):
         return i18n.t("talk.question", lang)
     return i18n.t("chat.need_prompt", lang)
+
+
+async def usage_text(core: BotCore, platform: str, user_id: str, chat_id: str, lang: str) -> str:
+    """The person's credits and jobs today and this month (and their budget's rest); for an
+    admin also this chat's and the biggest spenders today."""
+    budgets = core.budgets
+    day, month = budgets.day_start(), budgets.month_start()
+    store = core.store
+    [(_, today, jobs_today)] = await store.usage(platform, day, user_id=user_id)
+    [(_, this_month, jobs_month)] = await store.usage(platform, month, user_id=user_id)
+    lines = [i18n.t("usage.mine", lang, today=today, jobs_today=jobs_today, month=this_month, jobs_month=jobs_month)]
+    user_limit, chat_limit = await budgets.limits()
+    if user_limit is not None and not budgets.is_admin(platform, user_id):
+        lines.append(i18n.t("usage.left", lang, left=max(0, user_limit - today), limit=user_limit,
+                            resets=budgets.resets_at()))
+    if budgets.is_admin(platform, user_id):
+        [(_, chat_today, chat_jobs)] = await store.usage(platform, day, chat_id=chat_id)
+        lines.append(i18n.t("usage.chat", lang, credits=chat_today, jobs=chat_jobs,
+                            limit=chat_limit if chat_limit is not None else "—"))
+        for who, credits, jobs in await store.usage(platform, day, by="user_id"):
+            lines.append(i18n.t("usage.person", lang, who=who, credits=credits, jobs=jobs))
+        for where, credits, jobs in await store.usage(platform, day, by="chat_id"):
+            lines.append(i18n.t("usage.per_chat", lang, where=where, credits=credits, jobs=jobs))
+    return "\n".join(lines)

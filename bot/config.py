@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SANDBOX_KEY = "ima_sandbox_key"
+#: a list setting written "a,b,c" in the environment (or as a JSON list)
+CsvList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -39,26 +41,55 @@ class Settings(BaseSettings):
     bot_max_concurrent_jobs: int = 50
     bot_max_jobs_per_user: int = Field(default=3, ge=1)
     bot_confirm_above_credits: int = Field(default=100, ge=0)  # 0: never ask
+    bot_user_daily_credits: int | None = Field(default=None, ge=0)  # unset: no limit
+    bot_chat_daily_credits: int | None = Field(default=None, ge=0)
+    bot_timezone: str = "UTC"
+    bot_admins: CsvList = Field(default_factory=list)  # "platform:user_id"
     bot_log_level: str = "INFO"
 
     # Feishu / Lark
     feishu_app_id: str | None = None
     feishu_app_secret: SecretStr | None = None
     feishu_domain: Literal["feishu", "lark"] = "feishu"
-    feishu_allowed_chats: list[str] = Field(default_factory=list)
+    feishu_allowed_chats: CsvList = Field(default_factory=list)
+    feishu_allowed_users: CsvList = Field(default_factory=list)  # open_ids; empty: everyone
 
     # Discord
     discord_token: SecretStr | None = None
     discord_dev_guild: int | None = None
-    discord_allowed_guilds: list[int] = Field(default_factory=list)
+    discord_allowed_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    discord_allowed_roles: CsvList = Field(default_factory=list)  # role ids or names; empty: everyone
 
-    @field_validator("feishu_allowed_chats", "discord_allowed_guilds", mode="before")
+    @field_validator(
+        "feishu_allowed_chats", "discord_allowed_guilds", "bot_admins", "feishu_allowed_users", "discord_allowed_roles",
+        mode="before",
+    )
     @classmethod
     def _split_csv(cls, v: object) -> object:
         # allow "a,b,c" in the environment as well as JSON lists
         if isinstance(v, str) and not v.strip().startswith("["):
             return [x.strip() for x in v.split(",") if x.strip()]
+        if isinstance(v, str):
+            import json
+
+            return json.loads(v)
         return v
+
+    @field_validator("bot_timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)  # an unknown zone fails at start-up, in words, not on the first budget check
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)") from e
+        return v
+
+    @field_validator("bot_user_daily_credits", "bot_chat_daily_credits", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @model_validator(mode="after")
     def _uploads_follow_a_local_api(self) -> Settings:

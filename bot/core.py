@@ -22,7 +22,7 @@ from adapters.base import (
     ModelChoice,
     ReplyTarget,
 )
-from bot import commands, i18n
+from bot import admin, commands, i18n
 from bot.catalog import Catalog, ModelInfo
 from bot.config import Settings
 from bot.ima import ImaClient
@@ -87,6 +87,7 @@ class BotCore:
         self.store = store
         self.catalog = catalog
         self.orchestrator = Orchestrator(client=client, store=store, catalog=catalog, settings=settings)
+        self.budgets = self.orchestrator.budgets
         self._jobs: dict[str, RunningJob] = {}
         self._owned: collections.Counter[tuple[str, str]] = collections.Counter()  # job places per person
         self._slots = asyncio.Semaphore(settings.bot_max_concurrent_jobs)
@@ -128,6 +129,10 @@ class BotCore:
                 await conversation.text(self.t("talk.too_long", lang, length=len(incoming.text), limit=MAX_MESSAGE_CHARS))
             return None
         incoming = with_linked_images(incoming)
+        if admin.is_admin_command(incoming.text):
+            if await self.store.intake(incoming.platform, ids):
+                await conversation.text(await admin.run(self, incoming))
+            return None
         request = await self._understand(incoming)
         if request.intent == "video" and not request.unknown_model and incoming.mentioned:
             return await self._accept_video(request, incoming, conversation, ids)
@@ -155,6 +160,8 @@ class BotCore:
             await conv.text(commands.help_text(lang))
         elif intent == "models":
             await conv.text(await commands.models_text(self, lang))
+        elif intent == "jobs" and request.topic == "usage":
+            await conv.text(await commands.usage_text(self, incoming.platform, incoming.user_id, incoming.chat_id, lang))
         elif intent == "jobs":
             await conv.text(await commands.jobs_text(self, incoming.platform, incoming.user_id, lang))
         elif intent == "cancel":
@@ -233,6 +240,9 @@ class BotCore:
             return None
         if not images and not any(ch.isalnum() for ch in prompt):
             await refuse(self.t("chat.need_prompt", lang))
+            return None
+        if not await self.budgets.may_spend(incoming.platform, incoming.user_id, incoming.roles):
+            await refuse(self.t("budget.not_allowed", lang))
             return None
         owner = (incoming.platform, incoming.user_id)
         if not self._reserve(owner):
@@ -369,6 +379,7 @@ class BotCore:
             return None
         await self.store.forget_questions_about(job_id)
         await self.store.save_job(job, status="cancelled", finished_at=time.time())
+        await self.budgets.release(job)
         await conversation.text(self.t("confirm.declined", job.language))
         return None
 
@@ -406,6 +417,8 @@ class BotCore:
         was = job.status
         await self.store.forget_questions_about(job.id)
         await self.store.save_job(job, status="cancelled", finished_at=time.time())
+        if was in ("accepted", WAITING):
+            await self.budgets.release(job)  # never sent: nothing was spent
         key = {"accepted": "cancel.queued", WAITING: "cancel.unconfirmed"}.get(was, "cancel.running")
         await conversation.text(self.t(key, lang, prompt=job.prompt[:40]))
 
@@ -513,8 +526,9 @@ class BotCore:
 
     def _reserve(self, owner: tuple[str, str]) -> bool:
         """Take one of the person's job places, before any await, so a burst of messages
-        cannot get past the limit; False when they are all taken. `_start` gives it back."""
-        if self._owned[owner] >= self.settings.bot_max_jobs_per_user:
+        cannot get past the limit; False when they are all taken. `_start` gives it back.
+        Admins are never limited."""
+        if self._owned[owner] >= self.settings.bot_max_jobs_per_user and not self.budgets.is_admin(*owner):
             return False
         self._owned[owner] += 1
         return True

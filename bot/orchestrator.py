@@ -18,6 +18,7 @@ from typing import Any
 
 from adapters.base import Conversation
 from bot import views
+from bot.budget import Budgets
 from bot.catalog import Catalog, ModelInfo
 from bot.config import Settings
 from bot.fitting import Adjustment, degrade, fit_controls, fit_request, settable, sound_field
@@ -162,6 +163,7 @@ class Orchestrator:
         self.store = store
         self.catalog = catalog
         self.settings = settings
+        self.budgets = Budgets(store, settings)
         self.scale = settings.time_scale
         self._sleep = sleep
         self._clock = clock
@@ -185,6 +187,7 @@ class Orchestrator:
             if self._needs_confirm(job, ctx.plan):
                 await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
                 return WAITING
+            await self._within_budget(job, ctx.plan)
             await self._announce(job, conv, ctx.plan, ctx.offers)
             await self._upload(job, images)
             task_id = await self._create(job, conv, ctx.plan)
@@ -301,6 +304,13 @@ class Orchestrator:
         except NoRuleMatch:
             completed = complete_from_rules(product, params, keep)
             return completed, match_rule(product, completed)
+
+    async def _within_budget(self, job: Job, plan: Plan) -> None:
+        """Reserve the job's credits from the daily budgets, or end it before anything is sent."""
+        refusal = await self.budgets.reserve(job, plan.rule.points)
+        if refusal is not None:
+            raise JobFailed("over_budget", left=refusal.left, limit=refusal.limit, resets=refusal.resets,
+                            scope=t(f"budget.scope_{refusal.scope}", job.language), credits=plan.rule.points)
 
     def _needs_confirm(self, job: Job, plan: Plan) -> bool:
         """Over BOT_CONFIRM_ABOVE_CREDITS (0: never) a job waits for its requester's OK."""
@@ -539,6 +549,7 @@ class Orchestrator:
             log.exception("showing the video of job %s failed; sending the link", job.id)
             await conv.text(f"{view.caption}\n\n{view.link_text}")
         await self.store.save_job(job, status="delivered", finished_at=self._clock())
+        await self.budgets.settle(job)
 
     async def _offers_quietly(self, task_type: str) -> list[Offer]:
         try:
@@ -554,10 +565,13 @@ class Orchestrator:
         model_name = e.model or (plan.offer.name if plan else job.model_name) or ""
         failed_key = plan.offer.key if plan else job.model_key
         uncertain = e.kind == _UNCERTAIN
+        if not uncertain:
+            await self.budgets.release(job)  # failed work costs the user nothing
         if not offers and not uncertain:
             offers = _without_excluded(
                 job, await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type))
-        alts = [] if uncertain else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
+        quiet = uncertain or e.kind == "over_budget"  # nothing another model would change
+        alts = [] if quiet else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
         reason = t(_reason_key(e.kind, job.attempts), lang, model=model_name,
                    **{k: v for k, v in e.values.items() if k != "model"})
         view = views.failure(job.id, lang, kind=e.kind, reason=reason, alternatives=alts,

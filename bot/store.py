@@ -97,13 +97,32 @@ MIGRATIONS: tuple[str, ...] = (
         used_at   REAL NOT NULL
     );
     """,
+    # 3: credits reserved, spent or released per job (budgets, usage); admins' runtime changes
+    """
+    CREATE TABLE spend (
+        job_id     TEXT PRIMARY KEY,
+        platform   TEXT NOT NULL,
+        chat_id    TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        credits    INTEGER NOT NULL,
+        state      TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX spend_user ON spend(platform, user_id, created_at);
+    CREATE INDEX spend_chat ON spend(platform, chat_id, created_at);
+    CREATE TABLE overrides (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 #: states a job passes through; the FINAL ones end it
 ACTIVE = ("accepted", "creating", "running", "delivering")
 #: priced and waiting for its requester's OK (not resumed at start-up: nothing runs until a yes)
 WAITING = "awaiting_confirm"
-FINAL = ("delivered", "failed", "cancelled", "expired")
+FINAL = ("delivered", "failed", "cancelled", "expired", "uncertain")
 
 _JSON_FIELDS = {"request", "params", "image_urls", "task_ids", "target_state"}
 
@@ -440,3 +459,73 @@ class Store:
         async with self._transaction() as db:
             cur = await db.execute("INSERT OR IGNORE INTO used_actions VALUES (?,?)", (action_id, time.time()))
         return cur.rowcount == 1
+
+    # -- credits: budgets and usage ------------------------------------------------------------
+    async def reserve_spend(
+        self, job: Job, credits: int, since: float, user_limit: int | None, chat_limit: int | None
+    ) -> tuple[str, int] | None:
+        """Check and reserve `credits` for `job` in one transaction. None when reserved (again,
+        for a job that already holds a reservation); ("user" | "chat", credits left) when that
+        budget would be exceeded, reserving nothing."""
+        async with self._transaction() as db:
+            for scope, column, value, limit in (("user", "user_id", job.user_id, user_limit),
+                                                 ("chat", "chat_id", job.chat_id, chat_limit)):
+                if limit is None:
+                    continue
+                async with db.execute(
+                    f"SELECT COALESCE(SUM(credits), 0) FROM spend WHERE platform=? AND {column}=? "
+                    "AND created_at>=? AND state!='released' AND job_id!=?",
+                    (job.platform, value, since, job.id),
+                ) as cur:
+                    row = await cur.fetchone()
+                used = int(row[0]) if row else 0
+                if used + credits > limit:
+                    return scope, max(0, limit - used)
+            await db.execute(
+                "INSERT INTO spend VALUES (?,?,?,?,?,'reserved',?) ON CONFLICT(job_id) DO UPDATE SET "
+                "credits=excluded.credits, state='reserved'",
+                (job.id, job.platform, job.chat_id, job.user_id, credits, time.time()),
+            )
+        return None
+
+    async def set_spend_state(self, job_id: str, state: str, credits: int | None = None) -> None:
+        """Mark a job's credits "spent" (with what it finally cost) or "released"."""
+        async with self._transaction() as db:
+            if credits is None:
+                await db.execute("UPDATE spend SET state=? WHERE job_id=?", (state, job_id))
+            else:
+                await db.execute("UPDATE spend SET state=?, credits=? WHERE job_id=?", (state, credits, job_id))
+
+    async def usage(self, platform: str, since: float, *, user_id: str | None = None,
+                    chat_id: str | None = None, by: str | None = None) -> list[tuple[str, int, int]]:
+        """Credits (reserved or spent) and jobs since `since`: for one person or chat, or per
+        "user_id" / "chat_id" (`by`), largest first. Rows are (who, credits, jobs)."""
+        where = ["platform=?", "created_at>=?", "state!='released'"]
+        args: list[Any] = [platform, since]
+        if user_id is not None:
+            where.append("user_id=?")
+            args.append(user_id)
+        if chat_id is not None:
+            where.append("chat_id=?")
+            args.append(chat_id)
+        group = by if by in ("user_id", "chat_id") else None
+        select = f"{group}, " if group else "'', "
+        sql = f"SELECT {select}COALESCE(SUM(credits),0), COUNT(*) FROM spend WHERE {' AND '.join(where)}"
+        if group:
+            sql += f" GROUP BY {group} ORDER BY 2 DESC LIMIT 20"
+        async with self._db.execute(sql, args) as cur:
+            rows = await cur.fetchall()
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    # -- an admin's runtime changes -------------------------------------------------------------
+    async def overrides(self) -> dict[str, str]:
+        async with self._db.execute("SELECT key, value FROM overrides") as cur:
+            rows = await cur.fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    async def set_override(self, key: str, value: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO overrides VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value, "
+                "updated_at=excluded.updated_at", (key, value, time.time()),
+            )

@@ -23,9 +23,11 @@ from bot.understand.normalize import fold
 
 INTENTS = ("video", "help", "models", "jobs", "cancel", "prefer", "confirm", "decline", "chat")
 #: commands in the order they are tried (intents.toml [commands])
-COMMANDS = ("help", "models", "jobs", "cancel", "prefer", "decline", "confirm")
+COMMANDS = ("help", "usage", "models", "jobs", "cancel", "prefer", "decline", "confirm")
+#: commands that are a topic of another intent: "usage" is what the person spent, a "jobs" question
+_INTENT_OF = {"usage": "jobs"}
 #: the commands that still win when a picture came with the message ("help" + a photo)
-COMMANDS_WITH_IMAGES = frozenset({"help", "models", "jobs", "cancel", "prefer"})
+COMMANDS_WITH_IMAGES = frozenset({"help", "usage", "models", "jobs", "cancel", "prefer"})
 
 # Platform mentions ("@_user_1" in Feishu text, "<@123>" on Discord) and a leading slash.
 _MENTION = re.compile(r"@_user_\d+|<@[!&]?\d+>|@\S+")
@@ -206,7 +208,7 @@ def classify(
         return "video" if images else "chat"
     command = command_of(text, tables)
     if command is not None and (not images or command in COMMANDS_WITH_IMAGES):
-        return command
+        return _INTENT_OF.get(command, command)
     if images:
         return "video"
     content = core_text(prompt.lower()) if prompt else ""

@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.understand.intent import choice_of, classify, core_text, without_greeting
+from bot.understand.intent import choice_of, classify, command_of, core_text, without_greeting
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
 from bot.understand.normalize import fold, is_traditional
 from bot.understand.numbers import read_number
@@ -311,6 +311,7 @@ def parse(text: str, images: int = 0) -> Request:
         intent=intent,
         unknown_model=unknown,
         choice=choice_of(core_text(folded)) if intent == "confirm" else None,
+        topic="usage" if intent == "jobs" and command_of(core_text(folded)) == "usage" else None,
         wants_images=2 if "first_last" in cues else 1 if cues & {"first_frame", "animate", "reference"} else 0,
         excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in excluded) if mid),
         excluded_keys=tuple(excluded),

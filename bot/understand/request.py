@@ -47,6 +47,8 @@ class Request:
     #: models the user ruled out ("别用sora", "not Kling"): model ids, and catalog keys
     excluded_models: tuple[str, ...] = ()
     excluded_keys: tuple[str, ...] = ()
+    #: what a "jobs" question is about: None (the jobs) or "usage" (credits spent)
+    topic: str | None = None
     #: written in Traditional Chinese: replies use the zh-Hant catalog (`language` stays "zh")
     traditional: bool = False
     #: creative controls, None when not asked: sound on/off, what must not appear, a seed,
