@@ -242,6 +242,10 @@ class Core(Protocol):
 
     async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]: ...
 
+    async def usage(self, platform: str, user_id: str, chat_id: str, language: str) -> str:
+        """Credits and jobs today and this month, worded (/usage)."""
+        ...
+
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_id: str, language: str
     ) -> str:

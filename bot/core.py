@@ -437,6 +437,10 @@ class BotCore:
         if job is not None and job.status == WAITING:
             await self.store.save_job(job, status=status, finished_at=time.time())
 
+    async def usage(self, platform: str, user_id: str, chat_id: str, language: str) -> str:
+        """What the person spent today and this month (for admins: per chat and person), worded."""
+        return await commands.usage_text(self, platform, user_id, chat_id, language)
+
     async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]:
         """Models offered today for a task type, with live credits (empty if the list is unreachable)."""
         try:
