@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
@@ -14,8 +15,10 @@ from bot.catalog import load_catalog
 from bot.config import SANDBOX_KEY, Settings
 from bot.core import BotCore
 from bot.ima import ImaClient
-from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     async with AsyncExitStack() as stack:
         sandbox: Sandbox | None = None
         if settings.uses_sandbox:
+            # imported only when it runs: aiohttp, PyAV and Pillow cost ~0.4 s of start-up
+            from bot.sandbox import Sandbox, SandboxConfig
+
             # media kept beside the database, so the videos outlive the in-process sandbox
             media_dir = settings.bot_db_path.parent / "sandbox-media"
             sandbox = await stack.enter_async_context(
