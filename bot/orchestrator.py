@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.base import Conversation
-from bot import views
+from bot import polling, views
 from bot.budget import Budgets
 from bot.catalog import Catalog, ModelInfo
 from bot.config import Settings
@@ -41,6 +41,7 @@ from bot.ima.errors import (
 )
 from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
 from bot.images import CheckedImage
+from bot.polling import RenderHistory
 from bot.selection import Offer, alternatives, cheapest, find, offers_from, recommend
 from bot.store import WAITING, Job, OpenQuestion, Store
 
@@ -164,6 +165,9 @@ class Orchestrator:
         self.catalog = catalog
         self.settings = settings
         self.budgets = Budgets(store, settings)
+        #: how long tasks took, per kind: when to poll (bot.polling); False: the fixed timer
+        self.render_history = RenderHistory()
+        self.learn_polls = True
         self.scale = settings.time_scale
         self._sleep = sleep
         self._clock = clock
@@ -494,7 +498,17 @@ class Orchestrator:
         poll_every = max(0.05, self.settings.ima_poll_interval_s * self.scale)
         started = job.started_at or self._clock()
         deadline = started + self.settings.ima_job_timeout_s * self.scale
-        next_poll = self._clock() + poll_every
+        kind = RenderHistory.kind(job.model_key, job.task_type, job.params)
+        lo, hi = polling.window(self.render_history.of(kind), job.est_min or est_max / 2, est_max)
+
+        def after(now: float) -> float:
+            """When to ask next: learned from such tasks, or the fixed timer."""
+            if not self.learn_polls:
+                return now + poll_every
+            return started + polling.next_poll(now - started, lo, hi, self.scale)
+
+        next_poll = after(self._clock())
+        asked_at: float | None = None
         next_progress = started + every  # a job resumed long after its start reports at once
         errors = 0
         while True:
@@ -510,7 +524,8 @@ class Orchestrator:
                     next_progress += every
             if now < next_poll:
                 continue
-            next_poll = now + poll_every
+            next_poll = after(now)
+            previous, asked_at = asked_at, now
             try:
                 result = await self.client.detail(task_id)
             except _TRANSIENT:
@@ -520,6 +535,10 @@ class Orchestrator:
                 continue
             errors = 0
             if result.state == "done":
+                # it finished between the last two polls: the middle is the best guess (done at the
+                # first poll says only "by now")
+                finished = now if previous is None else (previous + now) / 2
+                self.render_history.record(kind, finished - started)
                 return result
             if result.state == "failed":
                 raise TaskFailed(result.error or "")

@@ -9,6 +9,7 @@ Forced outcomes form ONE queue consumed by create requests in order:
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -31,6 +32,15 @@ class Outcome:
     error: ApiError | None = None
     seconds: float = 0.0
     message: str | None = None
+
+
+#: how far one task's render time strays from its kind's typical time
+RENDER_NOISE = 0.08
+
+
+def _fraction(kind: str) -> float:
+    """A stable number in [0, 1) for a kind of task (not Python's per-process salted hash)."""
+    return int.from_bytes(hashlib.blake2b(kind.encode(), digest_size=4).digest(), "big") / 2**32
 
 
 class Faults:
@@ -99,6 +109,10 @@ class Faults:
             return "slow"
         return "ok"
 
-    def generation_seconds(self, est_min: float, est_max: float) -> float:
-        """How long a task takes: uniform in the model's estimate, times the time scale."""
-        return self._time.uniform(est_min, est_max) * self._config.time_scale
+    def generation_seconds(self, est_min: float, est_max: float, kind: str = "") -> float:
+        """How long a task takes, times the time scale. Like the service: each kind of task
+        (model, task type, duration, resolution) has its own typical time somewhere in the
+        model's estimate range, stable from run to run, and each task a little noise around it."""
+        typical = est_min + (est_max - est_min) * _fraction(kind)
+        noisy = typical * (1 + self._time.uniform(-RENDER_NOISE, RENDER_NOISE))
+        return min(max(noisy, est_min), est_max) * self._config.time_scale

@@ -39,6 +39,8 @@ class LedgerEntry:
     injected_failure: str | None = None
     #: how its create was answered: "ok", "slow" (late) or "502" (a gateway's HTML page)
     answer: str = "ok"
+    #: when its render finishes (unix seconds): benchmarks measure how late the bot learns of it
+    ready_at: float | None = None
 
     def json_line(self) -> str:
         """The entry as one JSON line: the task, the key that paid, the points, and what was

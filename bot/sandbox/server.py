@@ -264,7 +264,8 @@ class Sandbox:
         now = time.time()
         self._balance -= req.credit
         info = self._catalog.by_id(req.leaf.model_id, req.task_type, req.leaf.name) or self._catalog.unknown
-        delay = self._faults.generation_seconds(info.est_min, info.est_max)
+        kind = f"{req.leaf.model_id}|{req.task_type}|{req.parameters.get('duration')}|{req.parameters.get('resolution')}"
+        delay = self._faults.generation_seconds(info.est_min, info.est_max, kind)
         fail = self._faults.task_failure()
         if outcome is not None and outcome.kind == "task_failure":
             fail = outcome.message
@@ -283,6 +284,7 @@ class Sandbox:
             images=req.images,
             injected_failure=fail,
             answer=answer,
+            ready_at=now + delay,
         )
         self.ledger.append(entry)
         if self._ledger_file is not None:
