@@ -50,7 +50,7 @@ class LedgerEntry:
             "task_type": self.task_type, "model_id": self.model_id, "model_version": self.model_version,
             "attribute_id": self.attribute_id, "prompt": self.prompt, "parameters": self.parameters,
             "images": list(self.images), "created_at": self.created_at,
-            "injected_failure": self.injected_failure, "answer": self.answer,
+            "injected_failure": self.injected_failure, "answer": self.answer, "ready_at": self.ready_at,
         }, ensure_ascii=False)
 
 
