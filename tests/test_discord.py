@@ -33,12 +33,19 @@ from adapters.base import (
     ReplyTarget,
     VideoView,
 )
-from adapters.discord import DiscordAdapter
-from adapters.discord.buttons import ACTION_TEMPLATE, TEMPLATE, JobActionButton, RerunButton
+from adapters.discord import DiscordAdapter, render
+from adapters.discord.buttons import (
+    ACTION_TEMPLATE,
+    SEED_TEMPLATE,
+    TEMPLATE,
+    JobActionButton,
+    RerunButton,
+    SameSeedButton,
+)
 from adapters.discord.conversation import DiscordConversation
 from adapters.discord.fetch import VideoFetcher
 from adapters.discord.handlers import Conversations, Handlers, VideoOptions
-from adapters.discord.tree import LocaleTranslator
+from adapters.discord.tree import VIDEO_OPTIONS, LocaleTranslator
 from bot import i18n
 from bot.config import Settings
 
@@ -248,8 +255,11 @@ class FakeCore:
         self.conversations.append(conversation)
         return self._run(conversation)
 
-    async def rerun(self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation) -> FakeJob | None:
-        self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id, "conversation": conversation})
+    async def rerun(
+        self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation, same_seed: bool = False,
+    ) -> FakeJob | None:
+        self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id, "conversation": conversation,
+                            "same_seed": same_seed})
         return self._run(conversation)
 
     async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> FakeJob | None:
@@ -426,6 +436,49 @@ async def test_video_mode_without_images_is_ignored(fetcher: VideoFetcher, clock
     core = FakeCore()
     await make_handlers(core, fetcher, clock).video(FakeInteraction(), VideoOptions("a cat", mode="reference"))  # type: ignore[arg-type]
     assert core.incoming[0].overrides == {}
+
+
+async def test_video_creative_options_reach_the_core_as_overrides_only_when_given(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore()
+    h = make_handlers(core, fetcher, clock)
+    await h.video(FakeInteraction(), VideoOptions(  # type: ignore[arg-type]
+        "fireworks over a lake", sound="off", negative_prompt="  text, watermarks ", seed=0, shot_type="multi",
+        prompt_extend="on",
+    ))
+    await h.video(FakeInteraction(), VideoOptions("a waterfall", sound="on", prompt_extend="off"))  # type: ignore[arg-type]
+    # blanks and values the choices do not offer are not sent at all
+    await h.video(FakeInteraction(), VideoOptions("a cat", negative_prompt="   ", shot_type="wide", sound="loud"))  # type: ignore[arg-type]
+    assert [i.overrides for i in core.incoming] == [
+        {"sound": False, "negative_prompt": "text, watermarks", "seed": 0, "shot_type": "multi", "prompt_extend": True},
+        {"sound": True, "prompt_extend": False},
+        {},
+    ]
+
+
+async def test_every_command_fits_discords_limits_in_every_language(fetcher: VideoFetcher) -> None:
+    """At most 25 options a command; names of choices and descriptions at most 100 characters."""
+    adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
+    tree = adapter.client.tree
+    await tree.set_translator(LocaleTranslator())
+    texts: list[str] = []
+
+    def collect(node: dict[str, Any]) -> None:
+        for key in ("description", "name"):
+            if key in node:
+                texts.append(str(node[key]))
+            texts.extend(str(v) for v in (node.get(f"{key}_localizations") or {}).values())
+        assert len(node.get("options") or []) <= 25, node.get("name")
+        for child in [*(node.get("options") or []), *(node.get("choices") or [])]:
+            collect(child)
+
+    for command in tree.get_commands():
+        collect(await command.get_translated_payload(tree, tree.translator))  # type: ignore[arg-type]
+    assert len(texts) > 50 and all(0 < len(t) <= 100 for t in texts), [t for t in texts if len(t) > 100]
+    video = await tree.get_command("video").get_translated_payload(tree, tree.translator)  # type: ignore[union-attr, arg-type]
+    assert [o["name"] for o in video["options"]] == list(VIDEO_OPTIONS)
+    sound = next(o for o in video["options"] if o["name"] == "sound")
+    assert [c["name_localizations"]["zh-CN"] for c in sound["choices"]] == [
+        i18n.t("discord.sound.on", "zh"), i18n.t("discord.sound.off", "zh")]
 
 
 async def test_non_image_attachment_is_answered_clearly_and_starts_nothing(fetcher: VideoFetcher, clock: Clock) -> None:
@@ -624,7 +677,7 @@ async def test_a_model_too_long_for_a_custom_id_gets_no_button(fetcher: VideoFet
 
 async def press(custom_id: str, interaction: FakeInteraction) -> None:
     """What discord.py does on a component press: match a template, build the item, call it."""
-    for template, cls in ((TEMPLATE, RerunButton), (ACTION_TEMPLATE, JobActionButton)):
+    for template, cls in ((TEMPLATE, RerunButton), (ACTION_TEMPLATE, JobActionButton), (SEED_TEMPLATE, SameSeedButton)):
         match = template.fullmatch(custom_id)
         if match is not None:
             item = await cls.from_custom_id(interaction, discord.ui.Button(custom_id=custom_id), match)  # type: ignore[attr-defined]
@@ -658,6 +711,35 @@ async def test_pressing_retry_reruns_with_the_same_model(fetcher: VideoFetcher, 
     assert inter.log.names() == ["defer", "delete_original"]
 
 
+async def test_pressing_same_seed_reruns_the_job_with_its_model_and_seed(fetcher: VideoFetcher, clock: Clock) -> None:
+    core = FakeCore()
+    inter = FakeInteraction(client=SimpleNamespace(button_handler=make_handlers(core, fetcher, clock)), user_id=77)
+    await press("imabot:seed:abc123:77", inter)
+    (call,) = core.reruns
+    assert (call["job_id"], call["user_id"], call["model_id"], call["same_seed"]) == ("abc123", "77", None, True)
+    await press("imabot:rerun:abc123::77", FakeInteraction(client=SimpleNamespace(button_handler=make_handlers(core, fetcher, clock)), user_id=77))
+    assert core.reruns[1]["same_seed"] is False  # plain Again: a new seed
+
+
+def test_the_video_offers_same_seed_next_to_again_when_the_seed_is_known() -> None:
+    video = VideoView("job1", "https://v/x.mp4", None, "cap", "link", "Wan 2.6", again_label="🔁 Again",
+                      same_seed_label="🎲 Same seed (42)", alternatives=(Alternative("kling-v2-6", "Kling 2.6", "🔀 Try Kling 2.6"),),
+                      requester="77")
+    view = render.video(video).view
+    assert view is not None
+    assert [(b.item.label, b.custom_id) for b in view.children] == [  # type: ignore[attr-defined]
+        ("🔁 Again", "imabot:rerun:job1::77"), ("🎲 Same seed (42)", "imabot:seed:job1:77"),
+        ("🔀 Try Kling 2.6", "imabot:rerun:job1:kling-v2-6:77"),
+    ]
+    assert isinstance(view.children[1], SameSeedButton) and view.timeout is None
+    unseeded = render.video(dataclasses.replace(video, same_seed_label=None)).view
+    assert unseeded is not None and len(unseeded.children) == 2
+    # the custom_id stays within Discord's 100 characters: no requester when it would not fit, no button when
+    # not even the job id does
+    assert SameSeedButton.make("j" * 84, "🎲", requester="1" * 19).custom_id == "imabot:seed:" + "j" * 84
+    assert not SameSeedButton.fits("j" * 90)
+
+
 async def test_setup_registers_the_buttons_and_syncs_commands_to_the_dev_guild(monkeypatch: pytest.MonkeyPatch, fetcher: VideoFetcher) -> None:
     adapter = DiscordAdapter(settings(discord_dev_guild=555), FakeCore(), fetcher=fetcher)
     synced: list[object] = []
@@ -670,6 +752,7 @@ async def test_setup_registers_the_buttons_and_syncs_commands_to_the_dev_guild(m
     await adapter.client.setup_hook()
     assert TEMPLATE in adapter.client._connection._view_store._dynamic_items
     assert ACTION_TEMPLATE in adapter.client._connection._view_store._dynamic_items
+    assert SEED_TEMPLATE in adapter.client._connection._view_store._dynamic_items
     assert synced == [555, None]
     assert adapter.client.tree.get_command("video", guild=discord.Object(555)) is not None
     assert adapter.client.button_handler is adapter.handlers
@@ -852,12 +935,19 @@ async def test_adapter_exposes_the_commands_with_their_options(fetcher: VideoFet
     video = tree.get_command("video")
     assert isinstance(video, discord.app_commands.Command)
     params = {p.name: p for p in video.parameters}
-    assert list(params) == ["prompt", "model", "duration", "resolution", "aspect_ratio", "image", "image2", "mode"]
+    assert list(params) == ["prompt", "model", "duration", "resolution", "aspect_ratio", "image", "image2", "mode",
+                            "sound", "negative_prompt", "seed", "shot_type", "prompt_extend"]
     assert params["prompt"].required and not params["model"].required
     assert params["model"].autocomplete
     assert params["image"].type is discord.AppCommandOptionType.attachment
     assert [c.value for c in params["mode"].choices] == ["first_frame", "reference", "first_last"]
     assert "9:16" in [c.value for c in params["aspect_ratio"].choices]
+    assert [c.value for c in params["sound"].choices] == ["on", "off"]
+    assert [c.value for c in params["prompt_extend"].choices] == ["on", "off"]
+    assert [c.value for c in params["shot_type"].choices] == ["single", "multi"]
+    assert params["seed"].type is discord.AppCommandOptionType.integer and params["seed"].min_value == 0
+    assert params["negative_prompt"].type is discord.AppCommandOptionType.string
+    assert not any(params[n].required for n in ("sound", "negative_prompt", "seed", "shot_type", "prompt_extend"))
     prefer = tree.get_command("prefer")
     assert isinstance(prefer, discord.app_commands.Group)
     assert sorted(c.name for c in prefer.commands) == ["clear", "model"]

@@ -307,8 +307,8 @@ async def test_again_and_try_another_model_on_the_video_work_once_between_them(
     video = ask.log.of("edit_original")[-1]
     shown = buttons(video)
     assert shown[0] == (i18n.t("again.button", "en"), f"imabot:rerun:{shown[0][1].split(':')[2]}::{USER}")
-    assert len(shown) == 2 and shown[1][0].startswith("🔀")
-    again, other_model = shown[0][1], shown[1][1]
+    assert len(shown) == 3 and shown[1][1].startswith("imabot:seed:") and shown[2][0].startswith("🔀")
+    again, other_model = shown[0][1], shown[2][1]
 
     pressed = Log()
     mine = interaction(h, pressed=pressed)
@@ -334,7 +334,7 @@ async def test_try_another_model_runs_the_same_request_with_that_model(
     ask = interaction()
     await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
     await core.wait_idle()
-    (_, switch) = buttons(ask.log.of("edit_original")[-1])
+    (_, _, switch) = buttons(ask.log.of("edit_original")[-1])
     model = switch[1].split(":")[3]
     pressed = Log()
     await press(switch[1], interaction(h, pressed=pressed))
@@ -342,6 +342,82 @@ async def test_try_another_model_runs_the_same_request_with_that_model(
     assert [e.model_id for e in sandbox.ledger] == ["wan2.6-t2v", model]
     assert sandbox.ledger[1].prompt == sandbox.ledger[0].prompt
     assert [kw["view"] for kw in pressed.of("message.edit")] == [None]
+
+
+async def test_same_seed_makes_one_more_task_with_the_first_ones_seed_once(
+    core: BotCore, sandbox: Sandbox, fetcher: VideoFetcher
+) -> None:
+    h = handlers(core, fetcher)
+    ask = interaction()
+    await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await core.wait_idle()
+    (first,) = sandbox.ledger
+    seed = int(first.parameters["seed"])
+    shown = buttons(ask.log.of("edit_original")[-1])
+    same = shown[1]
+    assert same == (i18n.t("again.same_seed", "en", seed=seed), f"imabot:seed:{same[1].split(':')[2]}:{USER}")
+
+    pressed = Log()
+    other = interaction(h, user_id=OTHER, pressed=pressed)
+    await press(same[1], other)  # not theirs: answered privately, nothing made, buttons kept
+    await core.wait_idle()
+    assert other.log.of("edit_original")[0]["content"] == i18n.t("chat.not_your_job", "en")
+    assert len(sandbox.ledger) == 1 and pressed.calls == []
+
+    mine = interaction(h, pressed=pressed)
+    await press(same[1], mine)
+    await core.wait_idle()
+    assert len(sandbox.ledger) == 2
+    second = sandbox.ledger[1]
+    assert int(second.parameters["seed"]) == seed and second.model_id == first.model_id
+    assert second.prompt == first.prompt
+    assert [kw["view"] for kw in pressed.of("message.edit")] == [None]
+
+    for cid in (same[1], shown[0][1], shown[2][1]):  # Same seed again, Again, Try <model>: all used up
+        late = interaction(h, pressed=pressed)
+        await press(cid, late)
+        await core.wait_idle()
+        assert late.log.of("edit_original")[0]["content"] == i18n.t("talk.already_started", "en")
+    assert len(sandbox.ledger) == 2
+
+
+# -- /video creative controls -------------------------------------------------------------------------------
+async def test_video_options_sound_seed_and_negative_prompt_reach_the_create_body(
+    core: BotCore, sandbox: Sandbox, fetcher: VideoFetcher
+) -> None:
+    h = handlers(core, fetcher)
+    ask = interaction()
+    opts = VideoOptions("waves on a beach", model="kling-v2-6", duration=5, sound="off", seed=42,
+                        negative_prompt="text, watermarks")
+    await h.video(ask, opts)  # type: ignore[arg-type]
+    await core.wait_idle()
+    (entry,) = sandbox.ledger
+    assert entry.model_id == "kling-v2-6" and entry.parameters["sound"] == "off"
+    assert int(entry.parameters["seed"]) == 42 and entry.parameters["negative_prompt"] == "text, watermarks"
+    assert entry.prompt == "waves on a beach"
+    notice = description(ask.log.of("edit_original")[0])
+    for line in (i18n.t("controls.sound_off", "en"), i18n.t("controls.seed", "en", seed=42),
+                 i18n.t("controls.negative", "en", words="text, watermarks")):
+        assert line in notice
+    # the video offers the same seed again
+    labels = {cid.split(":")[1]: label for label, cid in buttons(ask.log.of("edit_original")[-1])}
+    assert labels["seed"] == i18n.t("again.same_seed", "en", seed=42)
+
+
+async def test_video_options_sound_on_shot_type_and_prompt_extension_reach_the_create_body(
+    core: BotCore, sandbox: Sandbox, fetcher: VideoFetcher
+) -> None:
+    h = handlers(core, fetcher)
+    first, second = interaction(), interaction()
+    second.id += 1  # another invocation
+    await h.video(first, VideoOptions("waves on a beach", model="kling-v2-6", duration=5, sound="on"))  # type: ignore[arg-type]
+    await h.video(second, VideoOptions(  # type: ignore[arg-type]
+        "a city at night", model="wan2.6-t2v", shot_type="multi", prompt_extend="off"))
+    await core.wait_idle()
+    loud, wan = sandbox.ledger
+    assert loud.parameters["sound"] == "on"
+    assert wan.parameters["shot_type"] == "multi" and wan.parameters["prompt_extend"] in (False, "false")
+    assert wan.prompt == "a city at night"
 
 
 # -- /cancel ---------------------------------------------------------------------------------------------

@@ -84,8 +84,9 @@ class ScriptedCore:
         return self._job(job_id, conversation)
 
     async def rerun(self, job_id: str, *, user_id: str, model_id: str | None,
-                    conversation: Conversation) -> FakeJob | None:
-        self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id})
+                    conversation: Conversation, same_seed: bool = False) -> FakeJob | None:
+        self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id,
+                            **({"same_seed": True} if same_seed else {})})
         return self._job(f"{job_id}-rerun", conversation)
 
     def _job(self, job_id: str, conversation: Conversation) -> FakeJob:

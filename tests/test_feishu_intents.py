@@ -188,11 +188,12 @@ async def test_a_finished_video_in_a_group_at_mentions_the_requester(
     link = fake.calls[-1]
     assert link.kind == "reply" and link.body["message_id"] == message_id and link.body["msg_type"] == "text"
     assert link.at_ids == [USER] and "http://127.0.0.1" in link.content["text"]
-    # the card patched in place shows Again and Try <model>, with the views' labels
+    # the card patched in place shows Again, Same seed and Try <model>, with the views' labels
     final = writes(fake, first_card(fake, message_id))[-1]
-    assert actions_of(final) == ["again", "again"]
+    assert actions_of(final) == ["again", "same_seed", "again"]
     labels = [b["text"]["content"] for b in buttons(final)]
-    assert labels[0] == i18n.t("again.button", "en") and labels[1].startswith("🔀")
+    assert labels[0] == i18n.t("again.button", "en") and labels[2].startswith("🔀")
+    assert labels[1].startswith(i18n.t("again.same_seed", "en", seed="").split("(")[0])
 
 
 async def test_a_finished_video_in_a_private_chat_mentions_nobody(adapter: FeishuAdapter, fake: FakeFeishu) -> None:
@@ -319,6 +320,34 @@ async def test_again_button_reruns_the_same_model(adapter: FeishuAdapter, fake: 
     assert len(sandbox.ledger) == 2 and sandbox.ledger[0].model_id == sandbox.ledger[1].model_id
 
 
+async def test_same_seed_button_makes_one_more_task_with_the_same_seed_once(
+    adapter: FeishuAdapter, fake: FakeFeishu, sandbox: Sandbox
+) -> None:
+    message_id = await say(adapter, "a puppy running on grass, 5 seconds")
+    card_id = first_card(fake, message_id)
+    video = writes(fake, card_id)[-1]
+    (first,) = sandbox.ledger
+    seed = int(first.parameters["seed"])
+    same = button(video, "same_seed")
+    assert same["text"]["content"] == i18n.t("again.same_seed", "en", seed=seed)
+    assert same["value"]["owner"] == USER and same["value"]["model_id"] == ""
+    # someone else's press: told so, nothing made, the buttons stay
+    patches = len(fake.of("patch"))
+    toast = await press(adapter, same, card_id=card_id, operator=OTHER)
+    assert toast["type"] == "warning" and len(sandbox.ledger) == 1 and len(fake.of("patch")) == patches
+    toast = await press(adapter, same, card_id=card_id)
+    assert toast == {"type": "info", "content": i18n.t("feishu.toast_same_seed", "en")}
+    assert len(sandbox.ledger) == 2
+    second = sandbox.ledger[1]
+    assert int(second.parameters["seed"]) == seed and second.model_id == first.model_id
+    assert second.prompt == first.prompt
+    assert actions_of(writes(fake, card_id)[-1]) == []  # Again, Same seed and Try <model> all used up
+    for used in (same, button(video, "again", 0), button(video, "again", 1)):
+        await press(adapter, used, card_id=card_id)
+        assert texts(fake)[-1] == i18n.t("talk.already_started", "en")
+    assert len(sandbox.ledger) == 2
+
+
 async def test_failure_buttons_work_once(adapter: FeishuAdapter, fake: FakeFeishu, sandbox: Sandbox) -> None:
     message_id = await say(adapter, REFUSED)
     card_id = first_card(fake, message_id)
@@ -373,6 +402,8 @@ def test_only_known_button_actions_are_offered() -> None:
     assert b["value"] == {"action": "cancel", "job_id": "j", "model_id": "", "model_name": "", "lang": "en",
                           "owner": USER, "chat_type": "group"}
     assert set(feishu_cards.USED_BY) == feishu_cards.ACTIONS
+    # Again, Same seed and Try <model> share one use: a press on any drops all three
+    assert feishu_cards.USED_BY[feishu_cards.SAME_SEED] == feishu_cards.USED_BY[feishu_cards.AGAIN] == feishu_cards.RERUNS
 
 
 def test_without_buttons_keeps_links_and_other_jobs_buttons() -> None:

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 
 from adapters.base import Conversation, Core, ReplyTarget
-from adapters.discord.buttons import JobActionButton, RerunButton
+from adapters.discord.buttons import JobActionButton, RerunButton, SameSeedButton
 from adapters.discord.fetch import VideoFetcher
 from adapters.discord.handlers import Conversations, Handlers
 from adapters.discord.options import options
@@ -31,7 +31,7 @@ class ImaDiscordClient(discord.Client):
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
         super().__init__(intents=intents, allowed_mentions=mentions)
         self.handlers = handlers
-        #: read by the buttons' callbacks (RerunButton, JobActionButton)
+        #: read by the buttons' callbacks (RerunButton, JobActionButton, SameSeedButton)
         self.button_handler = handlers
         self.settings = settings
         self.ready_event = ready or asyncio.Event()
@@ -40,7 +40,7 @@ class ImaDiscordClient(discord.Client):
             self.tree.add_command(command)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(RerunButton, JobActionButton)
+        self.add_dynamic_items(RerunButton, JobActionButton, SameSeedButton)
         await self.tree.set_translator(LocaleTranslator())
         guild_id = self.settings.discord_dev_guild
         if guild_id is not None:

@@ -1,5 +1,5 @@
-"""Buttons that survive a restart: the custom_id carries the job id, the model and whom the
-job belongs to.
+"""Buttons that survive a restart: the custom_id carries the job id, the model (or "same seed")
+and whom the job belongs to.
 
 They are `DynamicItem`s registered with `client.add_dynamic_items` at start-up, so a press on
 a message posted before the restart is still understood. The requester's id at the end of a
@@ -20,6 +20,8 @@ TEMPLATE = re.compile(r"imabot:rerun:(?P<job>[\w-]+):(?P<model>[\w.\-]*)(?::(?P<
 #: Confirm, No thanks and ❌ Cancel of one job
 ACTIONS = ("confirm", "decline", "cancel")
 ACTION_TEMPLATE = re.compile(r"imabot:(?P<action>confirm|decline|cancel):(?P<job>[\w-]+)(?::(?P<user>\d+))?")
+#: "Same seed" after a video: the same model and the seed the job's task ran with
+SEED_TEMPLATE = re.compile(r"imabot:seed:(?P<job>[\w-]+)(?::(?P<user>\d+))?")
 #: Discord's limit on a component's custom_id
 MAX_CUSTOM_ID = 100
 
@@ -28,7 +30,8 @@ class ButtonHandler(Protocol):
     """What a press calls (`Handlers`), found on the client as `button_handler`."""
 
     async def rerun(
-        self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None, requester: str | None = None
+        self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None, requester: str | None = None,
+        *, same_seed: bool = False,
     ) -> None: ...
 
     async def job_action(
@@ -47,6 +50,11 @@ def custom_id(job_id: str, model_id: str | None, requester: str | None = None) -
 
 def action_id(action: str, job_id: str, requester: str | None = None) -> str:
     base = f"imabot:{action}:{job_id}"
+    return f"{base}:{requester}" if requester else base
+
+
+def seed_id(job_id: str, requester: str | None = None) -> str:
+    base = f"imabot:seed:{job_id}"
     return f"{base}:{requester}" if requester else base
 
 
@@ -145,3 +153,39 @@ class JobActionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=A
         if handler is None:
             return
         await handler.job_action(interaction, self.action, self.job_id, self.requester)
+
+
+class SameSeedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=SEED_TEMPLATE):
+    """"Same seed" on a finished video: the job again with its model and the seed its task ran with."""
+
+    def __init__(self, job_id: str, button: discord.ui.Button[Any], requester: str | None = None) -> None:
+        super().__init__(button)
+        self.job_id = job_id
+        self.requester = requester or None
+
+    @staticmethod
+    def fits(job_id: str) -> bool:
+        return _fits(seed_id(job_id), SEED_TEMPLATE)
+
+    @classmethod
+    def make(cls, job_id: str, label: str, *, requester: str | None = None) -> SameSeedButton:
+        user = _requester(requester)
+        if user and not _fits(seed_id(job_id, user), SEED_TEMPLATE):
+            user = None
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label=label, style=discord.ButtonStyle.secondary, custom_id=seed_id(job_id, user)
+        )
+        return cls(job_id, button, user)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> SameSeedButton:
+        button = item if isinstance(item, discord.ui.Button) else discord.ui.Button(custom_id=match.group(0))
+        return cls(match["job"], button, match["user"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        handler = _handler(interaction)
+        if handler is None:
+            return
+        await handler.rerun(interaction, self.job_id, None, self.requester, same_seed=True)

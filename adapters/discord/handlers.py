@@ -59,6 +59,12 @@ class VideoOptions:
     image: discord.Attachment | None = None
     image2: discord.Attachment | None = None
     mode: str | None = None
+    #: creative controls; the switches (sound, prompt_extend) as choice values "on" / "off"
+    sound: str | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    shot_type: str | None = None
+    prompt_extend: str | None = None
 
     @property
     def attachments(self) -> list[discord.Attachment]:
@@ -77,6 +83,16 @@ class VideoOptions:
             out["aspect_ratio"] = self.aspect_ratio
         if self.attachments and self.mode in table.modes:
             out["task_type"] = table.modes[self.mode]
+        if self.sound in table.switches:
+            out["sound"] = table.switches[self.sound]
+        if self.negative_prompt and self.negative_prompt.strip():
+            out["negative_prompt"] = self.negative_prompt.strip()
+        if self.seed is not None and self.seed >= 0:
+            out["seed"] = self.seed
+        if self.shot_type in table.shot_types:
+            out["shot_type"] = self.shot_type
+        if self.prompt_extend in table.switches:
+            out["prompt_extend"] = table.switches[self.prompt_extend]
         return out
 
 
@@ -307,14 +323,18 @@ class Handlers:
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
-    # -- buttons: Retry / Again / Try <model>, Confirm / No thanks, ❌ Cancel ------------------------
+    # -- buttons: Retry / Again / Same seed / Try <model>, Confirm / No thanks, ❌ Cancel -------------
     async def rerun(
-        self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None, requester: str | None = None
+        self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None, requester: str | None = None,
+        *, same_seed: bool = False,
     ) -> None:
-        """A press on Retry, Again or a suggested model: the core runs the job again, answering in a new message."""
+        """A press on Retry, Again, Same seed or a suggested model: the core runs the job again
+        (once between them), answering in a new message."""
 
         async def act(conv: DiscordConversation, user_id: str) -> object:
-            return await self.core.rerun(job_id, user_id=user_id, model_id=model_id, conversation=conv)
+            return await self.core.rerun(
+                job_id, user_id=user_id, model_id=model_id, conversation=conv, same_seed=same_seed
+            )
 
         await self._press(interaction, requester, act)
 

@@ -25,6 +25,8 @@ class Options:
     resolutions: tuple[str, ...]
     aspect_ratios: tuple[str, ...]
     modes: dict[str, str]  # mode name -> task type
+    shot_types: tuple[str, ...]
+    switches: dict[str, bool]  # "on" / "off" -> True / False
     images_imply: dict[int, str]  # number of images -> task type
     pacing: Pacing
     #: guild messages without an @-mention longer than this are not read (an answer is short)
@@ -45,6 +47,8 @@ def options() -> Options:
         resolutions=tuple(data["resolutions"]),
         aspect_ratios=tuple(data["aspect_ratios"]),
         modes=dict(data["modes"]),
+        shot_types=tuple(data["shot_types"]),
+        switches={str(k): bool(v) for k, v in data["switches"].items()},
         images_imply={int(k): v for k, v in data["images_imply"].items()},
         pacing=Pacing(**data["pacing"]),
         unmentioned_max_chars=int(data["unmentioned_max_chars"]),

@@ -12,7 +12,7 @@ from typing import Any
 import discord
 
 from adapters.base import Alternative, FailureView, NoticeView, ProgressView, VideoView
-from adapters.discord.buttons import JobActionButton, RerunButton
+from adapters.discord.buttons import JobActionButton, RerunButton, SameSeedButton
 
 BAR_WIDTH = 20
 COLOR_RUNNING = discord.Colour.blurple()
@@ -84,12 +84,15 @@ def _actions(job_id: str, labels: list[tuple[str, str | None]], requester: str |
 
 
 def _reruns(
-    job_id: str, same_label: str | None, alternatives: tuple[Alternative, ...], requester: str | None
+    job_id: str, same_label: str | None, alternatives: tuple[Alternative, ...], requester: str | None,
+    same_seed_label: str | None = None,
 ) -> discord.ui.View | None:
-    """Retry / Again (the same model, primary) and one button per other model."""
+    """Retry / Again (the same model, primary), Same seed (when offered) and one button per other model."""
     buttons = discord.ui.View(timeout=None)
     if same_label and RerunButton.fits(job_id, None):
         buttons.add_item(RerunButton.make(job_id, None, _clip(same_label, _MAX_LABEL), primary=True, requester=requester))
+    if same_seed_label and SameSeedButton.fits(job_id):
+        buttons.add_item(SameSeedButton.make(job_id, _clip(same_seed_label, _MAX_LABEL), requester=requester))
     for alt in alternatives:
         if RerunButton.fits(job_id, alt.model_id) and len(buttons.children) < 25:
             buttons.add_item(RerunButton.make(job_id, alt.model_id, _clip(alt.label, _MAX_LABEL), requester=requester))
@@ -118,7 +121,7 @@ def video(
     view: VideoView, file_bytes: bytes | None = None, filename: str = "video.mp4", requester: str | None = None
 ) -> Rendered:
     """The mp4 URL in the content (Discord shows a player), the caption in an embed beside it,
-    with Again and "Try <model>" buttons.
+    with Again, Same seed (when the task's seed is known) and "Try <model>" buttons.
 
     With the file attached the URL is wrapped in <…> so Discord shows one player, not two."""
     content = view.link_text
@@ -127,7 +130,9 @@ def video(
     embed = discord.Embed(description=_clip(view.caption, _MAX_DESCRIPTION), colour=COLOR_DONE)
     if view.cover_url and view.cover_url.startswith(("https://", "http://")):
         embed.set_thumbnail(url=view.cover_url)
-    buttons = _reruns(view.job_id, view.again_label, view.alternatives, view.requester or requester)
+    buttons = _reruns(
+        view.job_id, view.again_label, view.alternatives, view.requester or requester, view.same_seed_label
+    )
     return Rendered(content=content, embed=embed, view=buttons, file_bytes=file_bytes, filename=filename)
 
 

@@ -40,19 +40,26 @@ def _task_choices() -> list[app_commands.Choice[str]]:
     return [app_commands.Choice(name=ls(f"task.{task}"), value=task) for task in TASK_TYPES]
 
 
+#: /video options, in the order Discord shows them (at most 25; each has discord.cmd.video.<name>)
+VIDEO_OPTIONS = (
+    "prompt", "model", "duration", "resolution", "aspect_ratio", "image", "image2", "mode",
+    "sound", "negative_prompt", "seed", "shot_type", "prompt_extend",
+)
+
+
 def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | app_commands.Group]:
     """The bot's slash commands, bound to `h`."""
     table = options()
 
     @app_commands.command(name="video", description=ls("discord.cmd.video.description"))
-    @app_commands.describe(**{
-        name: ls(f"discord.cmd.video.{name}")
-        for name in ("prompt", "model", "duration", "resolution", "aspect_ratio", "image", "image2", "mode")
-    })
+    @app_commands.describe(**{name: ls(f"discord.cmd.video.{name}") for name in VIDEO_OPTIONS})
     @app_commands.choices(
         resolution=[app_commands.Choice(name=r, value=r) for r in table.resolutions],
         aspect_ratio=[app_commands.Choice(name=r, value=r) for r in table.aspect_ratios],
         mode=[app_commands.Choice(name=ls(f"discord.mode.{m}"), value=m) for m in table.modes],
+        sound=[app_commands.Choice(name=ls(f"discord.sound.{v}"), value=v) for v in table.switches],
+        shot_type=[app_commands.Choice(name=ls(f"discord.shot.{v}"), value=v) for v in table.shot_types],
+        prompt_extend=[app_commands.Choice(name=ls(f"discord.extend.{v}"), value=v) for v in table.switches],
     )
     async def video(
         interaction: discord.Interaction,
@@ -64,8 +71,17 @@ def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | ap
         image: discord.Attachment | None = None,
         image2: discord.Attachment | None = None,
         mode: str | None = None,
+        sound: str | None = None,
+        negative_prompt: app_commands.Range[str, 1, 500] | None = None,
+        # seeds are 32-bit signed integers at the providers; -1 ("random") is what leaving it out means
+        seed: app_commands.Range[int, 0, 2147483647] | None = None,
+        shot_type: str | None = None,
+        prompt_extend: str | None = None,
     ) -> None:
-        await h.video(interaction, VideoOptions(prompt, model, duration, resolution, aspect_ratio, image, image2, mode))
+        await h.video(interaction, VideoOptions(
+            prompt, model, duration, resolution, aspect_ratio, image, image2, mode,
+            sound=sound, negative_prompt=negative_prompt, seed=seed, shot_type=shot_type, prompt_extend=prompt_extend,
+        ))
 
     @video.autocomplete("model")
     async def video_model(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -245,8 +245,8 @@ class FeishuAdapter:
         if action in (cards.RERUN, cards.AGAIN) and press.model_id and name:
             return _toast("info", self.core.t("feishu.toast_started", lang, model=name))
         key = {cards.RERUN: "feishu.toast_retry", cards.AGAIN: "feishu.toast_again",
-               cards.CONFIRM: "feishu.toast_confirm", cards.DECLINE: "feishu.toast_decline",
-               cards.CANCEL: "feishu.toast_cancel"}[action]
+               cards.SAME_SEED: "feishu.toast_same_seed", cards.CONFIRM: "feishu.toast_confirm",
+               cards.DECLINE: "feishu.toast_decline", cards.CANCEL: "feishu.toast_cancel"}[action]
         return _toast("info", self.core.t(key, lang))
 
     # -- on the bot's loop -----------------------------------------------------------------------
@@ -260,7 +260,10 @@ class FeishuAdapter:
             press.chat_id, press.message_id, press.language, user_id=press.operator, chat_type=press.chat_type,
             card_message_id=press.message_id if press.action == cards.CONFIRM else None,
         )
-        if press.action in (cards.RERUN, cards.AGAIN):
+        if press.action == cards.SAME_SEED:
+            await self.core.rerun(press.job_id, user_id=press.operator, model_id=None, conversation=conv,
+                                  same_seed=True)
+        elif press.action in (cards.RERUN, cards.AGAIN):
             await self.core.rerun(press.job_id, user_id=press.operator, model_id=press.model_id, conversation=conv)
         elif press.action == cards.CONFIRM:
             await self.core.confirm(press.job_id, user_id=press.operator, conversation=conv)

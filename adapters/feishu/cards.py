@@ -4,10 +4,10 @@ Words come translated in the views or from `bot.i18n`; this module only lays the
 in `plain_text` so a prompt can never inject card markdown.
 
 Every button that acts on a job carries, in its `value` (echoed back verbatim in the
-`card.action.trigger` callback), what the press needs: the action, the job id, the model (for a
-rerun), the language, and who asked (`owner`, an open_id) and where (`chat_type`), so the
-adapter can tell a press by the requester from one by someone else and knows whether to
-@-mention on completion, also after a restart.
+`card.action.trigger` callback), what the press needs: the action (a same-seed rerun is an action
+of its own), the job id, the model (for a rerun), the language, and who asked (`owner`, an open_id)
+and where (`chat_type`), so the adapter can tell a press by the requester from one by someone else
+and knows whether to @-mention on completion, also after a restart.
 """
 
 from __future__ import annotations
@@ -24,15 +24,19 @@ MAX_TEXT = 6000
 #: button actions (value["action"]); each maps to one core method in the adapter
 RERUN = "rerun"  # failure card: another model or the same again -> core.rerun
 AGAIN = "again"  # video card: "Again" / "Try <model>" -> core.rerun
+SAME_SEED = "same_seed"  # video card: "Same seed" -> core.rerun(same_seed=True)
 CONFIRM = "confirm"  # notice waiting for an OK -> core.confirm
 DECLINE = "decline"  # notice waiting for an OK -> core.decline
 CANCEL = "cancel"  # notice / progress while the job runs -> core.cancel
-ACTIONS = frozenset({RERUN, AGAIN, CONFIRM, DECLINE, CANCEL})
+ACTIONS = frozenset({RERUN, AGAIN, SAME_SEED, CONFIRM, DECLINE, CANCEL})
+#: the actions that run a job again (the core allows one of them per earlier job)
+RERUNS = frozenset({RERUN, AGAIN, SAME_SEED})
 
 #: the buttons one press uses up (the card drops them): a pair is answered by either of its buttons
 USED_BY = {
-    RERUN: frozenset({RERUN, AGAIN}),
-    AGAIN: frozenset({RERUN, AGAIN}),
+    RERUN: RERUNS,
+    AGAIN: RERUNS,
+    SAME_SEED: RERUNS,
     CONFIRM: frozenset({CONFIRM, DECLINE}),
     DECLINE: frozenset({CONFIRM, DECLINE}),
     CANCEL: frozenset({CANCEL}),
@@ -116,10 +120,12 @@ def cancel_buttons(job_id: str, label: str | None, owner: Owner) -> list[dict[st
 
 
 def video_buttons(view: VideoView, owner: Owner) -> list[dict[str, Any]]:
-    """"Again" (same model) and one "Try <model>" per alternative."""
+    """"Again" (same model), "Same seed" (when the task's seed is known) and one "Try <model>" per alternative."""
     out = []
     if view.again_label:
         out.append(action_button(view.again_label, AGAIN, job_id=view.job_id, owner=owner, style="primary"))
+    if view.same_seed_label:
+        out.append(action_button(view.same_seed_label, SAME_SEED, job_id=view.job_id, owner=owner))
     for alt in view.alternatives:
         out.append(action_button(alt.label, AGAIN, job_id=view.job_id, owner=owner, model_id=alt.model_id,
                                  model_name=alt.model_name))
