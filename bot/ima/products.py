@@ -193,6 +193,10 @@ class _Entry:
     expires_at: float
 
 
+#: how long past its TTL an expired list may still be served while it refreshes (in TTLs)
+STALE_FACTOR = 5
+
+
 class ProductCache:
     """Product lists per category, kept for `ttl_s`, with one fetch in flight per category.
 
@@ -213,17 +217,27 @@ class ProductCache:
         self._generation: dict[str, int] = {}
 
     async def get(self, category: str) -> list[Product]:
-        """The products of `category`, from the cache when fresh."""
+        """The products of `category`, from the cache when fresh. An expired list is still
+        served while a refresh runs in the background (a message never waits for the refetch,
+        which queues behind polls), up to STALE_FACTOR times the TTL past its expiry."""
         entry = self._entries.get(category)
-        if entry is not None and self._clock() < entry.expires_at:
+        now = self._clock()
+        if entry is not None and now < entry.expires_at:
             return list(entry.products)
+        if entry is not None and now < entry.expires_at + self._ttl * STALE_FACTOR:
+            self._refresh(category)
+            return list(entry.products)
+        return list(await asyncio.shield(self._refresh(category)))
+
+    def _refresh(self, category: str) -> asyncio.Task[list[Product]]:
+        """The fetch in flight for `category`, started when there is none."""
         task = self._inflight.get(category)
         if task is None:
             task = asyncio.create_task(self._load(category, self._generation.get(category, 0)))
             task.add_done_callback(_consume_exception)
             self._inflight[category] = task
-        # shield: one caller giving up must not cancel the fetch the others wait for
-        return list(await asyncio.shield(task))
+        # callers await it through shield: one giving up must not cancel the fetch others wait for
+        return task
 
     async def _load(self, category: str, generation: int) -> list[Product]:
         try:
