@@ -931,7 +931,7 @@ async def test_adapter_exposes_the_commands_with_their_options(fetcher: VideoFet
     adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
     tree = adapter.client.tree
     assert adapter.platform == "discord"
-    assert sorted(c.name for c in tree.get_commands()) == ["cancel", "help", "jobs", "models", "prefer", "video"]
+    assert sorted(c.name for c in tree.get_commands()) == ["cancel", "help", "jobs", "models", "prefer", "usage", "video"]
     video = tree.get_command("video")
     assert isinstance(video, discord.app_commands.Command)
     params = {p.name: p for p in video.parameters}

@@ -541,3 +541,24 @@ async def test_a_ping_that_fails_does_not_undo_the_delivered_video(fetcher: Vide
     conv = Conversations(fetcher).for_channel(channel, requester=str(USER), language="en")
     await conv.video(VideoView("job1", "not-a-url", None, "cap", "link not-a-url", "Wan 2.6", requester=str(USER)))
     assert len(channel.sent) == 1 and channel.sent[0]["content"] == "link not-a-url"
+
+
+async def test_usage_answers_privately_with_what_the_person_spent() -> None:
+    from tests.test_discord import FakeInteraction
+
+    class UsageCore:
+        def t(self, key: str, language: str, **values: object) -> str:
+            from bot import i18n
+
+            return i18n.t(key, language, **values)
+
+        async def usage(self, platform: str, user_id: str, chat_id: str, language: str) -> str:
+            return f"{platform}:{user_id}:{chat_id}:{language}"
+
+    from adapters.discord.handlers import Conversations, Handlers
+    from bot.config import Settings
+
+    inter = FakeInteraction()
+    handlers = Handlers(UsageCore(), Settings(_env_file=None), Conversations(None))  # type: ignore[arg-type]
+    await handlers.usage(inter)  # type: ignore[arg-type]
+    assert inter.log.of("edit_original")[0]["content"].startswith("discord:")

@@ -37,6 +37,12 @@ _MAX_FIELD = 1024
 _PROMPT_PREVIEW = 80
 
 
+def roles_of(user: object) -> tuple[str, ...]:
+    """A guild member's role ids and names (for DISCORD_ALLOWED_ROLES); none in direct messages."""
+    roles = getattr(user, "roles", None) or ()
+    return tuple(v for r in roles for v in (str(getattr(r, "id", "")), str(getattr(r, "name", ""))) if v)
+
+
 def language_of(locale: object) -> str:
     """"zh" for a Chinese Discord locale, else "en"."""
     value = getattr(locale, "value", locale)
@@ -193,7 +199,7 @@ class Handlers:
         incoming = Incoming(
             platform=PLATFORM, chat_id=str(interaction.channel_id), user_id=str(interaction.user.id),
             text=opts.prompt, images=images, event_id=f"interaction:{interaction.id}", language=lang,
-            overrides=opts.overrides(self.table),
+            overrides=opts.overrides(self.table), roles=roles_of(interaction.user),
         )
         try:
             job = await self.core.handle(incoming, conv)
@@ -402,6 +408,15 @@ class Handlers:
         await self.core.cancel(None, platform=PLATFORM, user_id=str(interaction.user.id), conversation=conv, language=lang)
         await self._finish_silent(interaction, conv)
 
+    async def usage(self, interaction: discord.Interaction[Any]) -> None:
+        """What the person spent today and this month (admins: per channel and person), privately."""
+        lang = language_of(interaction.locale)
+        if await self._refuse(interaction, lang):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text = await self.core.usage(PLATFORM, str(interaction.user.id), str(interaction.channel_id), lang)
+        await interaction.edit_original_response(content=_clip(text, 2000))
+
     async def _download(
         self, files: Sequence[discord.Attachment], conv: DiscordConversation, lang: str
     ) -> tuple[ImageInput, ...] | None:
@@ -446,6 +461,7 @@ class Handlers:
         incoming = Incoming(
             platform=PLATFORM, chat_id=str(message.channel.id), user_id=str(message.author.id), text=text,
             images=images, event_id=f"message:{message.id}", reply_to=str(message.id), language=hint,
+            roles=roles_of(message.author),
         )
         await self.core.handle(incoming, conv)
 

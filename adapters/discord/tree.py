@@ -117,8 +117,12 @@ def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | ap
     async def cancel(interaction: discord.Interaction) -> None:
         await h.cancel(interaction)
 
+    @app_commands.command(name="usage", description=ls("discord.cmd.usage.description"))
+    async def usage(interaction: discord.Interaction) -> None:
+        await h.usage(interaction)
+
     @app_commands.command(name="help", description=ls("discord.cmd.help.description"))
     async def help_(interaction: discord.Interaction) -> None:
         await h.help(interaction)
 
-    return [video, models, prefer, jobs, cancel, help_]
+    return [video, models, prefer, jobs, cancel, usage, help_]
