@@ -24,38 +24,6 @@ USAGE = """usage: python -m bot [run | console [--image PATH] | sandbox [options
 """
 
 
-class _Redact(logging.Filter):
-    """Defence in depth: no configured secret is ever written to a log."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 6]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            if any(s in message for s in self.secrets):
-                for s in self.secrets:
-                    message = message.replace(s, "***")
-                record.msg, record.args = message, None
-        return True
-
-
-def _logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.ima_api_key, settings.feishu_app_secret, settings.discord_token, settings.ima_upload_app_key)
-        if s is not None
-    ]
-    handler.addFilter(_Redact(secrets))
-    logging.basicConfig(level=settings.bot_log_level.upper(), handlers=[handler], force=True)
-    # one line per HTTP request is noise at INFO; their warnings still show
-    for noisy in ("httpx", "httpcore", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
 def _console_language() -> str:
     lang = os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
     return "zh" if lang.lower().startswith("zh") else "en"
@@ -67,7 +35,8 @@ async def _console(settings: Settings, images: list[Path]) -> int:
 
     async with open_runtime(settings) as rt:
         adapter = ConsoleAdapter(rt.core, images=images, language=_console_language(),
-                                 sandbox=rt.sandbox is not None, local_file=rt.local_file)
+                                 sandbox=rt.sandbox is not None, local_file=rt.local_file,
+                                 max_image_bytes=settings.bot_max_image_bytes)
         if rt.sandbox is None:
             # an in-process sandbox forgets its tasks when it stops: only a real API can be resumed
             await rt.core.resume(lambda t: adapter.conversation_for(t) if t.platform == "console" else None)
@@ -78,14 +47,16 @@ async def _console(settings: Settings, images: list[Path]) -> int:
 
 
 async def _platforms(settings: Settings) -> int:
-    from adapters.base import Adapter
+    from bot.chat import Adapter
     from bot.app import open_runtime
 
     async with open_runtime(settings) as rt:
         adapters: dict[str, Adapter] = {}
         if settings.feishu_enabled:
             from adapters.feishu import FeishuAdapter
+            from bot import logs
 
+            logs.adopt("Lark")  # lark-oapi brings a stdout handler of its own
             adapters["feishu"] = FeishuAdapter(settings, rt.core)
         if settings.discord_enabled:
             from adapters.discord import DiscordAdapter
@@ -127,11 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     settings = Settings()
-    _logging(settings)
-    if command == "console" or not (settings.feishu_enabled or settings.discord_enabled):
-        # the terminal is the conversation: keep routine logs out of it unless asked for
-        if "BOT_LOG_LEVEL" not in os.environ:
-            logging.getLogger().setLevel(logging.WARNING)
+    from bot import logs
+
+    terminal = command == "console" or not (settings.feishu_enabled or settings.discord_enabled)
+    # the terminal is the conversation: keep routine logs out of it unless asked for (a log
+    # file still gets them)
+    logs.setup(settings, terminal_level=logging.WARNING if terminal and "BOT_LOG_LEVEL" not in os.environ else None)
     if command == "console":
         parser = argparse.ArgumentParser(prog="python -m bot console")
         parser.add_argument("--image", action="append", type=Path, default=[], help="attach an image to the first message")

@@ -17,9 +17,9 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from adapters.base import Incoming
 from bot import commands, i18n
 from bot.budget import ALLOWED_ROLES, ALLOWED_USERS, CHAT_LIMIT, USER_LIMIT
+from bot.chat import Incoming
 
 if TYPE_CHECKING:
     from bot.core import BotCore

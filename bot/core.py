@@ -1,6 +1,6 @@
 """The core adapters talk to: understands a message, keeps preferences, runs and resumes jobs.
 
-It implements `adapters.base.Core`; it never imports a platform SDK.
+It implements `bot.chat.Core`; it never imports a platform SDK or an adapter.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from adapters.base import (
+from bot import admin, commands, i18n
+from bot.catalog import Catalog, ModelInfo
+from bot.chat import (
     Conversation,
     Incoming,
     JobSummary,
     ModelChoice,
     ReplyTarget,
 )
-from bot import admin, commands, i18n
-from bot.catalog import Catalog, ModelInfo
 from bot.config import Settings
 from bot.ima import ImaClient
 from bot.ima.errors import ImaError
@@ -31,7 +31,7 @@ from bot.ima.types import MAX_PROMPT_CHARS, TASK_TYPES
 from bot.images import CheckedImage, ImageRejected, check_images, with_linked_images
 from bot.orchestrator import Orchestrator
 from bot.selection import offers_from
-from bot.store import ACTIVE, WAITING, Job, OpenQuestion, Store, StoredImage
+from bot.store import ACTIVE, WAITING, Job, OpenQuestion, Store, StoredImage, TooManyJobs
 from bot.understand import Request, parse
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,10 @@ class BotCore:
         self._owned: collections.Counter[tuple[str, str]] = collections.Counter()  # job places per person
         self._slots = asyncio.Semaphore(settings.bot_max_concurrent_jobs)
         self._queued = 0  # jobs waiting for a slot
+        # several processes on one database (PostgreSQL): the conversations resumed jobs answer
+        # in, and the task that renews this process's leases and takes over a dead one's jobs
+        self._conversation_for: list[Callable[[ReplyTarget], Conversation | None]] = []
+        self._leases: asyncio.Task[None] | None = None
         # load the phrase tables and message catalogs now, not on the first message's turn of the loop
         parse("")
         for language in i18n.LANGUAGES:
@@ -102,7 +106,7 @@ class BotCore:
         return i18n.t(key, language, **values)
 
     async def handle(self, incoming: Incoming, conversation: Conversation) -> RunningJob | None:
-        """Understand one message and act on it (see adapters.base.Core.handle). Whatever goes
+        """Understand one message and act on it (see bot.chat.Core.handle). Whatever goes
         wrong ends in a plain-language reply and a logged error, never in silence."""
         try:
             return await self._handle(incoming, conversation)
@@ -252,7 +256,11 @@ class BotCore:
         try:
             job = await self._new_job(request, incoming, prompt)
             stored = [StoredImage(im.content_type, im.data, im.url) for im in images]
-            accepted = await self.store.intake(incoming.platform, ids, job, stored)
+            accepted = await self.store.intake(incoming.platform, ids, job, stored, max_active=self._shared_limit(owner))
+        except TooManyJobs:  # counted across every process sharing the database
+            self._release(owner)
+            await refuse(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
+            return None
         except BaseException:
             self._release(owner)
             raise
@@ -335,7 +343,11 @@ class BotCore:
                 reply_to=old.reply_to, language=lang, task_type=old.task_type, prompt=old.prompt, request=request,
                 image_urls=list(old.image_urls), target_state=dict(old.target_state),
             )
-            await self.store.intake(old.platform, [], job, old_images)
+            await self.store.intake(old.platform, [], job, old_images, max_active=self._shared_limit(owner))
+        except TooManyJobs:
+            self._release(owner)
+            await conversation.text(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
+            return None
         except BaseException:
             self._release(owner)
             raise
@@ -362,7 +374,8 @@ class BotCore:
                 return None
             await self.store.forget_questions_about(job_id)
             job.request["confirmed"] = True
-            await self.store.save_job(job, status="accepted", request=job.request)
+            # taken by this process (the lease), whichever process asked the question
+            await self.store.save_leased(job, status="accepted", request=job.request)
             images = [] if job.image_urls else _checked(await self.store.job_images(job.id))
         except BaseException:
             self._release(owner)
@@ -475,18 +488,62 @@ class BotCore:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def resume(self, conversation_for: Callable[[ReplyTarget], Conversation | None]) -> list[RunningJob]:
-        """Pick up every unfinished job after a restart; each answers in its own chat."""
-        resumed = []
-        for job in await self.store.unfinished_jobs():
+        """Pick up every unfinished job after a restart; each answers in its own chat.
+
+        On a shared database (PostgreSQL) only the jobs no live process holds are taken (their
+        leases), and from now on this process renews its leases and, every third of the lease
+        time, takes over the jobs of a process that stopped renewing (killed, or cut off)."""
+        self._conversation_for.append(conversation_for)
+        resumed = await self._pick_up(conversation_for)
+        if self.store.shared and self._leases is None:
+            self._leases = asyncio.create_task(self._keep_leases(), name="leases")
+        return resumed
+
+    async def _pick_up(self, conversation_for: Callable[[ReplyTarget], Conversation | None]) -> list[RunningJob]:
+        """Claim unfinished jobs and run them here; those no conversation here can answer are handed back."""
+        limit = None
+        if self.store.shared:  # leave the rest to processes with free slots
+            limit = self.settings.bot_max_concurrent_jobs - len(self._jobs)
+            if limit <= 0:
+                return []
+        resumed, skipped = [], []
+        for job in await self.store.claim_jobs(limit):
             if job.id in self._jobs:
                 continue
             target = ReplyTarget(job.platform, job.chat_id, job.user_id, job.reply_to, job.language, job.target_state)
             conv = conversation_for(target)
             if conv is None:
+                skipped.append(job.id)
                 continue  # that platform is not connected in this run; leave the job for later
             self._owned[(job.platform, job.user_id)] += 1  # resumed jobs count, but are never refused
             resumed.append(self._start(job, conv, functools.partial(self.orchestrator.resume, job, conv)))
+        if skipped:
+            await self.store.release_leases(skipped)
         return resumed
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's leases; stop the jobs another process took; take over expired ones."""
+        every = self.settings.bot_lease_s / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                lost = await self.store.renew_leases(list(self._jobs))
+                for job_id in lost:
+                    running = self._jobs.get(job_id)
+                    if running is not None:
+                        log.warning("job %s is run by another process now; stopping it here", job_id)
+                        running.task.cancel()
+
+                def conversation_for(target: ReplyTarget) -> Conversation | None:
+                    return next((c for f in self._conversation_for if (c := f(target)) is not None), None)
+
+                taken = await self._pick_up(conversation_for)
+                if taken:
+                    log.info("took over %d job(s) of a process that stopped", len(taken))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("renewing leases failed; trying again")
 
     async def wait_idle(self) -> None:
         """Wait until every running job has ended."""
@@ -494,10 +551,18 @@ class BotCore:
             await asyncio.gather(*(j.task for j in list(self._jobs.values())), return_exceptions=True)
 
     async def cancel_all(self) -> None:
-        """Stop watching jobs (at shutdown); their rows stay as they are, to be resumed."""
+        """Stop watching jobs (at shutdown); their rows stay as they are, to be resumed — on a
+        shared database by another process at once: this one hands its leases back."""
+        if self._leases is not None:
+            self._leases.cancel()
+            await asyncio.gather(self._leases, return_exceptions=True)
+            self._leases = None
         for j in list(self._jobs.values()):
             j.task.cancel()
         await asyncio.gather(*(j.task for j in list(self._jobs.values())), return_exceptions=True)
+        if self.store.shared:
+            with contextlib.suppress(Exception):  # a database already gone: the leases expire instead
+                await self.store.release_leases()
 
     # -- internals ---------------------------------------------------------------------------------
     def _start(self, job: Job, conversation: Conversation, work: Callable[[], Awaitable[str]]) -> RunningJob:
@@ -536,6 +601,12 @@ class BotCore:
             return False
         self._owned[owner] += 1
         return True
+
+    def _shared_limit(self, owner: tuple[str, str]) -> int | None:
+        """The per-person limit to check in the database too, when other processes share it."""
+        if not self.store.shared or self.budgets.is_admin(*owner):
+            return None
+        return self.settings.bot_max_jobs_per_user
 
     def _release(self, owner: tuple[str, str]) -> None:
         self._owned[owner] -= 1

@@ -1,20 +1,30 @@
-"""Check user images before anything is spent on them: real image bytes, size-capped, or a
-public https URL that is not a way into a private network."""
+"""Check user images before anything is spent on them: real image bytes, size-capped, not too
+many pixels (read from the header, before anything is decoded). A picture link is fetched by the
+bot (bot.links: public addresses only, size-capped) and checked the same way, so IMA only ever
+sees the upload service's URLs."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import ipaddress
 import re
+import warnings
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
-from adapters.base import ImageInput, Incoming
+from bot import links
+from bot.chat import ImageInput, Incoming
 
 MAX_IMAGES = 4
+#: pixels a picture may have (8000 x 5000), read from its header before anything is decoded: a
+#: small file can claim a huge canvas (a decompression bomb). Pillow itself only warns below
+#: 179 megapixels, and a 12000 x 12000 header passed.
+MAX_PIXELS = 40_000_000
+# Pillow warns from 89 megapixels on; such pictures are refused here in words (MAX_PIXELS is
+# lower), so the warning would only print a traceback-like line into the console chat
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _SUFFIX = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
@@ -30,7 +40,8 @@ class ImageRejected(Exception):
 
 @dataclass(frozen=True)
 class CheckedImage:
-    """Either verified bytes with their MIME type, or a public https URL."""
+    """Verified bytes with their MIME type (also for a picture fetched from a link: url None).
+    A url is only ever one the IMA upload service gave back (a job restored from the store)."""
 
     data: bytes | None
     content_type: str
@@ -50,21 +61,21 @@ _TRAILING = ",;!?)"
 
 
 def with_linked_images(incoming: Incoming) -> Incoming:
-    """Picture links in the text become images of the request (checked like uploads: only
-    public https links pass) and leave the text, so they are not sent as part of the prompt."""
-    links: list[str] = []
+    """Picture links in the text become images of the request (fetched and checked by
+    `check_images`) and leave the text, so they are not sent as part of the prompt."""
+    found: list[str] = []
     pieces: list[str] = []
     pos = 0
     for m in _LINK.finditer(incoming.text):
         link = m[0].rstrip(_TRAILING)
         if _PICTURE.search(link):
-            links.append(link)
+            found.append(link)
             pieces += [incoming.text[pos:m.start()], " "]
             pos = m.start() + len(link)
-    if not links:
+    if not found:
         return incoming
     text = " ".join(("".join(pieces) + incoming.text[pos:]).split())
-    linked = tuple(ImageInput(url=u, filename=u.rsplit("/", 1)[-1][:80]) for u in links)
+    linked = tuple(ImageInput(url=u, filename=u.rsplit("/", 1)[-1][:80]) for u in found)
     return replace(incoming, text=text, images=incoming.images + linked)
 
 
@@ -72,50 +83,61 @@ def human_size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(1, n // 1024)} KB"
 
 
-def _sniff(data: bytes) -> str | None:
-    # Pillow reads the header and verifies the structure without decoding all pixels
+def _inspect(data: bytes, name: str) -> str:
+    """The picture's MIME type, or ImageRejected. Pillow's open reads the header only: the pixel
+    count is known (and refused) before anything is decoded; verify checks the structure."""
+    limit = MAX_PIXELS // 1_000_000
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt = im.format
+            width, height = im.size
+            if width * height > MAX_PIXELS:
+                raise ImageRejected("too_many_pixels", name=name, limit=limit)
             im.verify()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
-    return _FORMATS.get(fmt or "")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard (above 89 / 179 megapixels) spoke first
+        raise ImageRejected("too_many_pixels", name=name, limit=limit) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ImageRejected("not_image", name=name) from None
+    content_type = _FORMATS.get(fmt or "")
+    if content_type is None:
+        raise ImageRejected("not_image", name=name)
+    return content_type
 
 
-def public_https_url(url: str) -> bool:
-    """True for an https URL naming a public host (no credentials, no loopback or private IPs)."""
+def _link_name(url: str) -> str:
+    """How to call a linked picture in a message: its file name, else its host."""
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
     except ValueError:
-        return False
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or not host or parts.username or parts.password:
-        return False
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        return False
+        return "image"
+    return (unquote(parts.path.rsplit("/", 1)[-1]) or parts.hostname or "image")[:80]
+
+
+async def _fetch(url: str, max_bytes: int, rules: links.LinkRules | None) -> bytes:
     try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return "." in host  # a DNS name; the service fetches it, not us
-    return ip.is_global
+        return await links.fetch_picture(url, max_bytes, rules=rules)
+    except links.LinkRefused as e:
+        values = {"name": _link_name(url), "limit": human_size(max_bytes), **e.values}
+        raise ImageRejected(e.kind, **values) from None
 
 
-async def check_images(images: tuple[ImageInput, ...], max_bytes: int) -> list[CheckedImage]:
-    """Validate every image or raise ImageRejected for the first bad one."""
+async def check_images(
+    images: tuple[ImageInput, ...], max_bytes: int, *, rules: links.LinkRules | None = None
+) -> list[CheckedImage]:
+    """Validate every image or raise ImageRejected for the first bad one. A picture given as a
+    link is fetched here (under `rules`, by default bot.links.RULES) and checked as bytes."""
     if len(images) > MAX_IMAGES:
         raise ImageRejected("too_many", limit=MAX_IMAGES)
     out: list[CheckedImage] = []
     for img in images:
-        if img.data is None:
-            if img.url and public_https_url(img.url):
-                out.append(CheckedImage(None, img.content_type or "image/jpeg", img.url))
-                continue
-            raise ImageRejected("bad_url")
-        if len(img.data) > max_bytes:
-            raise ImageRejected("too_large", size=human_size(len(img.data)), limit=human_size(max_bytes))
-        content_type = await asyncio.to_thread(_sniff, img.data)
-        if content_type is None:
-            raise ImageRejected("not_image", name=img.filename)
-        out.append(CheckedImage(img.data, content_type))
+        data, name = img.data, img.filename
+        if data is None:
+            if not img.url:
+                raise ImageRejected("bad_url")
+            data, name = await _fetch(img.url, max_bytes, rules), _link_name(img.url)
+        if len(data) > max_bytes:
+            raise ImageRejected("too_large", size=human_size(len(data)), limit=human_size(max_bytes))
+        content_type = await asyncio.to_thread(_inspect, data, name)
+        out.append(CheckedImage(data, content_type))
     return out

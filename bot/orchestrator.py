@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.base import Conversation
 from bot import polling, views
 from bot.budget import Budgets
 from bot.catalog import Catalog, ModelInfo
+from bot.chat import Conversation
 from bot.config import Settings
 from bot.fitting import Adjustment, degrade, fit_controls, fit_request, settable, sound_field
 from bot.i18n import t
@@ -43,7 +43,7 @@ from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
 from bot.images import CheckedImage
 from bot.polling import RenderHistory
 from bot.selection import Offer, alternatives, cheapest, find, offers_from, recommend
-from bot.store import WAITING, Job, OpenQuestion, Store
+from bot.store import WAITING, Job, LeaseLost, OpenQuestion, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ _UNCERTAIN = "create_uncertain"
 #: polling errors that are worth waiting out
 _TRANSIENT = (NetworkError, ServerError, RateLimited, Timeout, ProtocolError)
 _MAX_POLL_ERRORS = 15
+#: what a job's run returns in a process that lost its lease: another process carries it on
+HANDED_OVER = "handed_over"
 
 
 async def _tell(sending: Awaitable[None], job: Job) -> None:
@@ -238,6 +240,9 @@ class Orchestrator:
         """Run `steps`; whatever goes wrong ends as a translated failure with alternatives."""
         try:
             return await steps()
+        except LeaseLost:
+            log.warning("job %s is another process's now; leaving it to it", job.id)
+            return HANDED_OVER
         except JobFailed as e:
             failure = e
         except ImaError as e:
@@ -412,8 +417,12 @@ class Orchestrator:
             return task_id
 
     async def _sending(self, job: Job, params: dict[str, Any], points: int) -> None:
-        """The create request is about to go on the wire: from now on it may be charged."""
-        await self.store.save_job(job, status="creating", attempts=job.attempts + 1, params=params, credits=points)
+        """The create request is about to go on the wire: from now on it may be charged. Marked
+        only while this process holds the job's lease (one statement checks and marks), so two
+        processes never both pay for it."""
+        if not await self.store.save_leased(job, status="creating", attempts=job.attempts + 1, params=params,
+                                            credits=points):
+            raise LeaseLost(job.id)
 
     def _backoff(self, attempt: int) -> float:
         return min(30.0, 2.0**attempt) * self.scale
@@ -546,7 +555,9 @@ class Orchestrator:
     async def _deliver(self, job: Job, conv: Conversation, result: TaskResult, offers: list[Offer]) -> None:
         url = result.url or job.result_url or ""
         now = self._clock()
-        await self.store.save_job(job, status="delivering", result_url=url, cover_url=result.cover)
+        # marked in the statement that checks the lease: of two processes, one delivers
+        if not await self.store.save_leased(job, status="delivering", result_url=url, cover_url=result.cover):
+            raise LeaseLost(job.id)
         hint = None
         rec_key = job.request.get("recommended_key")
         if job.request.get("source") == "preference" and rec_key and rec_key != job.model_key:
@@ -580,6 +591,8 @@ class Orchestrator:
         self, job: Job, conv: Conversation, e: JobFailed, offers: list[Offer], plan: Plan | None
     ) -> str:
         """Say why the job ended and save it so; returns its final status."""
+        if self.store.shared and not await self.store.save_leased(job):
+            return HANDED_OVER  # another process holds the job now: it speaks for it
         lang = job.language
         model_name = e.model or (plan.offer.name if plan else job.model_name) or ""
         failed_key = plan.offer.key if plan else job.model_key

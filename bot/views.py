@@ -1,10 +1,10 @@
-"""Build the neutral views of adapters/base.py: the only place user-facing text is assembled."""
+"""Build the neutral views of bot/chat.py: the only place user-facing text is assembled."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import Alternative, FailureView, NoticeView, ProgressView, VideoView
+from bot.chat import Alternative, FailureView, NoticeView, ProgressView, VideoView
 from bot.fitting import Adjustment
 from bot.i18n import has, t
 from bot.progress import overdue, percent
