@@ -33,11 +33,12 @@ from bot.ima.errors import (
     ImaError,
     NetworkError,
     NoRuleMatch,
-    ProtocolError,
     RateLimited,
     ServerError,
     TaskFailed,
     Timeout,
+    Transient,
+    policy,
 )
 from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
 from bot.images import CheckedImage
@@ -51,16 +52,10 @@ log = logging.getLogger(__name__)
 PREMIUM_POINTS = 50
 #: how long a question to the user (confirm N credits? retry with X?) can be answered
 QUESTION_TTL_S = 600.0
-#: failures for which retrying the same request can help
-_RETRYABLE_KINDS = {
-    "server_error", "network", "rate_limited", "timeout", "task_failed", "model_unavailable",
-    "unknown", "credit_mismatch", "no_rule_match", "attribute_mismatch", "invalid_product", "status_failed",
-}
 #: a create that may have gone through: no retry button and no other model to press, since
 #: either could pay a second time for a video that may still be made
 _UNCERTAIN = "create_uncertain"
-#: polling errors that are worth waiting out
-_TRANSIENT = (NetworkError, ServerError, RateLimited, Timeout, ProtocolError)
+#: polling errors that are worth waiting out: the Transient group
 _MAX_POLL_ERRORS = 15
 #: what a job's run returns in a process that lost its lease: another process carries it on
 HANDED_OVER = "handed_over"
@@ -537,7 +532,7 @@ class Orchestrator:
             previous, asked_at = asked_at, now
             try:
                 result = await self.client.detail(task_id)
-            except _TRANSIENT:
+            except Transient:
                 errors += 1
                 if errors > _MAX_POLL_ERRORS:
                     raise
@@ -602,12 +597,11 @@ class Orchestrator:
         if not offers and not uncertain:
             offers = _without_excluded(
                 job, await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type))
-        quiet = uncertain or e.kind == "over_budget"  # nothing another model would change
-        alts = [] if quiet else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
+        alts = [] if not policy(e.kind).alternatives else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
         reason = t(_reason_key(e.kind, job.attempts), lang, model=model_name,
                    **{k: v for k, v in e.values.items() if k != "model"})
         view = views.failure(job.id, lang, kind=e.kind, reason=reason, alternatives=alts,
-                             can_retry=e.kind in _RETRYABLE_KINDS)
+                             can_retry=policy(e.kind).button)
         # said first, saved after: a crash in between says it again after the restart, where
         # saving first would end the job without a word (as a delivery, at least once)
         try:
