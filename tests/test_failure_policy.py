@@ -6,7 +6,16 @@ import re
 from pathlib import Path
 
 from bot.ima import errors
-from bot.ima.errors import POLICY, CreateUncertain, ImaError, Refused, TaskFailed, Transient, Uncertain, policy
+from bot.ima.errors import (
+    POLICY,
+    CreateUncertain,
+    ImaError,
+    Refused,
+    TaskFailed,
+    Transient,
+    Uncertain,
+    policy,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
