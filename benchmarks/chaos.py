@@ -46,6 +46,7 @@ from adapters.base import (  # noqa: E402
     ReplyTarget,
     VideoView,
 )
+from bot.sandbox import process as sandbox_process  # noqa: E402
 
 PLATFORM = "chaos"
 SUBJECTS = [
@@ -184,30 +185,14 @@ async def bot_process(
 
 
 # -- the harness ----------------------------------------------------------------------------------
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
 def start_sandbox(work: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
     """The sandbox in a process of its own; returns it and its base URL once it serves."""
-    port_file = work / "sandbox.port"
-    cmd = [
-        sys.executable, "-m", "bot", "sandbox", "--port", "0", "--port-file", str(port_file),
-        "--ledger-file", str(work / "ledger.jsonl"), "--time-scale", str(args.time_scale),
+    return sandbox_process.start(
+        work, "--ledger-file", str(work / "ledger.jsonl"), "--time-scale", str(args.time_scale),
         "--fail-rate", str(args.fail_rate), "--error-rate-429", str(args.rate_429),
         "--error-rate-500", str(args.rate_500), "--latency-ms", str(args.latency_ms), "--seed", str(args.seed),
         "--media-dir", str(work / "media"), "--balance", str(10**9),
-    ]
-    log = (work / "sandbox.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=work, env=_env(), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the sandbox did not start; see {work / 'sandbox.log'}")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"
+    )
 
 
 def start_bot(work: Path, base_url: str, args: argparse.Namespace, run: int) -> subprocess.Popen[bytes]:
@@ -215,7 +200,7 @@ def start_bot(work: Path, base_url: str, args: argparse.Namespace, run: int) -> 
     cmd = [sys.executable, str(Path(__file__).resolve()), "bot", "--work", str(work), "--base-url", base_url,
            "--time-scale", str(args.time_scale), "--arrival-s", str(arrival), "--run", str(run)]
     log = (work / f"bot-{run}.log").open("wb")
-    return subprocess.Popen(cmd, cwd=work, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, cwd=work, env=sandbox_process.clean_env(), stdout=log, stderr=subprocess.STDOUT)
 
 
 def _ended(work: Path) -> int:

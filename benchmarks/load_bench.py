@@ -17,7 +17,6 @@ import asyncio
 import collections
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pydantic import SecretStr
 
 from adapters.base import FailureView, Incoming, NoticeView, ProgressView, VideoView
 from bot.config import SANDBOX_KEY, Settings
+from bot.sandbox import process as sandbox_process
 from tests.conftest import close_core, open_core
 
 PROMPTS = ["生成一段小狗在草地上奔跑的视频", "make a video of rain on a window, 5 seconds", "用海螺做个竖屏的城市夜景视频"]
@@ -65,24 +65,10 @@ async def lag_probe(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(time.perf_counter() - t0 - 0.01)
 
 
-def start_sandbox(tmp: Path, scale: float) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = tmp / "port"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--time-scale", str(scale),
-         "--balance", str(10**9), "--media-dir", str(tmp / "media"), "--port-file", str(port_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(400):
-        if port_file.exists() and port_file.read_text().strip():
-            return proc, f"http://127.0.0.1:{port_file.read_text().strip()}"
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the sandbox did not start")
-
-
 async def main(jobs: int, scale: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base = start_sandbox(Path(tmp), scale)
+        proc, base = sandbox_process.start(Path(tmp), "--time-scale", str(scale), "--balance", str(10**9),
+                                           "--media-dir", str(Path(tmp) / "media"))
         try:
             settings = Settings(
                 _env_file=None, ima_api_key=SecretStr(SANDBOX_KEY), ima_base_url=base, ima_im_base_url=base,
@@ -105,8 +91,7 @@ async def main(jobs: int, scale: float) -> None:
             rows = [await core.store.get_job(h.job_id) for h in handles if h is not None]
             await close_core(core)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            sandbox_process.stop(proc)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         failures = collections.Counter(k for s in sinks for k in s.failures)
         print(f"jobs: {jobs}  delivered: {sum(s.videos for s in sinks)}  failed: {dict(failures) or 0}")

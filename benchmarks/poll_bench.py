@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,6 +31,7 @@ from pydantic import SecretStr
 from adapters.base import FailureView, Incoming, NoticeView, ProgressView, VideoView
 from bot.config import SANDBOX_KEY, Settings
 from bot.ima.types import TaskResult
+from bot.sandbox import process as sandbox_process
 from tests.conftest import close_core, open_core
 
 #: one request per model, so each has its own history ("kind" = model, task, duration, resolution)
@@ -54,29 +54,13 @@ class Quiet:
     async def text(self, text: str) -> None: ...
 
 
-def start_sandbox(tmp: Path, scale: float, seed: int) -> tuple[Any, str, Path]:
-    import subprocess
-
-    port_file, ledger = tmp / "port", tmp / "ledger.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--time-scale", str(scale), "--seed", str(seed),
-         "--balance", str(10**9), "--media-dir", str(tmp / "media"), "--port-file", str(port_file),
-         "--ledger-file", str(ledger)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(400):
-        if port_file.exists() and port_file.read_text().strip():
-            return proc, f"http://127.0.0.1:{port_file.read_text().strip()}", ledger
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the sandbox did not start")
-
-
 async def run_schedule(learn: bool, jobs: int, warmup: int, scale: float, seed: int) -> dict[str, float]:
     """Polls per job and mean lag (real-time seconds) over the measured jobs of one schedule."""
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        proc, base, ledger = start_sandbox(tmp, scale, seed)
+        ledger = tmp / "ledger.jsonl"
+        proc, base = sandbox_process.start(tmp, "--time-scale", str(scale), "--seed", str(seed), "--balance", str(10**9),
+                                           "--media-dir", str(tmp / "media"), "--ledger-file", str(ledger))
         try:
             settings = Settings(
                 _env_file=None, ima_api_key=SecretStr(SANDBOX_KEY), ima_base_url=base, ima_im_base_url=base,
@@ -111,8 +95,7 @@ async def run_schedule(learn: bool, jobs: int, warmup: int, scale: float, seed: 
             rows = [await core.store.get_job(j) for j in job_ids[measured_from:]]
             await close_core(core)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            sandbox_process.stop(proc)
         ready = {e["task_id"]: e["ready_at"] for e in map(json.loads, ledger.read_text().splitlines()) if e.get("ready_at")}
     tasks = [r.task_ids[-1] for r in rows if r is not None and r.task_ids and r.status == "delivered"]
     lags = [max(0.0, seen_done[t] - ready[t]) / scale for t in tasks if t in seen_done and t in ready]
