@@ -25,8 +25,11 @@ from adapters.base import (
     VideoView,
 )
 from bot.i18n import detect_language
+from bot.images import human_size
 
 BAR_WIDTH = 20
+#: the bot's default BOT_MAX_IMAGE_BYTES, for an adapter built without settings
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
 async def _read_line(stream: TextIO) -> str:
@@ -130,8 +133,10 @@ class ConsoleAdapter:
         language: str = "en",
         sandbox: bool = False,
         local_file: Callable[[str], Path | None] | None = None,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
     ) -> None:
         self.core = core
+        self.max_image_bytes = max_image_bytes
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
@@ -176,7 +181,20 @@ class ConsoleAdapter:
         if not path.is_file():
             self._say("console.image_missing", path=str(path))
             return
-        data = path.read_bytes()
+        # the size from stat first: a 300 MB file (or a sparse one) is refused without reading it
+        try:
+            size = path.stat().st_size
+            if size <= self.max_image_bytes:
+                with path.open("rb") as f:
+                    data = f.read(self.max_image_bytes + 1)  # it may have grown since
+                size = len(data)
+        except OSError:
+            self._say("console.image_unreadable", path=str(path))
+            return
+        if size > self.max_image_bytes:
+            self._say("console.image_too_large", name=path.name, size=human_size(size),
+                      limit=human_size(self.max_image_bytes))
+            return
         self._pending.append(ImageInput(data=data, filename=path.name, content_type=mimetypes.guess_type(path.name)[0]))
         self._say("console.image_attached", name=path.name)
 

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     bot_timezone: str = "UTC"
     bot_admins: CsvList = Field(default_factory=list)  # "platform:user_id"
     bot_log_level: str = "INFO"
+    #: third-party loggers (aiosqlite, httpx, discord, Lark, …): a level, and/or name=LEVEL pairs
+    bot_log_level_libs: str = "WARNING"
+    bot_log_dir: Path | None = None  # daily files there (bot.log), kept 7 days
 
     # Feishu / Lark
     feishu_app_id: str | None = None

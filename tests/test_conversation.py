@@ -397,15 +397,7 @@ async def test_a_resumed_job_gets_back_the_message_it_was_editing(sandbox: Sandb
         await close_core(second)
 
 
-async def test_a_picture_link_in_the_text_is_animated(core: BotCore, sandbox: Sandbox) -> None:
-    conv = await run(core, "把这张图动起来 https://cdn.example.com/photos/cat.jpg")
-    assert conv.kinds()[-1] == "video", conv.events
-    [entry] = sandbox.ledger
-    assert entry.task_type == "image_to_video"
-    assert entry.parameters["input_images"] == ["https://cdn.example.com/photos/cat.jpg"]
-    assert "https://" not in entry.prompt
-
-
+# a picture link that works is fetched by the bot and uploaded: tests/test_links.py
 @pytest.mark.parametrize("link", ["http://127.0.0.1:8765/a.png", "https://10.0.0.8/x.jpg", "file:///etc/passwd.png"])
 async def test_a_hostile_picture_link_is_refused_and_nothing_is_spent(core: BotCore, sandbox: Sandbox, link: str) -> None:
     conv = await run(core, f"animate this {link}")

@@ -30,8 +30,12 @@ class _SecretFilter(logging.Filter):
             else:
                 self._secrets.pop(secret, None)
 
+    def secrets(self) -> list[str]:
+        with self._lock:
+            return list(self._secrets)
+
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = list(self._secrets)
+        secrets = self.secrets()
         if not secrets:
             return True
         message = record.getMessage()
@@ -60,6 +64,11 @@ def register(secret: str) -> None:
     """Mask `secret` in httpx log records until `unregister` is called as often."""
     if secret:
         _FILTER.add(secret)
+
+
+def registered() -> list[str]:
+    """The secrets registered now (bot.logs masks them in every formatted line)."""
+    return _FILTER.secrets()
 
 
 def unregister(secret: str) -> None:
