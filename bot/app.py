@@ -61,7 +61,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             log.info("using the built-in IMA sandbox at %s", sandbox.base_url)
         client = ImaClient.from_settings(settings)
         stack.push_async_callback(client.aclose)
-        store = await Store.open(settings.bot_db_path)
+        store = await Store.open(settings.db_url, lease_s=settings.bot_lease_s)
         stack.push_async_callback(store.close)
         # redeliveries come within hours (Feishu's last retry is at 6 h): a week is plenty
         await store.prune_seen(older_than_s=7 * 86400)

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
 
     # the bot
     bot_db_path: Path = Path("data/bot.sqlite3")
+    #: sqlite:///path (one process) or postgresql://… (several processes); unset: BOT_DB_PATH
+    bot_db_url: str | None = None
+    #: how long a process owns a job without renewing (PostgreSQL: a dead process's jobs move on after this)
+    bot_lease_s: float = Field(default=30.0, gt=0)
     bot_max_image_bytes: int = 10 * 1024 * 1024
     bot_max_concurrent_jobs: int = 50
     bot_max_jobs_per_user: int = Field(default=3, ge=1)
@@ -62,10 +66,14 @@ class Settings(BaseSettings):
     discord_dev_guild: int | None = None
     discord_allowed_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
     discord_allowed_roles: CsvList = Field(default_factory=list)  # role ids or names; empty: everyone
+    #: sharding: unset = one connection; a count (or "auto") = an AutoShardedClient, running
+    #: DISCORD_SHARD_IDS of them when set (each process its own ids), else all of them
+    discord_shard_count: int | Literal["auto"] | None = None
+    discord_shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
     @field_validator(
         "feishu_allowed_chats", "discord_allowed_guilds", "bot_admins", "feishu_allowed_users", "discord_allowed_roles",
-        mode="before",
+        "discord_shard_ids", mode="before",
     )
     @classmethod
     def _split_csv(cls, v: object) -> object:
@@ -89,7 +97,29 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)") from e
         return v
 
-    @field_validator("bot_user_daily_credits", "bot_chat_daily_credits", mode="before")
+    @field_validator("bot_db_url")
+    @classmethod
+    def _known_database(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None
+        if v is not None and not v.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError(f"BOT_DB_URL must start with sqlite:/// or postgresql:// (got {v.split(':')[0]!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        count, ids = self.discord_shard_count, self.discord_shard_ids
+        if isinstance(count, int) and count < 1:
+            raise ValueError("DISCORD_SHARD_COUNT must be 1 or more (or auto)")
+        if ids and not isinstance(count, int):
+            raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the number of shards in all)")
+        if isinstance(count, int) and (wrong := [i for i in ids if not 0 <= i < count]):
+            raise ValueError(f"DISCORD_SHARD_IDS {wrong} are not below DISCORD_SHARD_COUNT {count}")
+        return self
+
+    @field_validator(
+        "bot_user_daily_credits", "bot_chat_daily_credits", "discord_shard_count", "bot_log_dir", mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -103,6 +133,11 @@ class Settings(BaseSettings):
             if host in ("127.0.0.1", "localhost", "::1"):
                 self.ima_im_base_url = self.ima_base_url
         return self
+
+    @property
+    def db_url(self) -> str:
+        """The database to open: BOT_DB_URL, else the SQLite file at BOT_DB_PATH."""
+        return self.bot_db_url or f"sqlite:///{self.bot_db_path}"
 
     @property
     def uses_sandbox(self) -> bool:

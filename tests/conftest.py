@@ -1,8 +1,10 @@
-"""Shared fixtures: the real sandbox on loopback, a real SQLite file, a real BotCore."""
+"""Shared fixtures: the real sandbox on loopback, a real SQLite file, a real BotCore, and a
+throwaway PostgreSQL cluster (one per test session) for the store's PostgreSQL backend."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from bot.core import BotCore
 from bot.ima import ImaClient
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import Store
+from bot.store.pgcluster import Cluster, ClusterError
 
 #: sandbox generation times and the bot's estimates alike: Wan 2.6 takes ~1 s instead of ~90 s
 TIME_SCALE = 0.01
@@ -101,3 +104,40 @@ async def core(settings: Settings) -> AsyncIterator[BotCore]:
 @pytest.fixture
 def conversation() -> RecordingConversation:
     return RecordingConversation()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the whole run (a unix socket in a temp dir), removed
+    after. A cluster that cannot start fails the tests that need it, with the reason: never a skip."""
+    try:
+        cluster = Cluster().start()
+    except ClusterError as e:
+        pytest.fail(f"PostgreSQL tests need a throwaway cluster: {e}", pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+async def new_pg_database(cluster: Cluster) -> str:
+    """A fresh, empty database in the session's cluster; returns its URL."""
+    import asyncpg
+
+    name = f"t{next(_databases)}"
+    con = await asyncpg.connect(cluster.url())
+    try:
+        await con.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await con.close()
+    return cluster.url(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each backend: a SQLite file in a temp dir, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'bot.sqlite3'}"
+    return await new_pg_database(request.getfixturevalue("pg_cluster"))
+

@@ -24,12 +24,13 @@ class ImaDiscordClient(discord.Client):
     """discord.Client that registers the commands and the restart-proof buttons at start."""
 
     def __init__(
-        self, handlers: Handlers, settings: Settings, *, intents: discord.Intents, ready: asyncio.Event | None = None
+        self, handlers: Handlers, settings: Settings, *, intents: discord.Intents, ready: asyncio.Event | None = None,
+        **shards: Any,
     ) -> None:
         # user text can reach message content (a model name echoed back): never let it ping
         # @everyone, roles or users; replying to an @-mention still notifies its author
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
-        super().__init__(intents=intents, allowed_mentions=mentions)
+        super().__init__(intents=intents, allowed_mentions=mentions, **shards)
         self.handlers = handlers
         #: read by the buttons' callbacks (RerunButton, JobActionButton, SameSeedButton)
         self.button_handler = handlers
@@ -58,6 +59,22 @@ class ImaDiscordClient(discord.Client):
         await self.handlers.on_message(message, self.user)
 
 
+class ShardedImaDiscordClient(ImaDiscordClient, discord.AutoShardedClient):
+    """The same client over several gateway shards (DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS)."""
+
+
+def client_class(settings: Settings) -> tuple[type[ImaDiscordClient], dict[str, Any]]:
+    """One connection by default; with DISCORD_SHARD_COUNT an AutoShardedClient running all
+    of them ("auto": Discord's recommended count) or, with DISCORD_SHARD_IDS, those of them
+    (several processes, each with its own ids, together run them all)."""
+    count = settings.discord_shard_count
+    if count is None:
+        return ImaDiscordClient, {}
+    if count == "auto":
+        return ShardedImaDiscordClient, {}
+    return ShardedImaDiscordClient, {"shard_count": count, "shard_ids": list(settings.discord_shard_ids) or None}
+
+
 def intents(message_content: bool) -> discord.Intents:
     """Guilds and messages; message content when the application has that privileged intent."""
     value = discord.Intents.default()
@@ -81,7 +98,8 @@ class DiscordAdapter:
         self._stopping = False
 
     def _client(self, *, message_content: bool) -> ImaDiscordClient:
-        return ImaDiscordClient(self.handlers, self.settings, intents=intents(message_content), ready=self._ready)
+        cls, shards = client_class(self.settings)
+        return cls(self.handlers, self.settings, intents=intents(message_content), ready=self._ready, **shards)
 
     async def start(self) -> None:
         """Connect and serve until `stop()`."""

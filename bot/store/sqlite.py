@@ -1,7 +1,9 @@
-"""Durable state on one SQLite file (aiosqlite): preferences, jobs, seen events.
+"""The SQLite backend (aiosqlite): one file, one process — the default.
 
 Jobs are written before every step that costs or delivers, so a restart can resume polling
-and deliver exactly once. Migrations are versioned with PRAGMA user_version.
+and deliver exactly once. Migrations are versioned with PRAGMA user_version. Leases are
+written (the schema is the PostgreSQL one) but never contended: the one process owns every
+job, and a restart takes them all back at once.
 """
 
 from __future__ import annotations
@@ -11,11 +13,27 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from bot.store.base import DEFAULT_LEASE_S, Store
+from bot.store.model import (
+    ACTIVE,
+    FINAL,
+    JOB_COLUMNS,
+    WAITING,
+    Job,
+    OpenQuestion,
+    Preference,
+    StoredImage,
+    TooManyJobs,
+    apply_changes,
+    decode_job,
+    encode_job,
+    question_from,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
@@ -116,107 +134,25 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # 4: leases: which process owns a job until when (several processes on PostgreSQL; SQLite
+    #    writes them too but one process owns every job)
+    """
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until REAL;
+    """,
 )
 
-#: states a job passes through; the FINAL ones end it
-ACTIVE = ("accepted", "creating", "running", "delivering")
-#: priced and waiting for its requester's OK (not resumed at start-up: nothing runs until a yes)
-WAITING = "awaiting_confirm"
-FINAL = ("delivered", "failed", "cancelled", "expired", "uncertain")
 
-_JSON_FIELDS = {"request", "params", "image_urls", "task_ids", "target_state"}
+_FINAL_MARKS = ",".join("?" for _ in FINAL)
+#: a finished job stays finished: no write takes it back to an unfinished state
+_STAYS_FINISHED = f"NOT (status IN ({_FINAL_MARKS}) AND ? NOT IN ({_FINAL_MARKS}))"
 
 
-@dataclass
-class Job:
-    """One user request, from accepted to delivered or failed."""
+class SqliteStore(Store):
+    """The store on one SQLite file: one connection, WAL journal."""
 
-    id: str
-    platform: str
-    chat_id: str
-    user_id: str
-    language: str
-    task_type: str
-    prompt: str
-    request: dict[str, Any]
-    status: str = "accepted"
-    reply_to: str | None = None
-    model_key: str | None = None
-    model_id: str | None = None
-    model_name: str | None = None
-    model_version: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    credits: int | None = None
-    image_urls: list[str] = field(default_factory=list)
-    task_ids: list[str] = field(default_factory=list)
-    attempts: int = 0
-    est_min: int | None = None
-    est_max: int | None = None
-    error_kind: str | None = None
-    result_url: str | None = None
-    cover_url: str | None = None
-    target_state: dict[str, str] = field(default_factory=dict)
-    created_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """A picture kept with its job: verified bytes, or the public URL it came from."""
-
-    content_type: str
-    data: bytes | None = None
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class OpenQuestion:
-    """Something the bot asked one person in one chat, waiting for a yes or no.
-
-    kind: "retry" (a failed job; `options` are model ids to try, first = suggested) or
-    "confirm" (a job over the confirm threshold waits for a yes before it is paid)."""
-
-    platform: str
-    chat_id: str
-    user_id: str
-    kind: str
-    job_id: str
-    options: tuple[str, ...]
-    asked_at: float
-    expires_at: float
-
-
-@dataclass(frozen=True)
-class Preference:
-    model_key: str
-    model_id: str
-    model_name: str
-    updated_at: float
-
-
-_JOB_COLUMNS = [f.name for f in fields(Job)]
-
-
-def _encode(job: Job) -> dict[str, Any]:
-    row = asdict(job)
-    for k in _JSON_FIELDS:
-        row[k] = json.dumps(row[k], ensure_ascii=False)
-    return row
-
-
-def _decode(row: aiosqlite.Row) -> Job:
-    data = {k: row[k] for k in _JOB_COLUMNS}
-    for k in _JSON_FIELDS:
-        data[k] = json.loads(data[k])
-    return Job(**data)
-
-
-class Store:
-    """The bot's database. Open with `await Store.open(path)`; one connection, WAL journal."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None) -> None:
+        super().__init__(lease_s=lease_s, owner=owner)
         self._db = db
         # One connection is shared by every coroutine: a write that spans several statements
         # must not be committed half-way by another coroutine's commit. Every write holds this.
@@ -234,7 +170,8 @@ class Store:
             await self._db.commit()
 
     @classmethod
-    async def open(cls, path: Path | str) -> Store:
+    async def connect(cls, path: Path | str, *, lease_s: float = DEFAULT_LEASE_S,
+                      owner: str | None = None) -> SqliteStore:
         """Open (creating and migrating as needed) the SQLite file at `path`."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +180,7 @@ class Store:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute("PRAGMA busy_timeout=5000")
-        store = cls(db)
+        store = cls(db, lease_s=lease_s, owner=owner)
         await store._migrate()
         return store
 
@@ -284,7 +221,6 @@ class Store:
             )
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
-        """Forget one task type's preference, or all of a user's; returns how many were removed."""
         async with self._transaction() as db:
             if task_type is None:
                 cur = await db.execute("DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id))
@@ -295,9 +231,16 @@ class Store:
                 )
         return cur.rowcount
 
+    async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
+        async with self._db.execute(
+            "SELECT task_type, model_key, model_id, model_name, updated_at FROM preferences WHERE platform=? AND user_id=?",
+            (platform, user_id),
+        ) as cur:
+            rows = await cur.fetchall()
+        return {r[0]: Preference(r[1], r[2], r[3], r[4]) for r in rows}
+
     # -- seen events -------------------------------------------------------------------------
     async def seen_any(self, platform: str, event_ids: Sequence[str]) -> bool:
-        """True when any of the ids was seen before (a cheap read before the real intake)."""
         if not event_ids:
             return False
         marks = ",".join("?" for _ in event_ids)
@@ -306,17 +249,10 @@ class Store:
         ) as cur:
             return await cur.fetchone() is not None
 
-    async def mark_seen(self, platform: str, event_id: str) -> bool:
-        """Remember an event id; True the first time, False for a redelivery."""
-        return await self.intake(platform, [event_id])
-
     async def intake(
         self, platform: str, event_ids: Sequence[str], job: Job | None = None,
-        images: Sequence[StoredImage] = (),
+        images: Sequence[StoredImage] = (), *, max_active: int | None = None,
     ) -> bool:
-        """Accept one message: mark its event ids seen and write its job (with its pictures) in
-        ONE transaction, so a crash can neither lose the request nor leave it half-recorded.
-        False, writing nothing, when any of the ids was seen before (a redelivery)."""
         now = time.time()
         async with self._transaction() as db:
             for event_id in event_ids:
@@ -325,12 +261,24 @@ class Store:
                     await db.rollback()
                     return False
             if job is not None:
+                if max_active is not None and await self._active_count(db, job) >= max_active:
+                    raise TooManyJobs(f"{job.platform}:{job.user_id}")
                 await self._insert_job(db, job)
                 await db.executemany(
                     "INSERT INTO job_images VALUES (?,?,?,?,?)",
                     [(job.id, i, im.content_type, im.data, im.url) for i, im in enumerate(images)],
                 )
         return True
+
+    @staticmethod
+    async def _active_count(db: aiosqlite.Connection, job: Job) -> int:
+        marks = ",".join("?" for _ in ACTIVE)
+        async with db.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE platform=? AND user_id=? AND status IN ({marks})",
+            (job.platform, job.user_id, *ACTIVE),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def prune_seen(self, older_than_s: float = 7 * 86400) -> int:
         async with self._transaction() as db:
@@ -344,15 +292,15 @@ class Store:
         async with self._transaction() as db:
             await self._insert_job(db, job)
 
-    @staticmethod
-    async def _insert_job(db: aiosqlite.Connection, job: Job) -> None:
-        row = _encode(job)
+    async def _insert_job(self, db: aiosqlite.Connection, job: Job) -> None:
+        row = encode_job(job)
+        row["lease_owner"] = self.owner
+        row["lease_until"] = time.time() + self.lease_s
         cols = ",".join(row)
         marks = ",".join("?" for _ in row)
         await db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", tuple(row.values()))
 
     async def job_images(self, job_id: str) -> list[StoredImage]:
-        """The pictures kept with a job at intake, in order."""
         async with self._db.execute(
             "SELECT content_type, data, url FROM job_images WHERE job_id=? ORDER BY position", (job_id,)
         ) as cur:
@@ -360,28 +308,36 @@ class Store:
         return [StoredImage(r[0], r[1], r[2]) for r in rows]
 
     async def drop_job_images(self, job_id: str) -> None:
-        """Forget a job's picture bytes once they are uploaded (the job keeps their URLs)."""
         async with self._transaction() as db:
             await db.execute("DELETE FROM job_images WHERE job_id=?", (job_id,))
 
+    def _update(self, job: Job, changes: dict[str, Any], leased: bool) -> tuple[str, tuple[Any, ...]]:
+        apply_changes(job, changes)
+        row = encode_job(job)
+        sets = [f"{k}=?" for k in row if k != "id"]
+        values: list[Any] = [v for k, v in row.items() if k != "id"]
+        if leased or job.status == WAITING or job.status in FINAL:
+            # taken (or kept) by this process; a job that waits for a yes or is finished is nobody's
+            owned = leased and job.status != WAITING and job.status not in FINAL
+            sets += ["lease_owner=?", "lease_until=?"]
+            values += [self.owner if owned else None, time.time() + self.lease_s if owned else None]
+        where = f"id=? AND {_STAYS_FINISHED}"
+        args = (*values, job.id, *FINAL, job.status, *FINAL)
+        if leased:
+            where += f" AND status NOT IN ({_FINAL_MARKS})"
+            args = (*args, *FINAL)
+        return f"UPDATE jobs SET {','.join(sets)} WHERE {where}", args
+
     async def save_job(self, job: Job, **changes: Any) -> Job:
-        """Apply `changes` to `job` and write the whole row (one small row: simpler than diffs)."""
-        for k, v in changes.items():
-            if k not in _JOB_COLUMNS:
-                raise AttributeError(k)
-            setattr(job, k, v)
-        job.updated_at = time.time()
-        row = _encode(job)
-        sets = ",".join(f"{k}=?" for k in row if k != "id")
-        values = [v for k, v in row.items() if k != "id"]
+        sql, args = self._update(job, changes, leased=False)
         async with self._transaction() as db:
-            await db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*values, job.id))
+            await db.execute(sql, args)
         return job
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)) as cur:
             row = await cur.fetchone()
-        return _decode(row) if row else None
+        return decode_job(row) if row else None
 
     async def unfinished_jobs(self) -> list[Job]:
         marks = ",".join("?" for _ in ACTIVE)
@@ -389,16 +345,7 @@ class Store:
             f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at", ACTIVE
         ) as cur:
             rows = await cur.fetchall()
-        return [_decode(r) for r in rows]
-
-    async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
-        """Every preferred model of one person, by task type."""
-        async with self._db.execute(
-            "SELECT task_type, model_key, model_id, model_name, updated_at FROM preferences WHERE platform=? AND user_id=?",
-            (platform, user_id),
-        ) as cur:
-            rows = await cur.fetchall()
-        return {r[0]: Preference(r[1], r[2], r[3], r[4]) for r in rows}
+        return [decode_job(r) for r in rows]
 
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[Job]:
         async with self._db.execute(
@@ -406,10 +353,9 @@ class Store:
             (platform, user_id, limit),
         ) as cur:
             rows = await cur.fetchall()
-        return [_decode(r) for r in rows]
+        return [decode_job(r) for r in rows]
 
     async def active_jobs(self, platform: str, user_id: str) -> list[Job]:
-        """A person's jobs that are not finished yet (or wait for their OK), oldest first."""
         statuses = (*ACTIVE, WAITING)
         marks = ",".join("?" for _ in statuses)
         async with self._db.execute(
@@ -417,11 +363,43 @@ class Store:
             (platform, user_id, *statuses),
         ) as cur:
             rows = await cur.fetchall()
-        return [_decode(r) for r in rows]
+        return [decode_job(r) for r in rows]
+
+    # -- leases: one process owns every job ------------------------------------------------------
+    async def claim_jobs(self, limit: int | None = None) -> list[Job]:
+        jobs = await self.unfinished_jobs()
+        if limit is not None:
+            jobs = jobs[:limit]
+        if jobs:
+            marks = ",".join("?" for _ in jobs)
+            async with self._transaction() as db:
+                await db.execute(f"UPDATE jobs SET lease_owner=?, lease_until=? WHERE id IN ({marks})",
+                                 (self.owner, time.time() + self.lease_s, *(j.id for j in jobs)))
+        return jobs
+
+    async def save_leased(self, job: Job, **changes: Any) -> bool:
+        sql, args = self._update(job, changes, leased=True)
+        async with self._transaction() as db:
+            cur = await db.execute(sql, args)
+        return cur.rowcount == 1
+
+    async def renew_leases(self, job_ids: Sequence[str]) -> set[str]:
+        return set()  # nobody else could have taken them
+
+    async def release_leases(self, job_ids: Sequence[str] | None = None) -> int:
+        async with self._transaction() as db:
+            if job_ids is None:
+                cur = await db.execute("UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=?",
+                                       (self.owner,))
+            else:
+                marks = ",".join("?" for _ in job_ids)
+                cur = await db.execute(
+                    f"UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=? AND id IN ({marks})",
+                    (self.owner, *job_ids))
+        return cur.rowcount
 
     # -- open questions ------------------------------------------------------------------------
     async def ask(self, question: OpenQuestion) -> None:
-        """Remember a question to one person in one chat (replacing an older one there)."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO open_questions VALUES (?,?,?,?,?,?,?,?)",
@@ -430,9 +408,6 @@ class Store:
             )
 
     async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:
-        """The person's question in this chat, removed as it is read (an answer is used once);
-        None when there is none. An expired one is returned too (see `expires_at`), so the
-        caller can say it expired."""
         async with self._transaction() as db:
             async with db.execute(
                 "SELECT * FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?",
@@ -444,18 +419,14 @@ class Store:
             await db.execute(
                 "DELETE FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?", (platform, chat_id, user_id)
             )
-        return OpenQuestion(row["platform"], row["chat_id"], row["user_id"], row["kind"], row["job_id"],
-                            tuple(json.loads(row["options"])), row["asked_at"], row["expires_at"])
+        return question_from(row)
 
     async def forget_questions_about(self, job_id: str) -> None:
-        """A question is moot once its job was answered another way (a button instead of words)."""
         async with self._transaction() as db:
             await db.execute("DELETE FROM open_questions WHERE job_id=?", (job_id,))
 
     # -- actions that may happen once ---------------------------------------------------------
     async def use_once(self, action_id: str) -> bool:
-        """Claim an action (a button press on one message); True only the first time, across
-        double presses, redeliveries and restarts."""
         async with self._transaction() as db:
             cur = await db.execute("INSERT OR IGNORE INTO used_actions VALUES (?,?)", (action_id, time.time()))
         return cur.rowcount == 1
@@ -464,9 +435,6 @@ class Store:
     async def reserve_spend(
         self, job: Job, credits: int, since: float, user_limit: int | None, chat_limit: int | None
     ) -> tuple[str, int] | None:
-        """Check and reserve `credits` for `job` in one transaction. None when reserved (again,
-        for a job that already holds a reservation); ("user" | "chat", credits left) when that
-        budget would be exceeded, reserving nothing."""
         async with self._transaction() as db:
             for scope, column, value, limit in (("user", "user_id", job.user_id, user_limit),
                                                  ("chat", "chat_id", job.chat_id, chat_limit)):
@@ -489,7 +457,6 @@ class Store:
         return None
 
     async def set_spend_state(self, job_id: str, state: str, credits: int | None = None) -> None:
-        """Mark a job's credits "spent" (with what it finally cost) or "released"."""
         async with self._transaction() as db:
             if credits is None:
                 await db.execute("UPDATE spend SET state=? WHERE job_id=?", (state, job_id))
@@ -498,8 +465,6 @@ class Store:
 
     async def usage(self, platform: str, since: float, *, user_id: str | None = None,
                     chat_id: str | None = None, by: str | None = None) -> list[tuple[str, int, int]]:
-        """Credits (reserved or spent) and jobs since `since`: for one person or chat, or per
-        "user_id" / "chat_id" (`by`), largest first. Rows are (who, credits, jobs)."""
         where = ["platform=?", "created_at>=?", "state!='released'"]
         args: list[Any] = [platform, since]
         if user_id is not None:
@@ -529,3 +494,6 @@ class Store:
                 "INSERT INTO overrides VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value, "
                 "updated_at=excluded.updated_at", (key, value, time.time()),
             )
+
+
+__all__ = ["JOB_COLUMNS", "MIGRATIONS", "SqliteStore"]

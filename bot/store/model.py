@@ -1,0 +1,127 @@
+"""What the store keeps, whatever the backend: jobs, pictures, questions, preferences."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+#: states a job passes through; the FINAL ones end it
+ACTIVE = ("accepted", "creating", "running", "delivering")
+#: priced and waiting for its requester's OK (not resumed at start-up: nothing runs until a yes)
+WAITING = "awaiting_confirm"
+FINAL = ("delivered", "failed", "cancelled", "expired", "uncertain")
+
+_JSON_FIELDS = {"request", "params", "image_urls", "task_ids", "target_state"}
+
+
+class LeaseLost(Exception):
+    """Another process holds this job's lease now: this one stops working on it, saying nothing."""
+
+
+class TooManyJobs(Exception):
+    """The person already has as many jobs under way as they may (counted in the database)."""
+
+
+@dataclass
+class Job:
+    """One user request, from accepted to delivered or failed."""
+
+    id: str
+    platform: str
+    chat_id: str
+    user_id: str
+    language: str
+    task_type: str
+    prompt: str
+    request: dict[str, Any]
+    status: str = "accepted"
+    reply_to: str | None = None
+    model_key: str | None = None
+    model_id: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    credits: int | None = None
+    image_urls: list[str] = field(default_factory=list)
+    task_ids: list[str] = field(default_factory=list)
+    attempts: int = 0
+    est_min: int | None = None
+    est_max: int | None = None
+    error_kind: str | None = None
+    result_url: str | None = None
+    cover_url: str | None = None
+    target_state: dict[str, str] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A picture kept with its job: verified bytes, or the public URL it came from."""
+
+    content_type: str
+    data: bytes | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenQuestion:
+    """Something the bot asked one person in one chat, waiting for a yes or no.
+
+    kind: "retry" (a failed job; `options` are model ids to try, first = suggested) or
+    "confirm" (a job over the confirm threshold waits for a yes before it is paid)."""
+
+    platform: str
+    chat_id: str
+    user_id: str
+    kind: str
+    job_id: str
+    options: tuple[str, ...]
+    asked_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Preference:
+    model_key: str
+    model_id: str
+    model_name: str
+    updated_at: float
+
+
+JOB_COLUMNS = [f.name for f in fields(Job)]
+
+
+def encode_job(job: Job) -> dict[str, Any]:
+    """The job as one row: JSON text for its structured fields."""
+    row = asdict(job)
+    for k in _JSON_FIELDS:
+        row[k] = json.dumps(row[k], ensure_ascii=False)
+    return row
+
+
+def decode_job(row: Any) -> Job:
+    """A job from its row (columns other than the job's own, such as the lease, are ignored)."""
+    data = {k: row[k] for k in JOB_COLUMNS}
+    for k in _JSON_FIELDS:
+        data[k] = json.loads(data[k])
+    return Job(**data)
+
+
+def apply_changes(job: Job, changes: Mapping[str, Any]) -> None:
+    """Set `changes` on `job` (unknown names are an error) and stamp it."""
+    for k, v in changes.items():
+        if k not in JOB_COLUMNS:
+            raise AttributeError(k)
+        setattr(job, k, v)
+    job.updated_at = time.time()
+
+
+def question_from(row: Any) -> OpenQuestion:
+    return OpenQuestion(row["platform"], row["chat_id"], row["user_id"], row["kind"], row["job_id"],
+                        tuple(json.loads(row["options"])), row["asked_at"], row["expires_at"])
