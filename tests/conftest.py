@@ -4,8 +4,12 @@ throwaway PostgreSQL cluster (one per test session) for the store's PostgreSQL b
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -16,6 +20,8 @@ from bot.config import SANDBOX_KEY, Settings
 from bot.core import BotCore
 from bot.ima import ImaClient
 from bot.sandbox import Sandbox, SandboxConfig
+from bot.sandbox.process import clean_env
+from bot.sandbox.process import running as running_sandbox
 from bot.store import Store
 from bot.store.pgcluster import Cluster, ClusterError
 
@@ -141,3 +147,18 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'db' / 'bot.sqlite3'}"
     return await new_pg_database(request.getfixturevalue("pg_cluster"))
 
+
+def console_session(tmp_path: Path, stdin: str, **env: str) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    """`python -m bot console` with piped stdin against a sandbox started apart (as an operator
+    would: IMA_BASE_URL, IMA_API_KEY=ima_sandbox_key), with extra settings `env`. Returns the
+    finished console and the sandbox ledger (one entry per paid task)."""
+    ledger = tmp_path / "ledger.jsonl"
+    with running_sandbox(tmp_path / "sandbox", "--time-scale", str(TIME_SCALE), "--ledger-file", str(ledger)) as base:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "console"], input=stdin, capture_output=True, text=True, timeout=120,
+            check=False, cwd=tmp_path,
+            env={**clean_env(), "IMA_BASE_URL": base, "IMA_API_KEY": SANDBOX_KEY, "IMA_SANDBOX_TIME_SCALE": str(TIME_SCALE),
+                 "BOT_DB_PATH": str(tmp_path / "bot.sqlite3"), "PYTHONIOENCODING": "utf-8", **env},
+        )
+    entries = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()] if ledger.exists() else []
+    return done, entries

@@ -4,11 +4,6 @@ core, the sandbox over HTTP (its ledger is the bill) and a SQLite file."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +12,7 @@ import pytest
 from adapters.base import Incoming
 from bot.core import BotCore
 from bot.sandbox import Sandbox
-from tests.conftest import RecordingConversation, close_core, make_settings, open_core
+from tests.conftest import RecordingConversation, close_core, console_session, make_settings, open_core
 
 
 def say(text: str, *, user: str = "u1", chat: str = "chat", platform: str = "console",
@@ -152,27 +147,8 @@ async def test_a_stopped_running_job_still_counts_because_it_may_be_charged(budg
 
 
 def test_a_console_session_over_budget_creates_one_task_and_says_why(tmp_path: Path) -> None:
-    ledger, port_file = tmp_path / "ledger.jsonl", tmp_path / "port"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--port-file", str(port_file), "--time-scale", "0.01",
-         "--ledger-file", str(ledger)], env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        env.update(IMA_BASE_URL=f"http://127.0.0.1:{port_file.read_text().strip()}", IMA_API_KEY="ima_sandbox_key",
-                   IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"),
-                   BOT_USER_DAILY_CREDITS="40", PYTHONIOENCODING="utf-8")
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", "console"], input="a red fox in the snow\na blue whale at dawn\nusage\n",
-            capture_output=True, text=True, env=env, timeout=120, check=False, cwd=tmp_path,
-        )
-    finally:
-        sandbox.terminate()
-        sandbox.wait(10)
+    done, created = console_session(tmp_path, "a red fox in the snow\na blue whale at dawn\nusage\n",
+                                    BOT_USER_DAILY_CREDITS="40")
     assert done.returncode == 0, done.stderr
-    assert len([line for line in ledger.read_text().splitlines() if line.strip()]) == 1
+    assert len(created) == 1
     assert "15 of 40" in done.stdout and "resets" in done.stdout
-    assert json.loads(ledger.read_text().splitlines()[0])

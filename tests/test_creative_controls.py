@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ from adapters.base import Incoming, NoticeView
 from bot.core import BotCore
 from bot.sandbox import Sandbox
 from bot.understand import parse
-from tests.conftest import RecordingConversation
+from tests.conftest import RecordingConversation, console_session
 
 PHRASES: list[tuple[str, dict[str, Any]]] = [
     ("video of fireworks over a lake, no sound", {"sound": False, "prompt": "fireworks over a lake"}),
@@ -102,31 +99,9 @@ async def test_a_seed_is_chosen_and_kept_when_none_was_asked(core: BotCore, sand
 
 
 def test_a_console_conversation_shows_each_choice_and_sends_it(tmp_path: Path) -> None:
-    ledger = tmp_path / "ledger.jsonl"
-    port_file = tmp_path / "port"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--port-file", str(port_file),
-         "--time-scale", "0.01", "--ledger-file", str(ledger)], env=env,
-    )
-    try:
-        for _ in range(200):
-            if port_file.exists() and port_file.read_text().strip():
-                break
-            asyncio.run(asyncio.sleep(0.05))
-        port = port_file.read_text().strip()
-        env.update(IMA_BASE_URL=f"http://127.0.0.1:{port}", IMA_API_KEY="ima_sandbox_key", IMA_SANDBOX_TIME_SCALE="0.01",
-                   BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), PYTHONIOENCODING="utf-8")
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", "console"], input="a lighthouse in a storm, silent, seed 42, --no people\n",
-            capture_output=True, text=True, env=env, timeout=120, check=False, cwd=tmp_path,
-        )
-    finally:
-        sandbox.terminate()
-        sandbox.wait(10)
+    done, created = console_session(tmp_path, "a lighthouse in a storm, silent, seed 42, --no people\n")
     assert done.returncode == 0, done.stderr
     assert "Seed: 42" in done.stdout and "Keep out: people" in done.stdout
-    created = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
     assert len(created) == 1
     sent = json.dumps(created[0])
     assert "people" in sent and "42" in sent
