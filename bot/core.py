@@ -31,7 +31,7 @@ from bot.ima.types import MAX_PROMPT_CHARS, TASK_TYPES
 from bot.images import CheckedImage, ImageRejected, check_images, with_linked_images
 from bot.orchestrator import Orchestrator
 from bot.selection import offers_from
-from bot.store import ACTIVE, WAITING, Job, OpenQuestion, Store, StoredImage, TooManyJobs
+from bot.store import ACTIVE, WAITING, Job, JobRequest, OpenQuestion, Store, StoredImage, TooManyJobs
 from bot.understand import Request, parse
 
 log = logging.getLogger(__name__)
@@ -290,13 +290,13 @@ class BotCore:
             id=uuid.uuid4().hex[:16], platform=incoming.platform, chat_id=incoming.chat_id,
             user_id=incoming.user_id, reply_to=incoming.reply_to, language=request.language,
             task_type=request.task_type, prompt=prompt,
-            request={
-                "text": incoming.text, "model_key": model.key if model else None,
-                "preferred_key": pref.model_key if pref else None, "duration": request.duration,
-                "resolution": request.resolution, "aspect_ratio": request.aspect_ratio,
-                "tier": self._tier(request, model), "remembered": remembered,
-                "excluded": list(request.excluded_keys), "controls": request.controls(),
-            },
+            request=JobRequest(
+                text=incoming.text, model_key=model.key if model else None,
+                preferred_key=pref.model_key if pref else None, duration=request.duration,
+                resolution=request.resolution, aspect_ratio=request.aspect_ratio,
+                tier=self._tier(request, model), remembered=remembered,
+                excluded=list(request.excluded_keys), controls=request.controls(),
+            ),
         )
 
     async def rerun(
@@ -329,15 +329,13 @@ class BotCore:
                 await conversation.text(self.t("talk.already_started", lang))
                 return None
             await self.store.forget_questions_about(job_id)
-            request = dict(old.request)
-            request.update(model_key=model.key if model else None, preferred_key=None, source=None, tier=None,
-                           remembered=False, confirmed=False)
-            controls = dict(request.get("controls") or {})
+            controls = dict(old.request.controls)
             if same_seed and old.params.get("seed") is not None:
                 controls["seed"] = old.params["seed"]
             elif not same_seed:
                 controls.pop("seed", None)  # plain "again" is a new take: a new seed
-            request["controls"] = controls
+            request = replace(old.request, model_key=model.key if model else None, preferred_key=None, source=None,
+                              tier=None, remembered=False, confirmed=False, recommended_key=None, controls=controls)
             job = Job(
                 id=uuid.uuid4().hex[:16], platform=old.platform, chat_id=old.chat_id, user_id=user_id,
                 reply_to=old.reply_to, language=lang, task_type=old.task_type, prompt=old.prompt, request=request,
@@ -373,7 +371,7 @@ class BotCore:
                 await conversation.text(self.t("talk.already_started", job.language))
                 return None
             await self.store.forget_questions_about(job_id)
-            job.request["confirmed"] = True
+            job.request.confirmed = True
             # taken by this process (the lease), whichever process asked the question
             await self.store.save_leased(job, status="accepted", request=job.request)
             images = [] if job.image_urls else _checked(await self.store.job_images(job.id))

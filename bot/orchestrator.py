@@ -92,7 +92,7 @@ def _int_or_none(value: object) -> int | None:
 def _without_excluded(job: Job, offers: list[Offer]) -> list[Offer]:
     """Today's offers minus the models the user ruled out ("别用sora"): never recommended,
     never suggested after a failure, never named as the cheaper choice."""
-    excluded = set(job.request.get("excluded") or ())
+    excluded = set(job.request.excluded)
     return [o for o in offers if o.key not in excluded] if excluded else offers
 
 
@@ -266,9 +266,9 @@ class Orchestrator:
     async def _plan(self, job: Job, offers: list[Offer]) -> Plan:
         req = job.request
         task = job.task_type
-        rec = recommend(self.catalog, task, offers, req.get("duration"), req.get("resolution"))
-        named_key = req.get("model_key")
-        pref_key = req.get("preferred_key")
+        rec = recommend(self.catalog, task, offers, req.duration, req.resolution)
+        named_key = req.model_key
+        pref_key = req.preferred_key
         if named_key:
             offer = find(offers, named_key)
             if offer is None:
@@ -282,20 +282,20 @@ class Orchestrator:
             offer, source = rec, "recommended"
         else:
             raise JobFailed("model_unavailable")
-        fitted = fit_request(offer.product, req.get("duration"), req.get("resolution"), req.get("aspect_ratio"))
-        controls = dict(req.get("controls") or {})
+        fitted = fit_request(offer.product, req.duration, req.resolution, req.aspect_ratio)
+        controls = dict(req.controls)
         if "seed" not in controls and settable(offer.product, "seed"):
             # a seed of our choosing, kept with the job, so "again, same seed" can reproduce it
             controls["seed"] = random.randrange(1, 2**31)
         sound_elsewhere = next((o.name for o in offers if sound_field(o.product)), None)
         chosen = fit_controls(offer.product, controls, sound_elsewhere)
-        if "seed" not in (req.get("controls") or {}):
+        if "seed" not in req.controls:
             chosen.applied.pop("seed", None)  # not asked for: not worth a line in the notice
         fitted.adjustments += chosen.adjustments
         params = {**offer.product.defaults(), **fitted.params, **chosen.params}
         params, rule = self._rule_for(offer.product, params, frozenset(fitted.params) | frozenset(chosen.params))
-        req["source"] = source
-        req["recommended_key"] = rec.key if rec else None
+        req.source = source
+        req.recommended_key = rec.key if rec else None
         return Plan(offer, params, rule, fitted.adjustments, source, chosen.applied)
 
     def _rule_for(
@@ -319,7 +319,7 @@ class Orchestrator:
     def _needs_confirm(self, job: Job, plan: Plan) -> bool:
         """Over BOT_CONFIRM_ABOVE_CREDITS (0: never) a job waits for its requester's OK."""
         limit = self.settings.bot_confirm_above_credits
-        return bool(limit) and plan.rule.points > limit and not job.request.get("confirmed")
+        return bool(limit) and plan.rule.points > limit and not job.request.confirmed
 
     async def _announce(
         self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer], *, confirm: bool = False
@@ -333,9 +333,9 @@ class Orchestrator:
         credits = plan.rule.points
         if plan.source == "preference":
             extra.append(t("notice.preference", lang, model=plan.offer.name))
-        if job.request.get("remembered"):
+        if job.request.remembered:
             extra.append(t("notice.remembered", lang, model=plan.offer.name))
-        tier = job.request.get("tier")
+        tier = job.request.tier
         if tier == "budget":
             extra.append(t("notice.budget_named", lang, model=plan.offer.name, credits=credits))
         elif tier == "premium":
@@ -484,7 +484,7 @@ class Orchestrator:
         state.params, state.rule = self._rule_for(state.product, {**state.params, name: value})
         state.server_errors = 0
         shown = f"{value}s" if name == "duration" else str(value)
-        if job.request.get(name) is not None:  # the user's own choice
+        if getattr(job.request, name, None) is not None:  # the user's own choice (duration / resolution)
             asked = f"{before}s" if name == "duration" else str(before)
             await _tell(conv.text(t("create.lowered", lang, asked=asked, value=shown, attempt=attempt)), job)
         else:
@@ -554,8 +554,8 @@ class Orchestrator:
         if not await self.store.save_leased(job, status="delivering", result_url=url, cover_url=result.cover):
             raise LeaseLost(job.id)
         hint = None
-        rec_key = job.request.get("recommended_key")
-        if job.request.get("source") == "preference" and rec_key and rec_key != job.model_key:
+        rec_key = job.request.recommended_key
+        if job.request.source == "preference" and rec_key and rec_key != job.model_key:
             hint = find(offers, rec_key) or find(await self._offers_quietly(job.task_type), rec_key)
         est_min = job.est_min or 0
         est_max = job.est_max or 0

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.store import MIGRATIONS, Job, OpenQuestion, Store, StoredImage, TooManyJobs, sqlite_path
+from bot.store import MIGRATIONS, Job, JobRequest, OpenQuestion, Store, StoredImage, TooManyJobs, sqlite_path
 from bot.store.postgres import PG_MIGRATIONS
 
 
@@ -79,7 +79,7 @@ def test_sqlite_urls_name_their_file() -> None:
 # -- jobs ------------------------------------------------------------------------------------------
 async def test_a_job_round_trips_with_its_json_fields(store: Store) -> None:
     job = _job()
-    job.request = {"text": "小狗 🐶", "controls": {"seed": 7}}
+    job.request = JobRequest(text="小狗 🐶", controls={"seed": 7})
     await store.add_job(job)
     await store.save_job(job, status="running", task_ids=["t1"], params={"duration": 10}, credits=25,
                          target_state={"card": "x"}, started_at=1234.5678)

@@ -26,6 +26,41 @@ class TooManyJobs(Exception):
 
 
 @dataclass
+class JobRequest:
+    """What the person asked for, as the job carries it (and what planning decided about it).
+
+    - text: the message as sent; model_key: the model named (catalog key), preferred_key: their
+      saved preference when none was named; tier: "budget" / "premium" when asked for the
+      cheapest or the best; remembered: the named model was just saved as their preference.
+    - duration / resolution / aspect_ratio: as asked (fitted to the model at planning time);
+      controls: the creative controls asked for (sound, negative_prompt, seed, shot_type,
+      prompt_extend); excluded: catalog keys of models ruled out ("别用sora").
+    - confirmed: the requester said yes to the price; source ("named" | "preference" |
+      "recommended") and recommended_key: set when the job is planned.
+    """
+
+    text: str = ""
+    model_key: str | None = None
+    preferred_key: str | None = None
+    duration: int | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    tier: str | None = None
+    remembered: bool = False
+    excluded: list[str] = field(default_factory=list)
+    controls: dict[str, Any] = field(default_factory=dict)
+    confirmed: bool = False
+    source: str | None = None
+    recommended_key: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> JobRequest:
+        """From a stored row; keys it does not know (older rows) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+@dataclass
 class Job:
     """One user request, from accepted to delivered or failed."""
 
@@ -36,7 +71,7 @@ class Job:
     language: str
     task_type: str
     prompt: str
-    request: dict[str, Any]
+    request: JobRequest = field(default_factory=JobRequest)
     status: str = "accepted"
     reply_to: str | None = None
     model_key: str | None = None
@@ -58,6 +93,10 @@ class Job:
     updated_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.request, JobRequest):  # a plain mapping, as rows and tests give it
+            self.request = JobRequest.from_dict(self.request)
 
 
 @dataclass(frozen=True)
@@ -110,6 +149,7 @@ def decode_job(row: Any) -> Job:
     data = {k: row[k] for k in JOB_COLUMNS}
     for k in _JSON_FIELDS:
         data[k] = json.loads(data[k])
+    data["request"] = JobRequest.from_dict(data["request"])
     return Job(**data)
 
 
