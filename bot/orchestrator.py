@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from bot.budget import Budgets
 from bot.catalog import Catalog, ModelInfo
 from bot.chat import Conversation
 from bot.config import Settings
-from bot.fitting import Adjustment, degrade, fit_controls, fit_request, settable, sound_field
+from bot.fitting import degrade
 from bot.i18n import t
 from bot.ima import ImaClient
 from bot.ima.credit import complete_from_rules, match_rule, other_rule, pixverse_model
@@ -42,8 +41,9 @@ from bot.ima.errors import (
 )
 from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
 from bot.images import CheckedImage
+from bot.planning import JobFailed, Plan, needs_confirm, plan, rule_for, without_excluded
 from bot.polling import RenderHistory
-from bot.selection import Offer, alternatives, cheapest, find, offers_from, recommend
+from bot.selection import Offer, alternatives, cheapest, find, offers_from
 from bot.store import WAITING, Job, LeaseLost, OpenQuestion, Store
 
 log = logging.getLogger(__name__)
@@ -89,40 +89,12 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
-def _without_excluded(job: Job, offers: list[Offer]) -> list[Offer]:
-    """Today's offers minus the models the user ruled out ("别用sora"): never recommended,
-    never suggested after a failure, never named as the cheaper choice."""
-    excluded = set(job.request.excluded)
-    return [o for o in offers if o.key not in excluded] if excluded else offers
-
-
 def _kind_of(e: ImaError) -> str:
     """The failure kind to explain; a task that failed without a reason gets the reference's
     gentler "didn't work this time" wording."""
     if isinstance(e, TaskFailed) and not e.detail:
         return "status_failed"
     return e.kind
-
-
-class JobFailed(Exception):
-    """Ends a job with the translated failure for `kind` (error.<kind> in locales)."""
-
-    def __init__(self, kind: str, *, model: str = "", offer: Offer | None = None, **values: object) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.model = model
-        self.offer = offer
-        self.values = values
-
-
-@dataclass
-class Plan:
-    offer: Offer
-    params: dict[str, Any]
-    rule: CreditRule
-    adjustments: list[Adjustment]
-    source: str  # named | preference | recommended
-    controls: dict[str, Any] = field(default_factory=dict)  # creative controls set, as asked
 
 
 @dataclass
@@ -183,9 +155,9 @@ class Orchestrator:
         ctx = _Context()
 
         async def steps() -> str:
-            ctx.offers = _without_excluded(job, await self._offers(job.task_type))
-            ctx.plan = await self._plan(job, ctx.offers)
-            if self._needs_confirm(job, ctx.plan):
+            ctx.offers = without_excluded(job, await self._offers(job.task_type))
+            ctx.plan = plan(self.catalog, job, ctx.offers)
+            if needs_confirm(job, ctx.plan, self.settings.bot_confirm_above_credits):
                 await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
                 return WAITING
             await self._within_budget(job, ctx.plan)
@@ -263,63 +235,12 @@ class Orchestrator:
                 retries += 1
                 await self._sleep(self._backoff(retries))
 
-    async def _plan(self, job: Job, offers: list[Offer]) -> Plan:
-        req = job.request
-        task = job.task_type
-        rec = recommend(self.catalog, task, offers, req.duration, req.resolution)
-        named_key = req.model_key
-        pref_key = req.preferred_key
-        if named_key:
-            offer = find(offers, named_key)
-            if offer is None:
-                model = self.catalog.get(named_key)
-                raise JobFailed("unsupported_task", model=model.name if model else named_key,
-                                task=t(f"task.{task}", job.language))
-            source = "named"
-        elif pref_key and (pref := find(offers, pref_key)) is not None:
-            offer, source = pref, "preference"
-        elif rec is not None:
-            offer, source = rec, "recommended"
-        else:
-            raise JobFailed("model_unavailable")
-        fitted = fit_request(offer.product, req.duration, req.resolution, req.aspect_ratio)
-        controls = dict(req.controls)
-        if "seed" not in controls and settable(offer.product, "seed"):
-            # a seed of our choosing, kept with the job, so "again, same seed" can reproduce it
-            controls["seed"] = random.randrange(1, 2**31)
-        sound_elsewhere = next((o.name for o in offers if sound_field(o.product)), None)
-        chosen = fit_controls(offer.product, controls, sound_elsewhere)
-        if "seed" not in req.controls:
-            chosen.applied.pop("seed", None)  # not asked for: not worth a line in the notice
-        fitted.adjustments += chosen.adjustments
-        params = {**offer.product.defaults(), **fitted.params, **chosen.params}
-        params, rule = self._rule_for(offer.product, params, frozenset(fitted.params) | frozenset(chosen.params))
-        req.source = source
-        req.recommended_key = rec.key if rec else None
-        return Plan(offer, params, rule, fitted.adjustments, source, chosen.applied)
-
-    def _rule_for(
-        self, product: Product, params: dict[str, Any], keep: frozenset[str] = frozenset()
-    ) -> tuple[dict[str, Any], CreditRule]:
-        """The credit rule for `params`; when none matches, the nearest priced combination that
-        keeps what the user asked for (`keep`) and changes defaults instead."""
-        try:
-            return params, match_rule(product, params)
-        except NoRuleMatch:
-            completed = complete_from_rules(product, params, keep)
-            return completed, match_rule(product, completed)
-
     async def _within_budget(self, job: Job, plan: Plan) -> None:
         """Reserve the job's credits from the daily budgets, or end it before anything is sent."""
         refusal = await self.budgets.reserve(job, plan.rule.points)
         if refusal is not None:
             raise JobFailed("over_budget", left=refusal.left, limit=refusal.limit, resets=refusal.resets,
                             scope=t(f"budget.scope_{refusal.scope}", job.language), credits=plan.rule.points)
-
-    def _needs_confirm(self, job: Job, plan: Plan) -> bool:
-        """Over BOT_CONFIRM_ABOVE_CREDITS (0: never) a job waits for its requester's OK."""
-        limit = self.settings.bot_confirm_above_credits
-        return bool(limit) and plan.rule.points > limit and not job.request.confirmed
 
     async def _announce(
         self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer], *, confirm: bool = False
@@ -438,7 +359,7 @@ class Orchestrator:
             # rule comes back a second time, move to another rule and align the parameters to it
             state.tried_rules.add(rule.attribute_id)
             product = await self._fresh_product(job.task_type, product) or product
-            params, candidate = self._rule_for(product, params)
+            params, candidate = rule_for(product, params)
             if candidate.attribute_id in state.tried_rules and attempt > 1:
                 nxt = other_rule(product, params, frozenset(state.tried_rules))
                 if nxt is None:
@@ -457,7 +378,7 @@ class Orchestrator:
             if fresh is None:
                 raise e
             product = fresh
-            params, rule = self._rule_for(product, params)
+            params, rule = rule_for(product, params)
         elif isinstance(e, (RateLimited, NetworkError)) or e.kind == "model_unavailable":
             await _tell(conv.text(t("progress.retrying", lang, attempt=attempt)), job)
             await self._sleep(self._backoff(attempt))
@@ -481,7 +402,7 @@ class Orchestrator:
             return
         name, value = step
         before = state.params.get(name)
-        state.params, state.rule = self._rule_for(state.product, {**state.params, name: value})
+        state.params, state.rule = rule_for(state.product, {**state.params, name: value})
         state.server_errors = 0
         shown = f"{value}s" if name == "duration" else str(value)
         if getattr(job.request, name, None) is not None:  # the user's own choice (duration / resolution)
@@ -559,7 +480,7 @@ class Orchestrator:
             hint = find(offers, rec_key) or find(await self._offers_quietly(job.task_type), rec_key)
         est_min = job.est_min or 0
         est_max = job.est_max or 0
-        offers = offers or _without_excluded(job, await self._offers_quietly(job.task_type))
+        offers = offers or without_excluded(job, await self._offers_quietly(job.task_type))
         others = alternatives(self.catalog, job.task_type, offers, job.model_key, "task_failed")
         view = views.video(
             job.id, job.language, url=url, cover=result.cover, model_name=job.model_name or "",
@@ -595,7 +516,7 @@ class Orchestrator:
         if not uncertain:
             await self.budgets.release(job)  # failed work costs the user nothing
         if not offers and not uncertain:
-            offers = _without_excluded(
+            offers = without_excluded(
                 job, await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type))
         alts = [] if not policy(e.kind).alternatives else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
         reason = t(_reason_key(e.kind, job.attempts), lang, model=model_name,

@@ -1,0 +1,108 @@
+"""Planning a job: which model, which parameters, which price — pure where possible.
+
+The orchestrator runs a job's states (notice, create, poll, deliver); this module decides what
+the job will be: the model (named > preference > recommendation, minus the models the user
+ruled out), the parameters fitted to it (bot.fitting), the creative controls it offers and the
+credit rule that prices the result (bot.ima.credit).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.catalog import Catalog
+from bot.fitting import Adjustment, fit_controls, fit_request, settable, sound_field
+from bot.i18n import t
+from bot.ima.credit import complete_from_rules, match_rule
+from bot.ima.errors import NoRuleMatch
+from bot.ima.types import CreditRule, Product
+from bot.selection import Offer, find, recommend
+from bot.store import Job
+
+
+class JobFailed(Exception):
+    """Ends a job with the translated failure for `kind` (error.<kind> in locales)."""
+
+    def __init__(self, kind: str, *, model: str = "", offer: Offer | None = None, **values: object) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.model = model
+        self.offer = offer
+        self.values = values
+
+
+@dataclass
+class Plan:
+    """The model, parameters and credit rule a job will be created with, and what was changed."""
+
+    offer: Offer
+    params: dict[str, Any]
+    rule: CreditRule
+    adjustments: list[Adjustment]
+    source: str  # named | preference | recommended
+    controls: dict[str, Any] = field(default_factory=dict)  # creative controls set, as asked
+
+
+def without_excluded(job: Job, offers: list[Offer]) -> list[Offer]:
+    """Today's offers minus the models the user ruled out ("别用sora"): never recommended,
+    never suggested after a failure, never named as the cheaper choice."""
+    excluded = set(job.request.excluded)
+    return [o for o in offers if o.key not in excluded] if excluded else offers
+
+
+def needs_confirm(job: Job, plan: Plan, limit: int) -> bool:
+    """Over BOT_CONFIRM_ABOVE_CREDITS (`limit`; 0: never) a job waits for its requester's OK."""
+    return bool(limit) and plan.rule.points > limit and not job.request.confirmed
+
+
+def plan(catalog: Catalog, job: Job, offers: list[Offer]) -> Plan:
+    """Choose the model (named > preference > recommendation), fit what was asked to it, add the
+    creative controls it offers and price the result from its credit rule. No I/O: the offers
+    come from the live product list the caller fetched. Records the source on the request."""
+    req = job.request
+    task = job.task_type
+    rec = recommend(catalog, task, offers, req.duration, req.resolution)
+    named_key = req.model_key
+    pref_key = req.preferred_key
+    if named_key:
+        offer = find(offers, named_key)
+        if offer is None:
+            model = catalog.get(named_key)
+            raise JobFailed("unsupported_task", model=model.name if model else named_key,
+                            task=t(f"task.{task}", job.language))
+        source = "named"
+    elif pref_key and (pref := find(offers, pref_key)) is not None:
+        offer, source = pref, "preference"
+    elif rec is not None:
+        offer, source = rec, "recommended"
+    else:
+        raise JobFailed("model_unavailable")
+    fitted = fit_request(offer.product, req.duration, req.resolution, req.aspect_ratio)
+    controls = dict(req.controls)
+    if "seed" not in controls and settable(offer.product, "seed"):
+        # a seed of our choosing, kept with the job, so "again, same seed" can reproduce it
+        controls["seed"] = random.randrange(1, 2**31)
+    sound_elsewhere = next((o.name for o in offers if sound_field(o.product)), None)
+    chosen = fit_controls(offer.product, controls, sound_elsewhere)
+    if "seed" not in req.controls:
+        chosen.applied.pop("seed", None)  # not asked for: not worth a line in the notice
+    fitted.adjustments += chosen.adjustments
+    params = {**offer.product.defaults(), **fitted.params, **chosen.params}
+    params, rule = rule_for(offer.product, params, frozenset(fitted.params) | frozenset(chosen.params))
+    req.source = source
+    req.recommended_key = rec.key if rec else None
+    return Plan(offer, params, rule, fitted.adjustments, source, chosen.applied)
+
+
+def rule_for(
+    product: Product, params: dict[str, Any], keep: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], CreditRule]:
+    """The credit rule for `params`; when none matches, the nearest priced combination that
+    keeps what the user asked for (`keep`) and changes defaults instead."""
+    try:
+        return params, match_rule(product, params)
+    except NoRuleMatch:
+        completed = complete_from_rules(product, params, keep)
+        return completed, match_rule(product, completed)
