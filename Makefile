@@ -24,7 +24,9 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/parse_bench.py
+	$(BIN)/python benchmarks/poll_bench.py
 	$(BIN)/python benchmarks/load_bench.py
+	$(BIN)/python benchmarks/chaos.py --requests 200 --kills 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
