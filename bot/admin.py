@@ -48,7 +48,7 @@ async def run(core: BotCore, incoming: Incoming) -> str:
     if (b := _BUDGET.match(rest)) is not None:
         key = USER_LIMIT if b["scope"].lower() == "user" else CHAT_LIMIT
         value = b["value"].lower()
-        await core.store.set_override(key, value)
+        await budgets.set_override(key, value)
         return i18n.t("admin.budget_set", lang, scope=i18n.t(f"admin.scope_{b['scope'].lower()}", lang),
                       value=value if value != "off" else i18n.t("admin.no_limit", lang))
     if (a := _ALLOW.match(rest)) is not None:
@@ -60,6 +60,6 @@ async def run(core: BotCore, incoming: Incoming) -> str:
         elif a["verb"].lower() == "disallow" and who in listed:
             listed.remove(who)
         key = ALLOWED_USERS if a["what"].lower() == "user" else ALLOWED_ROLES
-        await core.store.set_override(key, json.dumps(listed, ensure_ascii=False))
+        await budgets.set_override(key, json.dumps(listed, ensure_ascii=False))
         return i18n.t("admin.allowlist", lang, who=", ".join(listed) or i18n.t("admin.everyone", lang))
     return i18n.t("admin.help", lang)

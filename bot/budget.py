@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,8 @@ USER_LIMIT = "bot_user_daily_credits"
 CHAT_LIMIT = "bot_chat_daily_credits"
 ALLOWED_USERS = "feishu_allowed_users"  # a JSON list
 ALLOWED_ROLES = "discord_allowed_roles"  # a JSON list
+#: how long an admin's changes are cached (several processes may share one database)
+OVERRIDES_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,20 @@ class Budgets:
         self.store = store
         self.settings = settings
         self.zone = ZoneInfo(settings.bot_timezone)
+        self._changed: tuple[float, dict[str, str]] | None = None  # (read at, overrides)
+
+    async def _overrides(self) -> dict[str, str]:
+        """An admin's changes, read at most every OVERRIDES_TTL_S (every message asks; another
+        process's change shows within that time, this process's own at once)."""
+        now = time.monotonic()
+        if self._changed is None or now - self._changed[0] > OVERRIDES_TTL_S:
+            self._changed = (now, await self.store.overrides())
+        return self._changed[1]
+
+    async def set_override(self, key: str, value: str) -> None:
+        """Keep an admin's change (it wins over the settings) and use it from now on."""
+        await self.store.set_override(key, value)
+        self._changed = None
 
     def is_admin(self, platform: str, user_id: str) -> bool:
         """Admins (BOT_ADMINS, "platform:user_id") are never limited."""
@@ -47,7 +64,7 @@ class Budgets:
 
     async def allowlists(self) -> tuple[list[str], list[str]]:
         """(Feishu users, Discord roles) who may spend; empty = everyone. An admin's change wins."""
-        changed = await self.store.overrides()
+        changed = await self._overrides()
         users = json.loads(changed[ALLOWED_USERS]) if ALLOWED_USERS in changed else self.settings.feishu_allowed_users
         roles = json.loads(changed[ALLOWED_ROLES]) if ALLOWED_ROLES in changed else self.settings.discord_allowed_roles
         return list(users), list(roles)
@@ -67,7 +84,7 @@ class Budgets:
 
     async def limits(self) -> tuple[int | None, int | None]:
         """(per-person, per-chat) daily credits; None = no limit. An admin's change wins."""
-        changed = await self.store.overrides()
+        changed = await self._overrides()
         user = _limit(changed.get(USER_LIMIT), self.settings.bot_user_daily_credits)
         chat = _limit(changed.get(CHAT_LIMIT), self.settings.bot_chat_daily_credits)
         return user, chat

@@ -122,8 +122,10 @@ class BotCore:
     async def _handle(self, incoming: Incoming, conversation: Conversation) -> RunningJob | None:
         """intake check -> understand -> route by intent -> admit -> run."""
         incoming = _valid_text(incoming)
-        ids = [i for i in (incoming.event_id, *incoming.extra_event_ids) if i]
-        if await self.store.seen_any(incoming.platform, ids):
+        ids = list(dict.fromkeys(i for i in (incoming.event_id, *incoming.extra_event_ids) if i))
+        # the intake transaction de-duplicates every path; this early look only saves the work of
+        # checking (downloading) a redelivered message's pictures again
+        if incoming.images and await self.store.seen_any(incoming.platform, ids):
             log.info("duplicate event %s/%s ignored", incoming.platform, incoming.event_id)
             return None
         if len(incoming.text) > MAX_MESSAGE_CHARS:

@@ -267,20 +267,25 @@ class Orchestrator:
             cheaper = cheapest(offers, exclude=plan.offer.key)
             if cheaper is not None and cheaper.min_points < credits:
                 extra.append(t("notice.cheaper", lang, model=cheaper.name, credits=cheaper.min_points))
-        await self.store.save_job(
+        saving = self.store.save_job(
             job, model_key=model.key, model_id=plan.offer.product.model_id, model_name=plan.offer.name,
             model_version=plan.offer.product.id, params=plan.params, credits=credits,
             est_min=est_min, est_max=est_max, request=job.request, **({"status": WAITING} if confirm else {}),
         )
+        view = views.notice(job.id, lang, model_name=plan.offer.name, credits=credits,
+                            est_min=est_min, est_max=est_max, adjustments=plan.adjustments,
+                            extra_lines=extra, controls=plan.controls,
+                            confirm_above=self.settings.bot_confirm_above_credits if confirm else None)
         if confirm:
+            # the question is stored before it is asked: a quick "yes" must find it
+            await saving
             now = self._clock()
             await self.store.ask(OpenQuestion(job.platform, job.chat_id, job.user_id, "confirm", job.id, (),
                                               now, now + QUESTION_TTL_S))
-        await _tell(conv.notice(views.notice(job.id, lang, model_name=plan.offer.name, credits=credits,
-                                             est_min=est_min, est_max=est_max, adjustments=plan.adjustments,
-                                             extra_lines=extra, controls=plan.controls,
-                                             confirm_above=self.settings.bot_confirm_above_credits if confirm else None)),
-                    job)
+            await _tell(conv.notice(view), job)
+        else:
+            # nothing is paid yet: the notice goes out while the row is saved
+            await asyncio.gather(saving, _tell(conv.notice(view), job))
         await self._remember_target(job, conv)
 
     async def _remember_target(self, job: Job, conv: Conversation) -> None:

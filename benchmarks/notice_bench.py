@@ -1,0 +1,103 @@
+"""Quick to answer: time from a message reaching the core to its pre-generation notice.
+
+The sandbox runs in its own process; the core, its SQLite file and the IMA client run here.
+Three rounds of --messages each: one after another (warm cache), all at once, and all at once
+while the product list keeps expiring (a 0.5 s TTL: it is refreshed during the round).
+
+    .venv/bin/python benchmarks/notice_bench.py [--messages 300]
+
+Ends with one JSON line: {"messages": N, "sequential": {"p50_ms", "p95_ms"}, "burst": {...},
+"refreshing": {...}}. Target: p95 < 50 ms in each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pydantic import SecretStr
+
+from adapters.base import FailureView, Incoming, NoticeView, ProgressView, VideoView
+from bot.config import SANDBOX_KEY, Settings
+from bot.sandbox import process as sandbox_process
+from tests.conftest import close_core, open_core
+
+PROMPTS = ["生成一段小狗在草地上奔跑的视频", "make a video of rain on a window, 5 seconds", "用海螺做个竖屏的城市夜景视频"]
+
+
+class Timed:
+    """Notes when the notice arrives."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.notice_at: float | None = None
+
+    async def notice(self, view: NoticeView) -> None:
+        self.notice_at = self.notice_at or time.perf_counter()
+
+    async def progress(self, view: ProgressView) -> None: ...
+    async def video(self, view: VideoView) -> None: ...
+    async def failure(self, view: FailureView) -> None: ...
+    async def text(self, text: str) -> None: ...
+
+
+def _summary(convs: list[Timed]) -> dict[str, float]:
+    times = sorted((c.notice_at - c.start) * 1000 for c in convs if c.notice_at is not None)
+    return {"p50_ms": round(times[len(times) // 2], 1), "p95_ms": round(times[int(len(times) * 0.95)], 1),
+            "notices": len(times)}
+
+
+async def _round(core: object, n: int, tag: str, together: bool) -> list[Timed]:
+    handle = core.handle  # type: ignore[attr-defined]
+    convs = [Timed() for _ in range(n)]
+
+    async def one(i: int) -> None:
+        convs[i].start = time.perf_counter()
+        job = await handle(Incoming("bench", f"c{i}", f"{tag}{i}", PROMPTS[i % 3], event_id=f"{tag}{i}"), convs[i])
+        while job is not None and convs[i].notice_at is None and not job.task.done():
+            await asyncio.sleep(0.001)
+
+    if together:
+        await asyncio.gather(*(one(i) for i in range(n)))
+    else:
+        for i in range(n):
+            await one(i)
+    return convs
+
+
+async def main(n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        proc, base = sandbox_process.start(tmp, "--time-scale", "50", "--balance", str(10**9))
+        try:
+            results: dict[str, dict[str, float]] = {}
+            for name, ttl, together in (("sequential", 600.0, False), ("burst", 600.0, True), ("refreshing", 0.5, True)):
+                settings = Settings(
+                    _env_file=None, ima_api_key=SecretStr(SANDBOX_KEY), ima_base_url=base, ima_im_base_url=base,
+                    ima_sandbox_time_scale=50, bot_db_path=tmp / f"{name}.sqlite3", bot_confirm_above_credits=0,
+                    bot_max_concurrent_jobs=10**6, ima_product_ttl_s=ttl,
+                )
+                core = await open_core(settings)
+                await _round(core, 10, f"warm-{name}-", together=False)  # product list and scanners warm
+                convs = await _round(core, n, f"{name}-", together)
+                results[name] = _summary(convs)
+                await core.cancel_all()
+                await close_core(core)
+        finally:
+            sandbox_process.stop(proc)
+    for name, r in results.items():
+        print(f"{name:<11} p50 {r['p50_ms']:>7} ms   p95 {r['p95_ms']:>7} ms   ({int(r['notices'])} notices)")
+    print(json.dumps({"messages": n, **{k: {"p50_ms": v["p50_ms"], "p95_ms": v["p95_ms"]} for k, v in results.items()}}))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=300)
+    asyncio.run(main(ap.parse_args().messages))
