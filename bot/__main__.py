@@ -47,8 +47,8 @@ async def _console(settings: Settings, images: list[Path]) -> int:
 
 
 async def _platforms(settings: Settings) -> int:
-    from bot.chat import Adapter
     from bot.app import open_runtime
+    from bot.chat import Adapter
 
     async with open_runtime(settings) as rt:
         adapters: dict[str, Adapter] = {}
@@ -62,20 +62,20 @@ async def _platforms(settings: Settings) -> int:
             from adapters.discord import DiscordAdapter
 
             adapters["discord"] = DiscordAdapter(settings, rt.core)
+        from adapters.supervise import Supervisor
+
+        async def resume(platform: str, adapter: Adapter) -> None:
+            # once a platform is ready (a resumed job's first words need it), its jobs go on there
+            await rt.core.resume(lambda t: adapter.conversation_for(t) if t.platform == platform else None)
+
+        # each platform on its own: a login or connection failure is logged and retried with
+        # backoff while the other keeps serving; each one's state is logged as it changes
+        supervisor = Supervisor(adapters, on_ready=resume)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, lambda: [loop.create_task(a.stop()) for a in adapters.values()])
-
-        async def resume_when_ready(platform: str, adapter: Adapter) -> None:
-            # a resumed job's first words need a connected platform: wait for it
-            await adapter.wait_ready()
-            await rt.core.resume(lambda t: adapter.conversation_for(t) if t.platform == platform else None)
-
-        await asyncio.gather(
-            *(a.start() for a in adapters.values()),
-            *(resume_when_ready(p, a) for p, a in adapters.items()),
-        )
+                loop.add_signal_handler(sig, lambda: loop.create_task(supervisor.stop()))
+        await supervisor.run()
     return 0
 
 

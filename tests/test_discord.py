@@ -10,6 +10,7 @@ import datetime
 import io
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,7 +34,7 @@ from adapters.base import (
     ReplyTarget,
     VideoView,
 )
-from adapters.discord import DiscordAdapter, render
+from adapters.discord import DiscordAdapter, render, sdk
 from adapters.discord.buttons import (
     ACTION_TEMPLATE,
     SEED_TEMPLATE,
@@ -55,14 +56,81 @@ BOT_ID = 1000000000000000001
 
 
 # -- stand-ins ---------------------------------------------------------------------------------------
+# The stand-ins are no kinder than Discord. Sources (discord.com/developers/docs):
+# [message]  resources/message "Create Message": content at most 2,000 characters; `nonce` at
+#            most 25 characters, and with `enforce_nonce` (discord.py 2.x sends it with every
+#            nonce) "checked for uniqueness in the past few minutes. If another message was created
+#            by the same author with the same nonce, that message will be returned and no new
+#            message will be created." Edit Message takes the same content limit.
+# [embed]    resources/message "Embed Limits": description 4,096 characters, 6,000 in all.
+# [uploads]  reference "Uploading Files": over the upload limit (10 MiB unless the guild is boosted;
+#            `Interaction.filesize_limit`) Discord answers 413 / JSON error 40005 "Request entity
+#            too large".
+# [limits]   topics/rate-limits: a 429 carries `retry_after` (seconds); discord.py sleeps through it
+#            unless it is longer than the client's max_ratelimit_timeout (then `discord.RateLimited`)
+#            or, on the webhook routes of interactions, it comes without a `Via` header (then an
+#            HTTPException with status 429).
+MAX_CONTENT, MAX_DESCRIPTION, MAX_EMBED_TOTAL = 2000, 4096, 6000
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+NONCE_WINDOW_S = 120.0  # "the past few minutes": two, to be safe
+
+
+def _refusal(status: int, code: int, message: str) -> discord.HTTPException:
+    reasons = {400: "Bad Request", 413: "Payload Too Large", 429: "Too Many Requests"}
+    return discord.HTTPException(SimpleNamespace(status=status, reason=reasons.get(status, "Error")),  # type: ignore[arg-type]
+                                 {"code": code, "message": message})
+
+
+def check_message(kw: dict[str, Any], upload_limit: int) -> None:
+    """Raise what Discord answers to a message (sent or edited) that breaks [message], [embed]
+    or [uploads]."""
+    content = kw.get("content")
+    if content is not None and len(str(content)) > MAX_CONTENT:
+        raise _refusal(400, 50035, "Invalid Form Body: content must be 2000 or fewer in length.")
+    nonce = kw.get("nonce")
+    if nonce is not None and len(str(nonce)) > 25:
+        raise _refusal(400, 50035, "Invalid Form Body: nonce must be 25 or fewer in length.")
+    embed = kw.get("embed")
+    if isinstance(embed, discord.Embed):
+        if len(embed.description or "") > MAX_DESCRIPTION or len(embed) > MAX_EMBED_TOTAL:
+            raise _refusal(400, 50035, "Invalid Form Body: embed too long.")
+    files = [f for f in [kw.get("file"), *(kw.get("attachments") or [])] if isinstance(f, discord.File)]
+    size = 0
+    for f in files:
+        size += len(f.fp.read())
+        f.reset()
+    if size > upload_limit:
+        raise _refusal(413, 40005, "Request entity too large")
+
+
 class Log:
-    """Every call made on a stand-in, in order: (what, kwargs)."""
+    """Every call made on a stand-in, in order: (what, kwargs). Also holds the rate limits the
+    next calls meet (see `limit`)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._limits: list[tuple[str, float, bool]] = []
 
     def add(self, what: str, **kw: Any) -> None:
         self.calls.append((what, kw))
+
+    def limit(self, what: str, retry_after: float = 0.01, *, times: int = 1, as_429: bool = False) -> None:
+        """The next `times` calls of `what` ("edit_original", "message.edit", "channel.send",
+        "followup.send") meet a rate limit [limits]: `discord.RateLimited`, or with `as_429` an
+        HTTPException 429 whose body says retry_after."""
+        self._limits.extend([(what, retry_after, as_429)] * times)
+
+    def gate(self, what: str) -> None:
+        """Raise the rate limit waiting for `what`, if any (called by the stand-ins)."""
+        for i, (name, retry_after, as_429) in enumerate(self._limits):
+            if name == what:
+                del self._limits[i]
+                self.add("rate_limited", call=what, retry_after=retry_after)
+                if as_429:
+                    raise discord.HTTPException(SimpleNamespace(status=429, reason="Too Many Requests"),  # type: ignore[arg-type]
+                                                json.dumps({"message": "You are being rate limited.",
+                                                            "retry_after": retry_after, "global": False}))
+                raise discord.RateLimited(retry_after)
 
     def names(self) -> list[str]:
         return [n for n, _ in self.calls]
@@ -79,26 +147,51 @@ class Log:
 class FakeMessage:
     _next = 900
 
-    def __init__(self, log: Log, where: str) -> None:
-        FakeMessage._next += 1
-        self.id = FakeMessage._next
+    def __init__(self, log: Log, where: str, message_id: int | None = None,
+                 upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> None:
+        if message_id is None:
+            FakeMessage._next += 1
+            message_id = FakeMessage._next
+        self.id = message_id
         self.log = log
         self.where = where
+        self.upload_limit = upload_limit
 
     async def edit(self, **kw: Any) -> FakeMessage:
+        self.log.gate("message.edit")
+        check_message(kw, self.upload_limit)
         self.log.add("message.edit", message=self.id, where=self.where, **kw)
         return self
 
 
 class FakeChannel:
-    def __init__(self, log: Log, channel_id: int = 1300000000000000000) -> None:
+    """A text channel: sends, with Discord's nonce rule [message], and partial messages to edit."""
+
+    def __init__(self, log: Log, channel_id: int = 1300000000000000000, *,
+                 upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> None:
         self.id = channel_id
         self.log = log
+        self.upload_limit = upload_limit
+        #: messages sent here, by nonce, with when (monotonic seconds)
+        self.nonces: dict[str, tuple[FakeMessage, float]] = {}
 
     async def send(self, **kw: Any) -> FakeMessage:
-        msg = FakeMessage(self.log, "channel")
+        self.log.gate("channel.send")
+        check_message(kw, self.upload_limit)
+        nonce = kw.get("nonce")
+        if nonce is not None and nonce in self.nonces:
+            earlier, at = self.nonces[str(nonce)]
+            if time.monotonic() - at < NONCE_WINDOW_S:  # [message] enforce_nonce
+                self.log.add("channel.send.same_nonce", message=earlier.id, **kw)
+                return earlier
+        msg = FakeMessage(self.log, "channel", upload_limit=self.upload_limit)
+        if nonce is not None:
+            self.nonces[str(nonce)] = (msg, time.monotonic())
         self.log.add("channel.send", message=msg.id, **kw)
         return msg
+
+    def get_partial_message(self, message_id: int) -> FakeMessage:
+        return FakeMessage(self.log, "channel", message_id, upload_limit=self.upload_limit)
 
 
 class FakeResponse:
@@ -116,22 +209,28 @@ class FakeResponse:
 
     async def send_message(self, content: str | None = None, **kw: Any) -> None:
         assert not self._done, "responded twice"
+        check_message({"content": content, **kw}, DEFAULT_UPLOAD_LIMIT)
         self._done = True
         self.log.add("send_message", content=content, **kw)
 
 
 class FakeFollowup:
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> None:
         self.log = log
+        self.upload_limit = upload_limit
 
     async def send(self, **kw: Any) -> FakeMessage:
-        msg = FakeMessage(self.log, "followup")
+        self.log.gate("followup.send")
+        check_message(kw, self.upload_limit)
+        msg = FakeMessage(self.log, "followup", upload_limit=self.upload_limit)
         self.log.add("followup.send", message=msg.id, **kw)
         return msg
 
 
 class FakeInteraction:
     """Quacks like discord.Interaction for what the adapter uses; records every call."""
+
+    _next_original = 5000
 
     def __init__(
         self, *, locale: str = "en-US", guild_id: int | None = 1200000000000000000, user_id: int = 1100000000000000001,
@@ -143,26 +242,33 @@ class FakeInteraction:
         self.locale = discord.Locale(locale)
         self.guild_id = guild_id
         self.user = SimpleNamespace(id=user_id, name="alice")
-        self.channel = FakeChannel(self.log)
+        self.channel = FakeChannel(self.log, upload_limit=filesize_limit)
         self.channel_id = self.channel.id
         self.created_at = created_at
         self.filesize_limit = filesize_limit
         self.namespace = SimpleNamespace(**(namespace or {}))
         self.response = FakeResponse(self.log)
-        self.followup = FakeFollowup(self.log)
+        self.followup = FakeFollowup(self.log, filesize_limit)
         self.client = client
         self.fail_edits = fail_edits
         #: the message whose button was pressed (component interactions only)
         self.message = message
+        #: the id of the original response (the deferred "thinking…" message, then what it shows)
+        FakeInteraction._next_original += 1
+        self.original_id = FakeInteraction._next_original
 
     @property
     def expires_at(self) -> datetime.datetime:
         return self.created_at + datetime.timedelta(minutes=15)
 
-    async def edit_original_response(self, **kw: Any) -> None:
+    async def edit_original_response(self, **kw: Any) -> FakeMessage:
         if self.fail_edits:
             raise discord.HTTPException(SimpleNamespace(status=401, reason="Unauthorized"), "Invalid Webhook Token")  # type: ignore[arg-type]
+        self.log.gate("edit_original")
+        check_message(kw, self.filesize_limit)
         self.log.add("edit_original", **kw)
+        # discord.py returns the InteractionMessage: the original response, with its id
+        return FakeMessage(self.log, "original", self.original_id, upload_limit=self.filesize_limit)
 
     async def delete_original_response(self) -> None:
         self.log.add("delete_original")
@@ -242,6 +348,8 @@ class FakeCore:
         self.choice_calls: list[tuple[str, str]] = []
         self.prefs: list[tuple[Any, ...]] = []
         self.jobs: list[FakeJob] = []
+        #: job id -> who asked for it (listed in that person's recent jobs)
+        self.owners: dict[str, str] = {}
 
     def _run(self, conversation: Conversation) -> FakeJob | None:
         if self.script is None:
@@ -290,9 +398,11 @@ class FakeCore:
         return "cleared"
 
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[JobSummary]:
+        owned = [JobSummary(j, "failed", "Wan 2.6", "", None, 1735725600.0) for j, u in self.owners.items() if u == user_id]
         return [
             JobSummary("j2", "running", "Kling O1", "a cat surfing", 48, 1735732800.0),
             JobSummary("j1", "delivered", "Wan 2.6", "a puppy on grass", 25, 1735729200.0, url="https://cdn.example/v.mp4"),
+            *owned,
         ]
 
     def t(self, key: str, language: str, **values: object) -> str:
@@ -604,7 +714,9 @@ async def test_progress_edits_are_throttled_to_one_per_5_s_except_changes_of_sta
     assert "Reason" in shown[4]
 
 
-async def test_job_outliving_the_interaction_token_continues_in_a_channel_message(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_job_outliving_the_interaction_token_edits_the_same_message_through_the_channel(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     inter = FakeInteraction()
     conv = conversation(inter, fetcher, clock)
     await inter.response.defer(thinking=True)
@@ -614,16 +726,30 @@ async def test_job_outliving_the_interaction_token_continues_in_a_channel_messag
     clock.advance(14 * 60 + 40)  # 30 s margin before the 15-minute expiry is past
     await conv.progress(progress_view(50, 900))
     clock.advance(60)
-    await conv.progress(progress_view(60, 960))
+    await conv.failure(failure_view())
+    # the original response is the bot's own message: edited by the channel once the token is
+    # gone, never left behind at its last percentage
+    assert inter.log.names() == ["defer", "edit_original", "edit_original", "message.edit", "message.edit"]
+    edits = inter.log.of("message.edit")
+    assert {kw["message"] for kw in edits} == {inter.original_id}
+    assert "50%" in description(edits[0]) and "Model: Wan 2.6" in description(edits[0])
+    assert edits[1]["view"] is not None and "Reason" in description(edits[1])
+    assert conv.status_message_id == inter.original_id
+
+
+async def test_job_outliving_the_token_of_an_unknown_message_continues_in_a_new_one(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
+    inter = FakeInteraction()
+    conv = conversation(inter, fetcher, clock)
+    await inter.response.defer(thinking=True)
+    clock.advance(16 * 60)  # nothing was shown while the token lived: the response's id is unknown
+    await conv.notice(notice_view())
     clock.advance(60)
     await conv.failure(failure_view())
-    assert inter.log.names() == ["defer", "edit_original", "edit_original", "channel.send", "message.edit", "message.edit"]
+    assert inter.log.names() == ["defer", "channel.send", "message.edit"]
     posted = inter.log.of("channel.send")[0]
-    assert "50%" in description(posted) and "Model: Wan 2.6" in description(posted)
-    edits = inter.log.of("message.edit")
-    assert {kw["message"] for kw in edits} == {posted["message"]}
-    assert "60%" in description(edits[0])
-    assert edits[1]["view"] is not None and "Reason" in description(edits[1])
+    assert posted["nonce"] == "n:job1"  # a repeat after a restart returns this message
     assert conv.status_message_id == posted["message"]
 
 
@@ -692,6 +818,7 @@ async def test_pressing_a_suggested_model_reruns_the_job_with_that_model(fetcher
         return "running"
 
     core = FakeCore(script)
+    core.owners["abc123"] = "77"  # the button names no requester: the presser's recent jobs tell
     h = make_handlers(core, fetcher, clock)
     inter = FakeInteraction(client=SimpleNamespace(button_handler=h), user_id=77)
     await press("imabot:rerun:abc123:MiniMax-Hailuo-02", inter)
@@ -740,8 +867,11 @@ def test_the_video_offers_same_seed_next_to_again_when_the_seed_is_known() -> No
     assert not SameSeedButton.fits("j" * 90)
 
 
-async def test_setup_registers_the_buttons_and_syncs_commands_to_the_dev_guild(monkeypatch: pytest.MonkeyPatch, fetcher: VideoFetcher) -> None:
-    adapter = DiscordAdapter(settings(discord_dev_guild=555), FakeCore(), fetcher=fetcher)
+async def test_setup_registers_the_buttons_and_syncs_commands_to_the_dev_guild_only(
+    monkeypatch: pytest.MonkeyPatch, fetcher: VideoFetcher, tmp_path: Path
+) -> None:
+    adapter = DiscordAdapter(settings(discord_dev_guild=555), FakeCore(), fetcher=fetcher,
+                             sync_state=tmp_path / "commands.json")
     synced: list[object] = []
 
     async def fake_sync(*, guild: object = None) -> list[object]:
@@ -750,10 +880,10 @@ async def test_setup_registers_the_buttons_and_syncs_commands_to_the_dev_guild(m
 
     monkeypatch.setattr(adapter.client.tree, "sync", fake_sync)
     await adapter.client.setup_hook()
-    assert TEMPLATE in adapter.client._connection._view_store._dynamic_items
-    assert ACTION_TEMPLATE in adapter.client._connection._view_store._dynamic_items
-    assert SEED_TEMPLATE in adapter.client._connection._view_store._dynamic_items
-    assert synced == [555, None]
+    items = sdk.dynamic_items(adapter.client)
+    assert TEMPLATE in items and ACTION_TEMPLATE in items and SEED_TEMPLATE in items
+    # only the dev guild: a global sync as well shows every command twice there (discord.py#9573)
+    assert synced == [555]
     assert adapter.client.tree.get_command("video", guild=discord.Object(555)) is not None
     assert adapter.client.button_handler is adapter.handlers
 
@@ -874,7 +1004,17 @@ def mention_message(log: Log, cdn: FakeCDN, **changes: Any) -> Any:
     channel = FakeChannel(log, int(raw["channel_id"]))
 
     async def reply(**kw: Any) -> FakeMessage:
+        log.gate("reply")
+        check_message(kw, channel.upload_limit)
+        nonce = kw.get("nonce")
+        if nonce is not None and nonce in channel.nonces:  # [message]: a reply is a channel message
+            earlier, at = channel.nonces[str(nonce)]
+            if time.monotonic() - at < NONCE_WINDOW_S:
+                log.add("reply.same_nonce", message=earlier.id, **kw)
+                return earlier
         msg = FakeMessage(log, "reply")
+        if nonce is not None:
+            channel.nonces[str(nonce)] = (msg, time.monotonic())
         log.add("reply", message=msg.id, **kw)
         return msg
 

@@ -25,7 +25,7 @@ from adapters.base import (
     ReplyTarget,
     VideoView,
 )
-from adapters.feishu import FeishuAdapter, FeishuConversation
+from adapters.feishu import FeishuAdapter, FeishuConversation, ws
 from adapters.feishu.conversation import CardPatcher
 from bot import i18n
 from bot.config import Settings
@@ -149,6 +149,8 @@ async def make_adapter(fake: FakeFeishu, core: Any, **kw: Any) -> FeishuAdapter:
     settings = kw.pop("settings", None) or feishu_settings()
     kw.setdefault("min_patch_interval_s", 0.05)
     kw.setdefault("merge_window_s", 0.3)
+    # the fake holds Feishu's 5 sends a second per chat: two jobs in a row meet it; back off briefly
+    kw.setdefault("rate_limit_backoff_s", 0.05)
     adapter = FeishuAdapter(settings, core, domain_override=fake.url, **kw)
     await adapter.prepare()
     return adapter
@@ -161,7 +163,7 @@ async def adapter(fake: FakeFeishu, core: ScriptedCore) -> FeishuAdapter:
 
 async def feed(adapter: FeishuAdapter, data: bytes) -> Any:
     """Deliver an event the way the long connection does: from another thread, through the SDK."""
-    return await asyncio.to_thread(adapter.dispatcher._do_without_validation, data)
+    return await asyncio.to_thread(ws.dispatch, adapter.dispatcher, data)
 
 
 async def settle(adapter: FeishuAdapter) -> None:
@@ -388,6 +390,7 @@ async def test_retry_button_reruns_the_same_model(adapter: FeishuAdapter, core: 
 
 
 async def test_card_patches_are_coalesced_and_latest_wins(fake: FakeFeishu, adapter: FeishuAdapter) -> None:
+    fake.plant_card("om_card", {"config": {"update_multi": True}, "elements": []}, chat_id="oc_x")
     patcher = CardPatcher(adapter.api, "oc_x", None, message_id="om_card", min_interval_s=0.2)
     started = time.monotonic()
     for i in range(30):
@@ -401,6 +404,7 @@ async def test_card_patches_are_coalesced_and_latest_wins(fake: FakeFeishu, adap
 
 
 async def test_resumed_conversation_patches_the_saved_card(adapter: FeishuAdapter, fake: FakeFeishu) -> None:
+    fake.plant_card("om_old_card", {"config": {"update_multi": True}, "elements": []})
     conv = adapter.conversation_for(ReplyTarget("feishu", "oc_p2p_chat_0001", USER, None, "en",
                                                 {"card_message_id": "om_old_card"}))
     assert isinstance(conv, FeishuConversation)
@@ -418,7 +422,7 @@ async def test_tenant_token_is_fetched_once_and_reused(adapter: FeishuAdapter, f
 async def test_start_serves_until_stop(fake: FakeFeishu, core: ScriptedCore) -> None:
     adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url)
     runner = asyncio.create_task(adapter.start())
-    await asyncio.sleep(0.3)
+    await fake.wait_connected()  # the real ws.Client, against the fake's long-connection endpoint
     assert not runner.done()
     await adapter.stop()
     await asyncio.wait_for(runner, 10)

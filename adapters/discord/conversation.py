@@ -2,17 +2,29 @@
 
 For a slash command the status message is the interaction's original response, edited through
 the interaction token. That token lives 15 minutes (`Interaction.expires_at`); when a job
-outlives it, the current state is posted as a normal channel message, which the bot can edit
-for as long as it likes. Progress edits are throttled; a change of state always shows.
+outlives it (or after a restart, with the id the core saved in `target_state`), the same message
+is edited through the channel: a non-ephemeral interaction response is a message of the bot's
+own, and `PATCH /channels/{id}/messages/{id}` edits it (discord/discord-api-docs#3090). Only
+when that is not possible either is the current state posted as a new channel message.
+Progress edits are throttled; a change of state always shows.
 
 An edit notifies nobody, so a finished video is followed by a short message of its own that
 mentions the requester (and may ping only them).
+
+Discord's limits are kept here: message content at most 2,000 characters (render.py cuts it), an
+attachment only under the upload limit (else the link alone, also when Discord answers 413 /
+40005 after all), rate limits (a progress frame is skipped, an end is retried after
+`retry_after`). Channel messages a job posts carry a nonce made from the job's id (see
+`nonce_for`): a delivery repeated after a restart returns the message already there instead of
+posting a second one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +40,52 @@ from adapters.discord.render import Rendered
 from bot import i18n
 
 log = logging.getLogger(__name__)
+
+#: Discord's Create Message: "nonce: integer or string, max 25 characters"; with enforce_nonce
+#: (which discord.py 2.x always sends with a nonce, discord/http.py handle_message_parameters)
+#: "it will be checked for uniqueness in the past few minutes. If another message was created by
+#: the same author with the same nonce, that message will be returned and no new message will
+#: be created."
+MAX_NONCE = 25
+#: how often an end (notice, video, failure) is tried again after a rate limit
+END_ATTEMPTS = 4
+
+
+def nonce_for(job_id: str, what: str) -> str:
+    """The nonce of one of a job's channel messages: the same in every process, so a repeated
+    delivery finds the first one (short ids kept readable, longer ones hashed to fit 25)."""
+    raw = f"{what}:{job_id}"
+    if len(raw) <= MAX_NONCE:
+        return raw
+    return f"{what[:4]}:{hashlib.sha256(job_id.encode()).hexdigest()}"[:MAX_NONCE]
+
+
+class _Limited(Exception):
+    """Discord said to slow down for `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited for {retry_after:.2f} s")
+        self.retry_after = retry_after
+
+
+def _rate_limit(error: BaseException) -> float | None:
+    """Seconds to wait when `error` is a rate limit: discord.py raises `RateLimited` past the
+    client's max_ratelimit_timeout, and a 429 it does not retry itself (the webhook routes of
+    interactions) as an HTTPException whose body holds `retry_after` (Discord's rate-limits doc)."""
+    if isinstance(error, discord.RateLimited):
+        return float(error.retry_after)
+    if isinstance(error, discord.HTTPException) and error.status == 429:
+        text = getattr(error, "text", "") or ""
+        try:
+            return float(json.loads(text).get("retry_after", 1.0))
+        except (ValueError, AttributeError):
+            return 1.0
+    return None
+
+
+def _too_large(error: BaseException) -> bool:
+    """Discord refused an upload as too large: HTTP 413, or JSON error 40005 "Request entity too large"."""
+    return isinstance(error, discord.HTTPException) and (error.status == 413 or error.code == 40005)
 
 
 class Sendable(Protocol):
@@ -85,6 +143,10 @@ class DiscordConversation:
         self._state: tuple[str, bool] | None = None
         self._last_edit = float("-inf")
         self._token_dead = False
+        #: no progress edit before this (clock seconds): Discord asked to slow down
+        self._quiet_until = float("-inf")
+        #: status messages posted per kind of state (the nonce of a repost differs)
+        self._posts: dict[str, int] = {}
         #: every message this conversation posted (not edits), for the adapter and for tests
         self.posted: list[Any] = []
         if interaction is not None:
@@ -96,33 +158,45 @@ class DiscordConversation:
     # -- Conversation protocol -------------------------------------------------------------------
     async def notice(self, view: NoticeView) -> None:
         self._notice = view
-        await self._show_job(("notice", False), render.notice(view, self.requester))
+        await self._show_end(view.job_id, ("notice", False), render.notice(view, self.requester))
 
     async def progress(self, view: ProgressView) -> None:
         state = ("progress", view.overdue)
-        if state == self._state and self._clock() - self._last_edit < self.min_interval_s:
+        now = self._clock()
+        if now < self._quiet_until:
+            return  # Discord asked to slow down: a later tick carries a newer percentage
+        if state == self._state and now - self._last_edit < self.min_interval_s:
             return  # same state, too soon: the next tick will carry a newer percentage
-        await self._show_job(state, render.progress(view, self._notice, self.requester))
+        try:
+            await self._show_job(view.job_id, state, render.progress(view, self._notice, self.requester))
+        except _Limited as e:
+            self._quiet_until = self._clock() + e.retry_after
+            log.info("progress of %s skipped: %s", view.job_id, e)
 
     async def video(self, view: VideoView) -> None:
         data = await self.fetcher.fetch_if_fits(view.url, self.upload_limit)
-        await self._show_job(("video", False), render.video(view, data, filename_for(view.url), self.requester))
+        await self._show_end(view.job_id, ("video", False),
+                             render.video(view, data, filename_for(view.url), self.requester))
         if view.requester:
-            await self._ping(view.requester)
+            await self._ping(view.requester, view.job_id)
 
     async def failure(self, view: FailureView) -> None:
-        await self._show_job(("failure", False), render.failure(view, self.requester))
+        await self._show_end(view.job_id, ("failure", False), render.failure(view, self.requester))
 
     async def text(self, text: str) -> None:
+        await self._must_show("text", lambda: self._show_text(text))
+
+    async def _show_text(self, text: str) -> None:
         async with self._lock:
             out = render.text(text)
+            self._rebind()
             if self._holds == "empty" and self._usable(self._status):
                 if await self._edit(out):
                     self._holds = "text"
                     return
             await self._post(out)
 
-    async def _ping(self, user_id: str) -> None:
+    async def _ping(self, user_id: str, job_id: str | None = None) -> None:
         """A short message of its own that mentions the requester: the video itself arrived as
         an edit, which notifies nobody. It pings that one user only; a failure to send it is
         logged, never shown instead of the video (which is already there)."""
@@ -137,11 +211,12 @@ class DiscordConversation:
                 if self.interaction is not None and self.token_alive and self.interaction.response.is_done():
                     msg = await self.interaction.followup.send(content=content, allowed_mentions=mentions, wait=True)
                 elif self.channel is not None:
-                    msg = await self.channel.send(content=content, allowed_mentions=mentions)
+                    extra = {"nonce": nonce_for(job_id, "r")} if job_id else {}
+                    msg = await self.channel.send(content=content, allowed_mentions=mentions, **extra)
                 else:
                     return
                 self.posted.append(msg)
-        except discord.HTTPException as e:
+        except (discord.HTTPException, discord.RateLimited) as e:
             log.info("could not post the ready ping: %s", e)
 
     # -- state -------------------------------------------------------------------------------------
@@ -170,41 +245,110 @@ class DiscordConversation:
     def _usable(self, status: _Status | None) -> bool:
         return status is not None and (not status.token_bound or self.token_alive)
 
+    def _rebind(self) -> None:
+        """When the token no longer serves the status message, edit the same message through the
+        channel (it is the bot's own); without its id or a channel, a new message follows."""
+        status = self._status
+        if status is None or not status.token_bound or self.token_alive:
+            return
+        partial = getattr(self.channel, "get_partial_message", None)
+        if status.message_id is None or partial is None:
+            self._status = None
+            return
+        self._status = _Status(partial(status.message_id).edit, token_bound=False, message_id=status.message_id)
+
     # -- output ------------------------------------------------------------------------------------
-    async def _show_job(self, state: tuple[str, bool], out: Rendered) -> None:
+    async def _show_end(self, job_id: str, state: tuple[str, bool], out: Rendered) -> None:
+        """A state that must be seen (notice, video, failure): retried after a rate limit."""
+        await self._must_show(f"{state[0]} of {job_id}", lambda: self._show_job(job_id, state, out))
+
+    async def _must_show(self, what: str, show: Callable[[], Awaitable[None]]) -> None:
+        """Run `show`, waiting out a rate limit and trying again (a few times)."""
+        for attempt in range(END_ATTEMPTS):
+            try:
+                await show()
+                return
+            except _Limited as e:
+                if attempt == END_ATTEMPTS - 1:
+                    raise discord.RateLimited(e.retry_after) from e
+                log.info("%s waits: %s", what, e)
+                await asyncio.sleep(e.retry_after)
+
+    async def _show_job(self, job_id: str, state: tuple[str, bool], out: Rendered) -> None:
         async with self._lock:
+            self._rebind()
             edited = self._holds != "text" and self._usable(self._status) and await self._edit(out)
             if not edited:
-                self._status = await self._post(out)
+                self._status = await self._post(out, nonce=self._nonce(job_id, state[0]))
             self._holds = "job"
             self._state = state
             self._last_edit = self._clock()
 
-    async def _edit(self, out: Rendered) -> bool:
-        assert self._status is not None
-        try:
-            await self._status.edit(**out.edit_kwargs())
-            return True
-        except discord.HTTPException as e:
-            if not self._status.token_bound:
-                raise
-            # the token died early (clock skew, a lost response): carry on in the channel
-            log.info("interaction edit failed (%s); moving to a channel message", e)
-            self._token_dead = True
-            self._status = None
-            return False
+    def _nonce(self, job_id: str, kind: str) -> str:
+        count = self._posts.get(kind, 0)
+        self._posts[kind] = count + 1
+        return nonce_for(job_id, f"{kind[0]}{count or ''}")
 
-    async def _post(self, out: Rendered) -> _Status:
-        """A new message: a followup while the token lives, else a reply or a channel message."""
+    async def _edit(self, out: Rendered) -> bool:
+        """Edit the status message; False when it cannot be (its token died, it is gone)."""
+        assert self._status is not None
+        status = self._status
+        try:
+            result = await status.edit(**out.edit_kwargs())
+        except discord.HTTPException as e:
+            if (wait := _rate_limit(e)) is not None:
+                raise _Limited(wait) from e
+            if _too_large(e) and out.file_bytes is not None:
+                log.info("upload refused as too large (%s); showing the link alone", e)
+                return await self._edit(out.without_file())
+            if not status.token_bound:
+                if isinstance(e, discord.NotFound | discord.Forbidden):
+                    log.info("status message %s not editable (%s); posting a new one", status.message_id, e)
+                    self._status = None
+                    return False
+                raise
+            # the token died early (clock skew, a lost response): the same message by the channel
+            log.info("interaction edit failed (%s); continuing through the channel", e)
+            self._token_dead = True
+            self._rebind()
+            return self._status is not None and await self._edit(out)
+        except discord.RateLimited as e:
+            raise _Limited(e.retry_after) from e
+        if status.message_id is None:  # the original response's id: kept for a resumed job
+            status.message_id = getattr(result, "id", None)
+        return True
+
+    async def _post(self, out: Rendered, *, nonce: str | None = None) -> _Status:
+        """A new message: a followup while the token lives, else a reply or a channel message
+        (with `nonce`, so a repeat of it returns the first one)."""
+        try:
+            return await self._post_once(out, nonce)
+        except discord.HTTPException as e:
+            if (wait := _rate_limit(e)) is not None:
+                raise _Limited(wait) from e
+            if _too_large(e) and out.file_bytes is not None:
+                log.info("upload refused as too large (%s); posting the link alone", e)
+                return await self._post_once(out.without_file(), nonce)
+            raise
+        except discord.RateLimited as e:
+            raise _Limited(e.retry_after) from e
+
+    async def _post_once(self, out: Rendered, nonce: str | None) -> _Status:
         msg: Any
+        kwargs: dict[str, Any] = out.send_kwargs()
         if self.interaction is not None and self.token_alive and self.interaction.response.is_done():
-            msg = await self.interaction.followup.send(wait=True, **out.send_kwargs())
+            # a followup is a webhook message: no nonce there (the token is gone after a restart anyway)
+            msg = await self.interaction.followup.send(wait=True, **kwargs)
             status = _Status(msg.edit, token_bound=True, message_id=getattr(msg, "id", None))
         elif self.reply_to is not None and not self.posted:
-            msg = await self.reply_to.reply(**out.send_kwargs())
+            if nonce:
+                kwargs["nonce"] = nonce
+            msg = await self.reply_to.reply(**kwargs)
             status = _Status(msg.edit, token_bound=False, message_id=getattr(msg, "id", None))
         elif self.channel is not None:
-            msg = await self.channel.send(**out.send_kwargs())
+            if nonce:
+                kwargs["nonce"] = nonce
+            msg = await self.channel.send(**kwargs)
             status = _Status(msg.edit, token_bound=False, message_id=getattr(msg, "id", None))
         else:
             raise RuntimeError("no way to reach this conversation")

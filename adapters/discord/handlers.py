@@ -35,6 +35,8 @@ _MAX_CHOICES = 25
 _MAX_CHOICE_NAME = 100
 _MAX_FIELD = 1024
 _PROMPT_PREVIEW = 80
+#: a press whose button does not name its requester is theirs when the job is among their last
+OWNER_LOOKUP = 100
 
 
 def roles_of(user: object) -> tuple[str, ...]:
@@ -342,7 +344,7 @@ class Handlers:
                 job_id, user_id=user_id, model_id=model_id, conversation=conv, same_seed=same_seed
             )
 
-        await self._press(interaction, requester, act)
+        await self._press(interaction, job_id, requester, act)
 
     async def job_action(
         self, interaction: discord.Interaction[Any], action: str, job_id: str, requester: str | None = None
@@ -358,10 +360,10 @@ class Handlers:
                 await self.core.cancel(job_id, platform=PLATFORM, user_id=user_id, conversation=conv)
             return None
 
-        await self._press(interaction, requester, act)
+        await self._press(interaction, job_id, requester, act)
 
     async def _press(
-        self, interaction: discord.Interaction[Any], requester: str | None,
+        self, interaction: discord.Interaction[Any], job_id: str, requester: str | None,
         act: Callable[[DiscordConversation, str], Awaitable[object]],
     ) -> None:
         """One button press: the core acts (once) and answers in words through a conversation.
@@ -373,7 +375,12 @@ class Handlers:
         if await self._refuse(interaction, lang):
             return
         user_id = str(interaction.user.id)
-        someone_else = requester is not None and requester != user_id
+        if requester is None:
+            # a button from before requesters were kept (or whose id had no room for one): the
+            # presser's own recent jobs tell; Discord fixes a response's visibility at the defer
+            someone_else = not await self._owns(user_id, job_id)
+        else:
+            someone_else = requester != user_id
         await interaction.response.defer(thinking=True, **({"ephemeral": True} if someone_else else {}))
         conv = self.conversations.for_interaction(interaction, lang)
         try:
@@ -386,6 +393,16 @@ class Handlers:
             await self._drop_buttons(interaction)
         if job is None:
             await self._finish_silent(interaction, conv)
+
+    async def _owns(self, user_id: str, job_id: str) -> bool:
+        """Whether `job_id` is among the person's recent jobs (asked quickly: the press must be
+        answered within 3 s; when the core is slow, the press is taken as theirs)."""
+        try:
+            jobs = await asyncio.wait_for(self.core.recent_jobs(PLATFORM, user_id, OWNER_LOOKUP),
+                                          self.table.pacing.autocomplete_timeout_s)
+        except TimeoutError:
+            return True
+        return any(j.job_id == job_id for j in jobs)
 
     async def _drop_buttons(self, interaction: discord.Interaction[Any]) -> None:
         """Remove every button from the message that was pressed (its text and video stay)."""

@@ -5,6 +5,7 @@ Words come from the views (already translated); this module only chooses the lay
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,15 @@ class Rendered:
     view: discord.ui.View | None = None
     file_bytes: bytes | None = None
     filename: str = "video.mp4"
+    #: the content to show when the file is dropped (its link then plays instead)
+    unwrapped: str | None = None
+
+    def without_file(self) -> Rendered:
+        """The same message with the link alone (Discord refused the upload as too large)."""
+        content = self.content
+        if content is not None and self.unwrapped is not None:
+            content = self.unwrapped
+        return dataclasses.replace(self, content=content, file_bytes=None, unwrapped=None)
 
     def file(self) -> discord.File | None:
         if self.file_bytes is None:
@@ -123,17 +133,21 @@ def video(
     """The mp4 URL in the content (Discord shows a player), the caption in an embed beside it,
     with Again, Same seed (when the task's seed is known) and "Try <model>" buttons.
 
-    With the file attached the URL is wrapped in <…> so Discord shows one player, not two."""
-    content = view.link_text
+    With the file attached the URL is wrapped in <…> so Discord shows one player, not two. The
+    content is cut to Discord's 2,000 characters."""
+    content = _clip(view.link_text, _MAX_CONTENT)
+    unwrapped = None
     if file_bytes is not None and view.url:
-        content = content.replace(view.url, f"<{view.url}>")
+        unwrapped = content
+        content = _clip(view.link_text.replace(view.url, f"<{view.url}>"), _MAX_CONTENT)
     embed = discord.Embed(description=_clip(view.caption, _MAX_DESCRIPTION), colour=COLOR_DONE)
     if view.cover_url and view.cover_url.startswith(("https://", "http://")):
         embed.set_thumbnail(url=view.cover_url)
     buttons = _reruns(
         view.job_id, view.again_label, view.alternatives, view.requester or requester, view.same_seed_label
     )
-    return Rendered(content=content, embed=embed, view=buttons, file_bytes=file_bytes, filename=filename)
+    return Rendered(content=content, embed=embed, view=buttons, file_bytes=file_bytes, filename=filename,
+                    unwrapped=unwrapped)
 
 
 def failure(view: FailureView, requester: str | None = None) -> Rendered:

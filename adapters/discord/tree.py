@@ -6,6 +6,8 @@ translator below gives Discord the Chinese one for zh-CN (Simplified) and zh-TW 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import discord
@@ -34,6 +36,18 @@ class LocaleTranslator(app_commands.Translator):
         if not key or language == "en" or not i18n.has(key, language):
             return None
         return i18n.t(key, language)
+
+
+async def command_hash(tree: app_commands.CommandTree[Any]) -> str:
+    """A digest of the global commands exactly as a sync would send them (names, options,
+    choices and every localization): equal digests, nothing to sync."""
+    translator = tree.translator
+    if translator is None:
+        payloads = [command.to_dict(tree) for command in tree.get_commands()]
+    else:
+        payloads = [await command.get_translated_payload(tree, translator) for command in tree.get_commands()]
+    payloads.sort(key=lambda p: str(p.get("name")))
+    return hashlib.sha256(json.dumps(payloads, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def _task_choices() -> list[app_commands.Choice[str]]:

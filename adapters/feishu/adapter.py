@@ -18,13 +18,12 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
 )
 
 from adapters.base import Conversation, Core, ImageInput, Incoming, ReplyTarget
-from adapters.feishu import cards
+from adapters.feishu import cards, ws
 from adapters.feishu.api import FeishuApi, FeishuApiError
 from adapters.feishu.conversation import CARD_STATE_KEY, CardBook, FeishuConversation
 from adapters.feishu.events import ReceivedMessage, parse_event
 from adapters.feishu.media import MAX_VIDEO_BYTES
 from adapters.feishu.pending import PendingImages, RecentIds
-from adapters.feishu.ws import LongConnection
 from bot.config import Settings
 from bot.i18n import detect_language, normalize_language
 
@@ -60,6 +59,7 @@ class FeishuAdapter:
         stale_after_s: float = 1800.0,
         min_patch_interval_s: float = 1.0,
         max_video_bytes: int = MAX_VIDEO_BYTES,
+        rate_limit_backoff_s: float = 1.0,
     ) -> None:
         if not (settings.feishu_app_id and settings.feishu_app_secret):
             raise FeishuConfigError("FEISHU_APP_ID and FEISHU_APP_SECRET are required")
@@ -68,7 +68,7 @@ class FeishuAdapter:
         self.domain = (domain_override or DOMAINS[settings.feishu_domain]).rstrip("/")
         self.app_id = settings.feishu_app_id
         self._app_secret = settings.feishu_app_secret.get_secret_value()
-        self.api = FeishuApi(self.domain, self.app_id, self._app_secret)
+        self.api = FeishuApi(self.domain, self.app_id, self._app_secret, backoff_s=rate_limit_backoff_s)
         self.allowed_chats = frozenset(settings.feishu_allowed_chats)
         self.merge_window_s = merge_window_s
         self.stale_after_s = stale_after_s
@@ -92,15 +92,19 @@ class FeishuAdapter:
         self._stopped = asyncio.Event()
         self._ready = asyncio.Event()
         self._ws_thread: threading.Thread | None = None
-        self._ws_loop: asyncio.AbstractEventLoop | None = None
-        self._ws_client: Any = None
+        self._ws_client: ws.LongConnection | None = None
         self._ws_error: BaseException | None = None
+        self._connected = False
+        #: stop() was called: a start() that is still preparing ends without connecting
+        self._closing = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def prepare(self) -> None:
-        """Bind to the running loop and learn the bot's open_id; `start()` does this first."""
+        """Bind to the running loop, check the app's credentials and learn the bot's open_id;
+        `start()` does this first. Raises FeishuAuthError when Feishu refuses the app."""
         self._loop = asyncio.get_running_loop()
         self.started_at = time.time()
+        await self.api.token.get()
         self.bot_open_id = await self.api.token.bot_open_id()
         if self.bot_open_id is None:
             log.warning("bot open_id unknown: any @bot mention in a group will count")
@@ -110,10 +114,29 @@ class FeishuAdapter:
         """Return once the adapter can send (its API token works); resumed jobs wait for this."""
         await self._ready.wait()
 
+    @property
+    def connected(self) -> bool:
+        """True while the long connection is up (events can arrive)."""
+        return self._connected
+
     async def start(self) -> None:
-        """Connect the long connection in its own thread and serve until `stop()`."""
-        await self.prepare()
+        """Connect the long connection in its own thread and serve until `stop()`.
+
+        Raises when the app's credentials are refused or the long connection fails for good (the
+        SDK reconnects by itself after a dropped connection); `start()` may then be called again."""
+        if self._closing:
+            return
+        self._ready.clear()
         self._stopped.clear()
+        self._ws_error = None
+        self._connected = False
+        missing = ws.missing_internals()
+        if missing:
+            log.error("lark-oapi lacks what the long connection relies on (%s); see adapters/feishu/ws.py",
+                      ", ".join(missing))
+        await self.prepare()
+        if self._closing:
+            return
         self._ws_thread = threading.Thread(target=self._run_ws, name="feishu-ws", daemon=True)
         self._ws_thread.start()
         await self._stopped.wait()
@@ -123,6 +146,7 @@ class FeishuAdapter:
 
     async def stop(self) -> None:
         """Stop serving; `start()` returns once the connection is closed."""
+        self._closing = True
         self._stopped.set()
 
     def conversation_for(self, target: ReplyTarget) -> Conversation:
@@ -141,31 +165,31 @@ class FeishuAdapter:
                 await asyncio.sleep(0.01)
 
     def _run_ws(self) -> None:
-        # lark_oapi.ws.client runs everything on a loop it captured at import: give it a fresh one
-        # that belongs to this thread, so the bot's loop never blocks on the SDK.
-        import lark_oapi.ws.client as ws_client
-
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        ws_client.loop = loop
-        self._ws_loop = loop
+        # lark-oapi runs its connection on a loop of its own: a thread of its own keeps the bot's
+        # loop free (adapters/feishu/ws.py)
         try:
-            self._ws_client = LongConnection(self.app_id, self._app_secret, event_handler=self.dispatcher,
-                                             domain=self.domain, log_level=lark.LogLevel.INFO)
-            self._ws_client.start()
-        except RuntimeError as e:
-            if "Event loop stopped" not in str(e):  # our own stop() ends the loop this way
-                self._ws_failed(e)
+            ws.LongConnection.run_here(self._ws_created, self.app_id, self._app_secret, event_handler=self.dispatcher,
+                                       domain=self.domain, log_level=lark.LogLevel.INFO)
         except Exception as e:
             self._ws_failed(e)
-        finally:
-            # end the SDK's leftover tasks (ping loop, cache cron) here, not at garbage collection
-            leftovers = asyncio.all_tasks(loop)
-            for task in leftovers:
-                task.cancel()
-            if leftovers:
-                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-            loop.close()
+        else:
+            if not self._closing:
+                self._ws_failed(ConnectionError("the long connection ended"))
+
+    def _ws_created(self, client: ws.LongConnection) -> None:
+        self._ws_client = client
+        client.on_connected = self._ws_connected
+
+    def _ws_connected(self) -> None:
+        """Called on the SDK's thread after each (re)connection."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._mark_connected)
+
+    def _mark_connected(self) -> None:
+        if not self._connected:
+            log.info("Feishu: long connection up")
+        self._connected = True
 
     def _ws_failed(self, error: BaseException) -> None:
         log.error("Feishu long connection ended: %s", error)
@@ -177,17 +201,11 @@ class FeishuAdapter:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        loop, client = self._ws_loop, self._ws_client
-        if loop is not None and not loop.is_closed() and client is not None:
+        self._connected = False
+        client = self._ws_client
+        if client is not None:
             # close the socket first: a connection left open makes Feishu replay its events
-            client._auto_reconnect = False
-            try:
-                done = asyncio.run_coroutine_threadsafe(client._disconnect(), loop)
-                await asyncio.wait_for(asyncio.wrap_future(done), 5)
-            except Exception as e:  # includes TimeoutError
-                log.warning("closing the long connection: %s", e)
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(loop.stop)
+            await client.close()
         if self._ws_thread is not None:
             await asyncio.to_thread(self._ws_thread.join, 5)
         # events already handed over get a moment to reach the core; running jobs are the core's
@@ -353,7 +371,7 @@ class FeishuAdapter:
         self._refused_chats.add(msg.chat_id)
         text = self.core.t("feishu.not_allowed", detect_language(msg.text))
         try:
-            await self.api.send(msg.chat_id, "text", {"text": text},
+            await self.api.send(msg.chat_id, "text", {"text": cards.fit_text(text)},
                                 reply_to=msg.message_id if msg.is_group else None)
         except FeishuApiError as e:
             log.warning("could not answer a chat outside the allowlist: %s", e)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import lark_oapi as lark
@@ -23,8 +26,21 @@ from lark_oapi.api.im.v1 import (
 
 from adapters.feishu.token import TenantToken
 
+log = logging.getLogger(__name__)
+
 #: Feishu's code for an expired or invalid tenant token: fetch a new one and try once more
 _TOKEN_INVALID = {99991663, 99991661, 99991668}
+#: "slow down" answers: 99991400 is the open platform's per-app/per-API limit (HTTP 429, with
+#: `x-ogw-ratelimit-reset` in seconds; open.feishu.cn "频控策略" / rate-limit guide); 230020 is
+#: the IM limit ("This operation triggers the frequency limit": 5 QPS per chat for sends and 5
+#: QPS per message for card patches, im-v1 message create / patch docs)
+RATE_LIMITED = frozenset({99991400, 230020})
+_RESET_HEADER = "x-ogw-ratelimit-reset"
+
+
+def dumps(content: dict[str, Any]) -> str:
+    """Message content as Feishu receives it (compact: card and text sizes are capped)."""
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 
 
 class FeishuApiError(Exception):
@@ -42,8 +58,13 @@ class FeishuApiError(Exception):
 class FeishuApi:
     """Sends, patches, uploads and downloads; every call carries a token fetched off the SDK."""
 
-    def __init__(self, domain: str, app_id: str, app_secret: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, domain: str, app_id: str, app_secret: str, *, timeout_s: float = 30.0,
+                 backoff_s: float = 1.0, max_wait_s: float = 30.0, rate_limit_retries: int = 4) -> None:
         self.token = TenantToken(domain, app_id, app_secret)
+        #: on a rate limit: wait what Feishu says (or backoff_s, doubling), at most max_wait_s a time
+        self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
+        self.rate_limit_retries = rate_limit_retries
         self.client = (
             lark.Client.builder()
             .app_id(app_id)
@@ -58,72 +79,92 @@ class FeishuApi:
     async def _option(self) -> lark.RequestOption:
         return lark.RequestOption.builder().tenant_access_token(await self.token.get()).build()
 
-    async def _call(self, name: str, method: Any, request: Any) -> Any:
-        """Run one SDK call; retry once with a fresh token when Feishu says it expired."""
-        for attempt in range(2):
+    async def _call(self, name: str, method: Any, build: Callable[[], Any]) -> Any:
+        """Run one SDK call; retry once with a fresh token when Feishu says it expired, and after
+        a pause when it says to slow down (a few times, backing off). Each attempt sends a request
+        fresh from `build()`: the SDK consumes an upload's file (and its multipart form) on the
+        first attempt, so a reused request would go out empty."""
+        token_retried = False
+        limited = 0
+        while True:
             try:
-                resp = await method(request, await self._option())
+                resp = await method(build(), await self._option())
             except Exception as e:  # the SDK raises httpx errors and its own; one kind for callers
                 raise FeishuApiError(name, 0, type(e).__name__) from e
             if resp.success():
                 return resp
-            if resp.code in _TOKEN_INVALID and attempt == 0:
+            code = int(resp.code or 0)
+            if code in _TOKEN_INVALID and not token_retried:
+                token_retried = True
                 self.token.invalidate()
                 continue
-            raise FeishuApiError(name, int(resp.code or 0), str(resp.msg))
-        raise AssertionError("unreachable")
+            if code in RATE_LIMITED and limited < self.rate_limit_retries:
+                wait = self._wait(resp, limited)
+                limited += 1
+                log.info("%s rate-limited (code %s); retrying in %.2f s", name, code, wait)
+                await asyncio.sleep(wait)
+                continue
+            raise FeishuApiError(name, code, str(resp.msg))
 
-    async def send(self, chat_id: str, msg_type: str, content: dict[str, Any], *, reply_to: str | None = None) -> str:
-        """Post a message to a chat (as a reply to `reply_to` when given); returns its message_id."""
-        body = json.dumps(content, ensure_ascii=False)
+    def _wait(self, resp: Any, attempt: int) -> float:
+        backoff = self.backoff_s * (2 ** attempt)
+        headers = getattr(getattr(resp, "raw", None), "headers", None) or {}
+        reset = next((v for k, v in headers.items() if k.lower() == _RESET_HEADER), None)
+        try:
+            said = float(reset) if reset is not None else 0.0
+        except ValueError:
+            said = 0.0
+        return min(max(said, backoff), self.max_wait_s)
+
+    async def send(self, chat_id: str, msg_type: str, content: dict[str, Any], *, reply_to: str | None = None,
+                   uuid: str | None = None) -> str:
+        """Post a message to a chat (as a reply to `reply_to` when given); returns its message_id.
+
+        `uuid` is Feishu's idempotency key (im-v1 message create / reply, request body `uuid`,
+        at most 50 characters): requests with the same uuid send at most one message within an
+        hour, so a delivery repeated after a restart shows once."""
+        body = dumps(content)
         if reply_to:
-            request: Any = (
-                ReplyMessageRequest.builder()
-                .message_id(reply_to)
-                .request_body(ReplyMessageRequestBody.builder().msg_type(msg_type).content(body).build())
-                .build()
-            )
-            resp = await self._call("message.reply", self.client.im.v1.message.areply, request)
+            reply = ReplyMessageRequestBody.builder().msg_type(msg_type).content(body)
+            if uuid:
+                reply = reply.uuid(uuid[:50])
+            resp = await self._call("message.reply", self.client.im.v1.message.areply, lambda: (
+                ReplyMessageRequest.builder().message_id(reply_to).request_body(reply.build()).build()))
         else:
-            request = (
-                CreateMessageRequest.builder()
-                .receive_id_type("chat_id")
-                .request_body(
-                    CreateMessageRequestBody.builder().receive_id(chat_id).msg_type(msg_type).content(body).build()
-                )
-                .build()
-            )
-            resp = await self._call("message.create", self.client.im.v1.message.acreate, request)
+            create = CreateMessageRequestBody.builder().receive_id(chat_id).msg_type(msg_type).content(body)
+            if uuid:
+                create = create.uuid(uuid[:50])
+            resp = await self._call("message.create", self.client.im.v1.message.acreate, lambda: (
+                CreateMessageRequest.builder().receive_id_type("chat_id").request_body(create.build()).build()))
         return str(resp.data.message_id)
 
     async def patch_card(self, message_id: str, card: dict[str, Any]) -> None:
         """Replace an interactive card in place."""
-        request = (
-            PatchMessageRequest.builder()
-            .message_id(message_id)
-            .request_body(PatchMessageRequestBody.builder().content(json.dumps(card, ensure_ascii=False)).build())
-            .build()
-        )
-        await self._call("message.patch", self.client.im.v1.message.apatch, request)
+        content = dumps(card)
+        await self._call("message.patch", self.client.im.v1.message.apatch, lambda: (
+            PatchMessageRequest.builder().message_id(message_id)
+            .request_body(PatchMessageRequestBody.builder().content(content).build()).build()))
 
     async def upload_video(self, data: bytes, file_name: str, duration_ms: int | None) -> str:
         """Upload an mp4 (file_type mp4) for a media message; returns its file_key."""
-        builder = CreateFileRequestBody.builder().file_type("mp4").file_name(file_name).file(io.BytesIO(data))
-        if duration_ms is not None:
-            builder = builder.duration(duration_ms)
-        request = CreateFileRequest.builder().request_body(builder.build()).build()
-        resp = await self._call("file.create", self.client.im.v1.file.acreate, request)
+        def build() -> CreateFileRequest:
+            body = CreateFileRequestBody.builder().file_type("mp4").file_name(file_name).file(io.BytesIO(data))
+            if duration_ms is not None:
+                body = body.duration(duration_ms)
+            return CreateFileRequest.builder().request_body(body.build()).build()
+
+        resp = await self._call("file.create", self.client.im.v1.file.acreate, build)
         return str(resp.data.file_key)
 
     async def upload_image(self, data: bytes) -> str:
         """Upload a message image (a video's cover); returns its image_key."""
-        body = CreateImageRequestBody.builder().image_type("message").image(io.BytesIO(data)).build()
-        request = CreateImageRequest.builder().request_body(body).build()
-        resp = await self._call("image.create", self.client.im.v1.image.acreate, request)
+        resp = await self._call("image.create", self.client.im.v1.image.acreate, lambda: (
+            CreateImageRequest.builder().request_body(
+                CreateImageRequestBody.builder().image_type("message").image(io.BytesIO(data)).build()).build()))
         return str(resp.data.image_key)
 
     async def download_image(self, message_id: str, image_key: str) -> bytes:
         """A user's image, through the message resource API."""
-        request = GetMessageResourceRequest.builder().message_id(message_id).file_key(image_key).type("image").build()
-        resp = await self._call("message_resource.get", self.client.im.v1.message_resource.aget, request)
+        resp = await self._call("message_resource.get", self.client.im.v1.message_resource.aget, lambda: (
+            GetMessageResourceRequest.builder().message_id(message_id).file_key(image_key).type("image").build()))
         return bytes(resp.file.read())

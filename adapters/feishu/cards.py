@@ -13,13 +13,47 @@ and knows whether to @-mention on completion, also after a restart.
 from __future__ import annotations
 
 import copy
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import Alternative, FailureView, NoticeView, ProgressView, VideoView
+from adapters.feishu.api import dumps
 
-#: Feishu rejects card JSON over 30 KB; keep every text block far below that
+#: one text block at most (a prompt can be 8,000 characters); longer ones end in an ellipsis
 MAX_TEXT = 6000
+#: Feishu: "卡片及富文本消息请求体最大不能超过30KB", text messages 150 KB (im-v1 message create,
+#: reply and patch docs; error 230025 "The length of the message content reaches its limit")
+MAX_CARD_BODY = 30 * 1024
+MAX_TEXT_BODY = 150 * 1024
+#: the rest of a request body besides the content (receive_id, msg_type, uuid, keys)
+_BODY_ROOM = 400
+ELLIPSIS = "…"
+
+
+def body_size(content: dict[str, Any]) -> int:
+    """Bytes the content takes in a request body: its JSON, quoted again as a JSON string."""
+    return len(json.dumps(dumps(content), ensure_ascii=False).encode("utf-8")) + _BODY_ROOM
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ending in an ellipsis when cut."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
+
+
+def fit_text(text: str, limit: int = MAX_TEXT_BODY) -> str:
+    """A text message's text, cut (with an ellipsis) until its request body fits `limit` bytes."""
+    while text and body_size({"text": text}) > limit:
+        text = _shorter(text, body_size({"text": text}) - limit)
+    return text
+
+
+def _shorter(text: str, excess: int) -> str:
+    """`text` about `excess` bytes shorter (by its average bytes per character), with an ellipsis."""
+    per_char = max(1.0, body_size({"t": text}) / max(1, len(text)))
+    keep = len(text.removesuffix(ELLIPSIS)) - math.ceil(excess / per_char) - 1
+    return text[: max(0, keep)] + ELLIPSIS
 
 #: button actions (value["action"]); each maps to one core method in the adapter
 RERUN = "rerun"  # failure card: another model or the same again -> core.rerun
@@ -53,13 +87,29 @@ class Owner:
 
 
 def _text(content: str) -> dict[str, Any]:
-    return {"tag": "div", "text": {"tag": "plain_text", "content": content[:MAX_TEXT]}}
+    return {"tag": "div", "text": {"tag": "plain_text", "content": clip(content, MAX_TEXT)}}
+
+
+def fit(card_json: dict[str, Any], limit: int = MAX_CARD_BODY) -> dict[str, Any]:
+    """`card_json` whose request body fits `limit` bytes: its longest text blocks are cut, with
+    an ellipsis, until it does (the buttons and the header stay whole)."""
+    if body_size(card_json) <= limit:
+        return card_json
+    out = copy.deepcopy(card_json)
+    texts = [el["text"] for el in out.get("elements", []) if el.get("tag") == "div" and "text" in el]
+    while texts and (excess := body_size(out) - limit) > 0:
+        longest = max(texts, key=lambda t: len(t.get("content", "")))
+        if not longest.get("content"):
+            break
+        longest["content"] = _shorter(longest["content"], excess)
+    return out
 
 
 def card(
     title: str, blocks: list[str], *, template: str = "blue", actions: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """A card with a header, plain-text blocks separated by rules, and an optional row of buttons.
+    """A card with a header, plain-text blocks separated by rules, and an optional row of buttons,
+    cut to fit Feishu's 30 KB.
 
     `update_multi` is set on every card: Feishu patches a card only when both versions share it.
     """
@@ -70,11 +120,11 @@ def card(
         elements.append(_text(block))
     if actions:
         elements.append({"tag": "action", "actions": actions})
-    return {
+    return fit({
         "config": {"update_multi": True, "wide_screen_mode": True},
-        "header": {"template": template, "title": {"tag": "plain_text", "content": title[:200]}},
+        "header": {"template": template, "title": {"tag": "plain_text", "content": clip(title, 200)}},
         "elements": elements,
-    }
+    })
 
 
 def action_button(label: str, action: str, *, job_id: str, owner: Owner, model_id: str = "",
@@ -86,7 +136,7 @@ def action_button(label: str, action: str, *, job_id: str, owner: Owner, model_i
         value["owner"] = owner.user_id
     if owner.chat_type:
         value["chat_type"] = owner.chat_type
-    return {"tag": "button", "text": {"tag": "plain_text", "content": label[:100]}, "type": style, "value": value}
+    return {"tag": "button", "text": {"tag": "plain_text", "content": clip(label, 100)}, "type": style, "value": value}
 
 
 def rerun_button(label: str, *, job_id: str, model_id: str, model_name: str, language: str,
@@ -98,7 +148,7 @@ def rerun_button(label: str, *, job_id: str, model_id: str, model_name: str, lan
 
 def link_button(label: str, url: str) -> dict[str, Any]:
     """A button that opens `url`."""
-    return {"tag": "button", "text": {"tag": "plain_text", "content": label[:100]}, "type": "primary", "url": url}
+    return {"tag": "button", "text": {"tag": "plain_text", "content": clip(label, 100)}, "type": "primary", "url": url}
 
 
 def notice_buttons(view: NoticeView, owner: Owner) -> list[dict[str, Any]]:

@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 CARD_STATE_KEY = "card_message_id"
 
 
+def idempotency_key(job_id: str, what: str) -> str:
+    """The `uuid` of one of a job's messages (the final card, the media, the link): the same for
+    every attempt at that message, so Feishu sends it once (within an hour; at most 50 chars)."""
+    return f"{job_id}:{what}"[:50]
+
+
 def mention(open_id: str) -> str:
     """A text message's @-mention of one person (Feishu message content, text: `<at user_id="ou_...">
     </at>`; the name between the tags may stay empty, the client shows the person's name). Unlike
@@ -54,7 +60,11 @@ class CardPatcher:
     """Keeps one card up to date: at most one PATCH per `min_interval_s`, the latest state wins.
 
     Feishu allows 5 updates per second per message; progress arrives faster than a person can
-    read it, so intermediate states are dropped, never queued.
+    read it, so intermediate states are dropped, never queued. A final state (the video, the
+    failure) must be seen: when its patch fails for good (the card was recalled, is older than
+    14 days, or Feishu keeps refusing), it is sent as a new message instead, which later presses
+    then patch. A new message for a final state carries the job's idempotency key, so a delivery
+    repeated after a restart shows once.
     """
 
     def __init__(self, api: FeishuApi, chat_id: str, reply_to: str | None, *, message_id: str | None,
@@ -66,6 +76,8 @@ class CardPatcher:
         self.min_interval_s = min_interval_s
         self.book = book
         self._wanted: dict[str, Any] | None = None
+        #: the idempotency key of the wanted card when it is a final state (else None)
+        self._wanted_key: str | None = None
         self._sending: dict[str, Any] | None = None
         self._written: dict[str, Any] | None = None
         self._last_write = float("-inf")
@@ -79,14 +91,16 @@ class CardPatcher:
                 return card
         return None
 
-    async def send(self, card: dict[str, Any]) -> None:
-        """Show `card` now: a new message when there is none yet, else a patch (waits its turn)."""
-        self._wanted = card
+    async def send(self, card: dict[str, Any], *, final_key: str | None = None) -> None:
+        """Show `card` now: a new message when there is none yet, else a patch (waits its turn).
+        With `final_key` the card is a final state: it is shown as a new message (sent with
+        that idempotency key) if it cannot be patched in."""
+        self._wanted, self._wanted_key = card, final_key
         await self.flush()
 
     def update(self, card: dict[str, Any]) -> None:
         """Ask for `card` to be shown soon; returns at once."""
-        self._wanted = card
+        self._wanted, self._wanted_key = card, None
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._drain())
 
@@ -101,24 +115,43 @@ class CardPatcher:
             wait = self._last_write + self.min_interval_s - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            card, self._wanted = self._wanted, None
+            card, key = self._wanted, self._wanted_key
+            self._wanted = self._wanted_key = None
             if card is None:
                 continue
             self._last_write = time.monotonic()
             self._sending = card
             try:
-                if self.message_id is None:
-                    self.message_id = await self.api.send(self.chat_id, "interactive", card, reply_to=self.reply_to)
-                else:
-                    await self.api.patch_card(self.message_id, card)
-                self._written = card
-                if self.book is not None:
-                    self.book.note(self.message_id, self)
-            except FeishuApiError as e:
-                # a lost progress frame is harmless; the next state (or the final one) follows
-                log.warning("card write failed: %s", e)
+                await self._write(card, key)
             finally:
                 self._sending = None
+
+    async def _write(self, card: dict[str, Any], final_key: str | None) -> None:
+        try:
+            if self.message_id is None:
+                self.message_id = await self.api.send(self.chat_id, "interactive", card, reply_to=self.reply_to,
+                                                      uuid=final_key)
+            else:
+                await self.api.patch_card(self.message_id, card)
+        except FeishuApiError as e:
+            if final_key is None:
+                # a lost progress frame is harmless; the next state (or the final one) follows
+                log.warning("card write failed: %s", e)
+                return
+            if self.message_id is None:
+                log.error("final card not sent: %s", e)
+                return
+            # the final state must be seen: the stale card stays, the end comes as a new message
+            log.warning("final card patch of %s failed (%s); sending it as a new message", self.message_id, e)
+            try:
+                self.message_id = await self.api.send(self.chat_id, "interactive", card, reply_to=self.reply_to,
+                                                      uuid=final_key)
+            except FeishuApiError as e2:
+                log.error("final card not sent: %s", e2)
+                return
+        self._written = card
+        if self.book is not None:
+            self.book.note(self.message_id, self)
 
 
 class FeishuConversation:
@@ -195,12 +228,13 @@ class FeishuConversation:
         actions = [] if media_sent else [cards.link_button(i18n.t("feishu.open_video", self.language), view.url)]
         actions += cards.video_buttons(view, self._owner(view.requester))
         title = view.caption.splitlines()[0]
-        await self.card.send(cards.card(title, blocks, template="green", actions=actions))
+        await self.card.send(cards.card(title, blocks, template="green", actions=actions),
+                             final_key=idempotency_key(view.job_id, "card"))
         # a patched card notifies nobody: in a group the link goes out as a new message that
         # @-mentions whoever asked, so they hear that their video is ready
         requester = view.requester or self.user_id
         link = f"{mention(requester)} {view.link_text}" if self.is_group and requester else view.link_text
-        await self._send_text(link)
+        await self._send_text(link, uuid=idempotency_key(view.job_id, "link"))
 
     async def _send_media(self, data: bytes, view: VideoView) -> None:
         """Upload the mp4 and its cover, then post them as one media message (plays inline)."""
@@ -213,16 +247,19 @@ class FeishuConversation:
                     content["image_key"] = await self.api.upload_image(cover.data)
                 except FeishuApiError as e:  # the video still plays without its cover
                     log.warning("cover upload failed: %s", e)
-        await self.api.send(self.chat_id, "media", content, reply_to=self.reply_to)
+        await self.api.send(self.chat_id, "media", content, reply_to=self.reply_to,
+                            uuid=idempotency_key(view.job_id, "media"))
 
     async def failure(self, view: FailureView) -> None:
-        await self.card.send(cards.failure_card(view, self.language, self._owner()))
+        await self.card.send(cards.failure_card(view, self.language, self._owner()),
+                             final_key=idempotency_key(view.job_id, "card"))
 
     async def text(self, text: str) -> None:
         await self._send_text(text)
 
-    async def _send_text(self, text: str) -> None:
+    async def _send_text(self, text: str, *, uuid: str | None = None) -> None:
         try:
-            await self.api.send(self.chat_id, "text", {"text": text}, reply_to=self.reply_to)
+            await self.api.send(self.chat_id, "text", {"text": cards.fit_text(text)}, reply_to=self.reply_to,
+                                uuid=uuid)
         except FeishuApiError as e:
             log.warning("text reply failed: %s", e)
