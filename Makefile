@@ -16,11 +16,13 @@ run: $(STAMP)
 	$(BIN)/python -m bot
 
 lint: $(STAMP)
+	$(BIN)/ruff format --check bot adapters tests benchmarks
 	$(BIN)/ruff check bot adapters tests benchmarks
 	$(BIN)/mypy
 
+# four workers: most tests wait on the sandbox's (scaled) render times, not on the CPU
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/parse_bench.py

@@ -154,8 +154,9 @@ class ConsoleAdapter:
         return self._conversation()
 
     def _conversation(self) -> ConsoleConversation:
-        return ConsoleConversation(self.stdout, interactive=self.interactive, saved_as=self._saved_as,
-                                   switch_hint=self._switch_hint)
+        return ConsoleConversation(
+            self.stdout, interactive=self.interactive, saved_as=self._saved_as, switch_hint=self._switch_hint
+        )
 
     def _switch_hint(self, model: str, language: str) -> str:
         return self.core.t("console.alternatives", language, model=model)
@@ -192,10 +193,16 @@ class ConsoleAdapter:
             self._say("console.image_unreadable", path=str(path))
             return
         if size > self.max_image_bytes:
-            self._say("console.image_too_large", name=path.name, size=human_size(size),
-                      limit=human_size(self.max_image_bytes))
+            self._say(
+                "console.image_too_large",
+                name=path.name,
+                size=human_size(size),
+                limit=human_size(self.max_image_bytes),
+            )
             return
-        self._pending.append(ImageInput(data=data, filename=path.name, content_type=mimetypes.guess_type(path.name)[0]))
+        self._pending.append(
+            ImageInput(data=data, filename=path.name, content_type=mimetypes.guess_type(path.name)[0])
+        )
         self._say("console.image_attached", name=path.name)
 
     async def _readline(self) -> str | None:
@@ -219,12 +226,17 @@ class ConsoleAdapter:
             if not line.strip():
                 continue
             if line.startswith("/image"):
-                self._attach(line[len("/image"):])
+                self._attach(line[len("/image") :])
                 continue
             self._count += 1
             incoming = Incoming(
-                platform="console", chat_id="console", user_id=self.user, text=line,
-                images=tuple(self._pending), event_id=None, language=self.language,
+                platform="console",
+                chat_id="console",
+                user_id=self.user,
+                text=line,
+                images=tuple(self._pending),
+                event_id=None,
+                language=self.language,
             )
             self._pending.clear()
             job = await self.core.handle(incoming, self._conversation())

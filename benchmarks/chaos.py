@@ -50,9 +50,15 @@ from bot.sandbox import process as sandbox_process  # noqa: E402
 
 PLATFORM = "chaos"
 SUBJECTS = [
-    "a red fox crossing a snowy field", "rain running down a window at night", "a paper boat on a stream",
-    "a lighthouse in a storm", "cherry blossoms falling in a park", "a cat stretching on a sofa",
-    "city lights seen from a moving train", "waves breaking on black rocks", "a hot air balloon at dawn",
+    "a red fox crossing a snowy field",
+    "rain running down a window at night",
+    "a paper boat on a stream",
+    "a lighthouse in a storm",
+    "cherry blossoms falling in a park",
+    "a cat stretching on a sofa",
+    "city lights seen from a moving train",
+    "waves breaking on black rocks",
+    "a hot air balloon at dawn",
     "a candle flickering in the dark",
 ]
 PICTURE_ASKS = ["animate this picture: {s}", "make this picture move, {s}", "bring this image to life: {s}"]
@@ -123,17 +129,39 @@ class Recorder:
         pass
 
     async def video(self, view: VideoView) -> None:
-        self.out.write({"type": "video", "job_id": view.job_id, "event_id": self.event_id, "kind": "video",
-                        "url": view.url})
+        self.out.write(
+            {
+                "type": "video",
+                "job_id": view.job_id,
+                "event_id": self.event_id,
+                "kind": "video",
+                "url": view.url,
+            }
+        )
 
     async def failure(self, view: FailureView) -> None:
-        self.out.write({"type": "failure", "job_id": view.job_id, "event_id": self.event_id, "kind": view.kind,
-                        "url": None})
+        self.out.write(
+            {
+                "type": "failure",
+                "job_id": view.job_id,
+                "event_id": self.event_id,
+                "kind": view.kind,
+                "url": None,
+            }
+        )
 
     async def text(self, text: str) -> None:
         # progress notes ("retrying", "queued") and refusals: kept to explain a lost request
-        self.out.write({"type": "text", "job_id": None, "event_id": self.event_id, "kind": "text",
-                        "url": None, "text": text[:120]})
+        self.out.write(
+            {
+                "type": "text",
+                "job_id": None,
+                "event_id": self.event_id,
+                "kind": "text",
+                "url": None,
+                "text": text[:120],
+            }
+        )
 
 
 def load_messages(work: Path) -> list[Incoming]:
@@ -145,8 +173,17 @@ def load_messages(work: Path) -> list[Incoming]:
         if ev.picture is not None:
             picture = Path(ev.picture)
             images = (ImageInput(data=picture.read_bytes(), filename=picture.name, content_type="image/png"),)
-        messages.append(Incoming(platform=PLATFORM, chat_id=ev.event_id, user_id=f"user-{ev.event_id}", text=ev.text,
-                                 images=images, event_id=ev.event_id, language="en"))
+        messages.append(
+            Incoming(
+                platform=PLATFORM,
+                chat_id=ev.event_id,
+                user_id=f"user-{ev.event_id}",
+                text=ev.text,
+                images=images,
+                event_id=ev.event_id,
+                language="en",
+            )
+        )
     return messages
 
 
@@ -160,8 +197,13 @@ async def bot_process(
     from bot.config import SANDBOX_KEY, Settings
 
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, ima_api_key=SecretStr(SANDBOX_KEY), ima_base_url=base_url, ima_im_base_url=base_url,
-        ima_sandbox_time_scale=scale, bot_db_path=work / "bot.sqlite3", bot_confirm_above_credits=0,
+        _env_file=None,
+        ima_api_key=SecretStr(SANDBOX_KEY),
+        ima_base_url=base_url,
+        ima_im_base_url=base_url,
+        ima_sandbox_time_scale=scale,
+        bot_db_path=work / "bot.sqlite3",
+        bot_confirm_above_credits=0,
         bot_log_level="WARNING",
     )
     out = Deliveries(work / "deliveries.jsonl", run)
@@ -173,8 +215,16 @@ async def bot_process(
             return Recorder(out, target.chat_id) if target.platform == PLATFORM else None
 
         resumed = await core.resume(conversation_for)
-        out.write({"type": "resumed", "job_id": None, "event_id": None, "kind": "resumed", "url": None,
-                   "count": len(resumed)})
+        out.write(
+            {
+                "type": "resumed",
+                "job_id": None,
+                "event_id": None,
+                "kind": "resumed",
+                "url": None,
+                "count": len(resumed),
+            }
+        )
         for incoming in messages:  # the first life gets them as they come; later ones as redeliveries
             await core.handle(incoming, Recorder(out, incoming.chat_id))
             if arrival_s > 0:
@@ -188,19 +238,49 @@ async def bot_process(
 def start_sandbox(work: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
     """The sandbox in a process of its own; returns it and its base URL once it serves."""
     return sandbox_process.start(
-        work, "--ledger-file", str(work / "ledger.jsonl"), "--time-scale", str(args.time_scale),
-        "--fail-rate", str(args.fail_rate), "--error-rate-429", str(args.rate_429),
-        "--error-rate-500", str(args.rate_500), "--latency-ms", str(args.latency_ms), "--seed", str(args.seed),
-        "--media-dir", str(work / "media"), "--balance", str(10**9),
+        work,
+        "--ledger-file",
+        str(work / "ledger.jsonl"),
+        "--time-scale",
+        str(args.time_scale),
+        "--fail-rate",
+        str(args.fail_rate),
+        "--error-rate-429",
+        str(args.rate_429),
+        "--error-rate-500",
+        str(args.rate_500),
+        "--latency-ms",
+        str(args.latency_ms),
+        "--seed",
+        str(args.seed),
+        "--media-dir",
+        str(work / "media"),
+        "--balance",
+        str(10**9),
     )
 
 
 def start_bot(work: Path, base_url: str, args: argparse.Namespace, run: int) -> subprocess.Popen[bytes]:
     arrival = args.arrival_ms / 1000 if run == 0 else 0.0  # redeliveries come in a burst
-    cmd = [sys.executable, str(Path(__file__).resolve()), "bot", "--work", str(work), "--base-url", base_url,
-           "--time-scale", str(args.time_scale), "--arrival-s", str(arrival), "--run", str(run)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "bot",
+        "--work",
+        str(work),
+        "--base-url",
+        base_url,
+        "--time-scale",
+        str(args.time_scale),
+        "--arrival-s",
+        str(arrival),
+        "--run",
+        str(run),
+    ]
     log = (work / f"bot-{run}.log").open("wb")
-    return subprocess.Popen(cmd, cwd=work, env=sandbox_process.clean_env(), stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        cmd, cwd=work, env=sandbox_process.clean_env(), stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def _ended(work: Path) -> int:
@@ -208,8 +288,9 @@ def _ended(work: Path) -> int:
     return sum(1 for r in read_jsonl(work / "deliveries.jsonl") if r.get("type") in ("video", "failure"))
 
 
-def kill_at_random(proc: subprocess.Popen[bytes], work: Path, after_ended: int, delay_s: float,
-                   timeout_s: float) -> bool:
+def kill_at_random(
+    proc: subprocess.Popen[bytes], work: Path, after_ended: int, delay_s: float, timeout_s: float
+) -> bool:
     """SIGKILL the bot once `after_ended` requests were answered and `delay_s` more passed;
     False when it finished first."""
     deadline = time.monotonic() + timeout_s
@@ -237,8 +318,9 @@ def drive(work: Path, base_url: str, args: argparse.Namespace) -> list[float]:
     run = 0
     while True:
         proc = start_bot(work, base_url, args, run)
-        if len(kills) < args.kills and kill_at_random(proc, work, thresholds[len(kills)], rng.uniform(0.05, 0.8),
-                                                      args.timeout):
+        if len(kills) < args.kills and kill_at_random(
+            proc, work, thresholds[len(kills)], rng.uniform(0.05, 0.8), args.timeout
+        ):
             kills.append(time.time())
             run += 1
             continue
@@ -247,7 +329,9 @@ def drive(work: Path, base_url: str, args: argparse.Namespace) -> list[float]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise RuntimeError(f"the bot did not finish in {args.timeout} s; see {work}/bot-{run}.log") from None
+            raise RuntimeError(
+                f"the bot did not finish in {args.timeout} s; see {work}/bot-{run}.log"
+            ) from None
         if code != 0:
             raise RuntimeError(f"the bot exited with {code}; see {work}/bot-{run}.log")
         return kills
@@ -293,8 +377,15 @@ def measure(work: Path, events: list[Event], args: argparse.Namespace, kills: li
     for entry in ledger:
         m = _TAG.search(entry["prompt"])
         paid[f"ev-{m.group(1)}" if m else "?"].append(entry)
-    enabled = {name for name, on in (("fail_rate", args.fail_rate), ("rate_500", args.rate_500),
-                                     ("rate_429", args.rate_429)) if on > 0}
+    enabled = {
+        name
+        for name, on in (
+            ("fail_rate", args.fail_rate),
+            ("rate_500", args.rate_500),
+            ("rate_429", args.rate_429),
+        )
+        if on > 0
+    }
     explained_kinds = set().union(*(_EXPLAINED_BY[name] for name in enabled)) if enabled else set()
     shown: collections.Counter[str] = collections.Counter()
     unexplained: list[str] = []
@@ -311,16 +402,25 @@ def measure(work: Path, events: list[Event], args: argparse.Namespace, kills: li
                 unexplained.append(ev.event_id)
         elif last["kind"] not in explained_kinds:
             unexplained.append(ev.event_id)
-    not_delivered = [e for ev in events if not videos[ev.event_id]
-                     for e in paid[ev.event_id] if not e.get("injected_failure")]
-    told = sum(1 for e in not_delivered
-               if any(f["kind"] == "create_uncertain" for f in failures[f"ev-{_TAG.search(e['prompt']).group(1)}"]))  # type: ignore[union-attr]
+    not_delivered = [
+        e
+        for ev in events
+        if not videos[ev.event_id]
+        for e in paid[ev.event_id]
+        if not e.get("injected_failure")
+    ]
+    told = sum(
+        1
+        for e in not_delivered
+        if any(f["kind"] == "create_uncertain" for f in failures[f"ev-{_TAG.search(e['prompt']).group(1)}"])
+    )  # type: ignore[union-attr]
     return {
         "requests": len(events),
         "delivered_once": sum(1 for ev in events if videos[ev.event_id] == 1),
         "delivered_twice": sum(1 for ev in events if videos[ev.event_id] > 1),
-        "delivered_twice_same_video": sum(1 for ev in events
-                                          if videos[ev.event_id] > 1 and len(shown_videos[ev.event_id]) == 1),
+        "delivered_twice_same_video": sum(
+            1 for ev in events if videos[ev.event_id] > 1 and len(shown_videos[ev.event_id]) == 1
+        ),
         "lost": sum(1 for ev in events if not videos[ev.event_id] and not failures[ev.event_id]),
         "paid_twice": sum(1 for ev in events if len(paid[ev.event_id]) > 1),
         "paid_not_delivered": len(not_delivered),
@@ -346,8 +446,12 @@ def run_chaos(args: argparse.Namespace) -> dict[str, Any]:
     """The whole run, in a fresh directory (kept with --keep); returns the figures."""
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="chaos-"))
     work.mkdir(parents=True, exist_ok=True)
-    events = make_events(args.requests, random.Random(f"{args.seed}:events"), args.picture_share, work / "pictures")
-    (work / "events.jsonl").write_text("".join(json.dumps(asdict(e)) + "\n" for e in events), encoding="utf-8")
+    events = make_events(
+        args.requests, random.Random(f"{args.seed}:events"), args.picture_share, work / "pictures"
+    )
+    (work / "events.jsonl").write_text(
+        "".join(json.dumps(asdict(e)) + "\n" for e in events), encoding="utf-8"
+    )
     started = time.monotonic()
     sandbox, base_url = start_sandbox(work, args)
     try:
@@ -369,19 +473,31 @@ def run_chaos(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmarks/chaos.py", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="benchmarks/chaos.py", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
     p.add_argument("--requests", type=int, default=200, help="requests sent (default 200)")
     p.add_argument("--kills", type=int, default=2, help="SIGKILLs of the bot process (default 2)")
     p.add_argument("--seed", type=int, default=1, help="seeds the requests, the kill points and the sandbox")
     p.add_argument("--time-scale", type=float, default=0.01, help="sandbox and bot time scale (default 0.01)")
-    p.add_argument("--latency-ms", type=int, default=150, help="sandbox latency per API request (default 150)")
-    p.add_argument("--rate-429", type=float, default=0.1, help="share of API requests answered 429 (default 0.1)")
-    p.add_argument("--rate-500", type=float, default=0.1, help="share of API requests answered 500 (default 0.1)")
+    p.add_argument(
+        "--latency-ms", type=int, default=150, help="sandbox latency per API request (default 150)"
+    )
+    p.add_argument(
+        "--rate-429", type=float, default=0.1, help="share of API requests answered 429 (default 0.1)"
+    )
+    p.add_argument(
+        "--rate-500", type=float, default=0.1, help="share of API requests answered 500 (default 0.1)"
+    )
     p.add_argument("--fail-rate", type=float, default=0.1, help="share of tasks that fail (default 0.1)")
-    p.add_argument("--picture-share", type=float, default=0.3, help="share of requests with a picture (default 0.3)")
+    p.add_argument(
+        "--picture-share", type=float, default=0.3, help="share of requests with a picture (default 0.3)"
+    )
     p.add_argument("--arrival-ms", type=float, default=20, help="time between two requests (default 20)")
     p.add_argument("--timeout", type=float, default=600, help="longest wait for one life of the bot (s)")
-    p.add_argument("--keep", default=None, help="run in this directory and keep it (logs, ledger, deliveries)")
+    p.add_argument(
+        "--keep", default=None, help="run in this directory and keep it (logs, ledger, deliveries)"
+    )
     return p
 
 
@@ -398,12 +514,16 @@ def main(argv: list[str] | None = None) -> int:
         import logging
 
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return asyncio.run(bot_process(a.work, load_messages(a.work), a.base_url, a.time_scale, a.arrival_s, a.run))
+        return asyncio.run(
+            bot_process(a.work, load_messages(a.work), a.base_url, a.time_scale, a.arrival_s, a.run)
+        )
     args = build_parser().parse_args(argv)
     result = run_chaos(args)
-    print(f"{result['requests']} requests, {result['kills']} kills, {result['seconds']} s: "
-          f"{result['delivered_once']} delivered once, {sum(result['failed_with_message'].values())} failed "
-          f"with a message, {result['lost']} lost; {result['paid_tasks']} tasks paid")
+    print(
+        f"{result['requests']} requests, {result['kills']} kills, {result['seconds']} s: "
+        f"{result['delivered_once']} delivered once, {sum(result['failed_with_message'].values())} failed "
+        f"with a message, {result['lost']} lost; {result['paid_tasks']} tasks paid"
+    )
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

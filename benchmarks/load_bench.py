@@ -31,7 +31,11 @@ from bot.config import SANDBOX_KEY, Settings
 from bot.sandbox import process as sandbox_process
 from tests.conftest import close_core, open_core
 
-PROMPTS = ["生成一段小狗在草地上奔跑的视频", "make a video of rain on a window, 5 seconds", "用海螺做个竖屏的城市夜景视频"]
+PROMPTS = [
+    "生成一段小狗在草地上奔跑的视频",
+    "make a video of rain on a window, 5 seconds",
+    "用海螺做个竖屏的城市夜景视频",
+]
 
 
 class Sink:
@@ -67,12 +71,24 @@ async def lag_probe(samples: list[float], stop: asyncio.Event) -> None:
 
 async def main(jobs: int, scale: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base = sandbox_process.start(Path(tmp), "--time-scale", str(scale), "--balance", str(10**9),
-                                           "--media-dir", str(Path(tmp) / "media"))
+        proc, base = sandbox_process.start(
+            Path(tmp),
+            "--time-scale",
+            str(scale),
+            "--balance",
+            str(10**9),
+            "--media-dir",
+            str(Path(tmp) / "media"),
+        )
         try:
             settings = Settings(
-                _env_file=None, ima_api_key=SecretStr(SANDBOX_KEY), ima_base_url=base, ima_im_base_url=base,
-                ima_sandbox_time_scale=scale, bot_db_path=Path(tmp) / "bot.sqlite3", bot_max_concurrent_jobs=jobs,
+                _env_file=None,
+                ima_api_key=SecretStr(SANDBOX_KEY),
+                ima_base_url=base,
+                ima_im_base_url=base,
+                ima_sandbox_time_scale=scale,
+                bot_db_path=Path(tmp) / "bot.sqlite3",
+                bot_max_concurrent_jobs=jobs,
             )
             core = await open_core(settings)
             sinks = [Sink() for _ in range(jobs)]
@@ -80,10 +96,15 @@ async def main(jobs: int, scale: float) -> None:
             stop = asyncio.Event()
             probe = asyncio.create_task(lag_probe(lags, stop))
             t0 = time.perf_counter()
-            handles = await asyncio.gather(*(
-                core.handle(Incoming("bench", f"c{i}", f"u{i}", PROMPTS[i % len(PROMPTS)], event_id=f"e{i}"), sinks[i])  # type: ignore[arg-type]
-                for i in range(jobs)
-            ))
+            handles = await asyncio.gather(
+                *(
+                    core.handle(
+                        Incoming("bench", f"c{i}", f"u{i}", PROMPTS[i % len(PROMPTS)], event_id=f"e{i}"),
+                        sinks[i],
+                    )  # type: ignore[arg-type]
+                    for i in range(jobs)
+                )
+            )
             await asyncio.gather(*(h.wait() for h in handles if h is not None))
             elapsed = time.perf_counter() - t0
             stop.set()
@@ -96,8 +117,10 @@ async def main(jobs: int, scale: float) -> None:
         failures = collections.Counter(k for s in sinks for k in s.failures)
         print(f"jobs: {jobs}  delivered: {sum(s.videos for s in sinks)}  failed: {dict(failures) or 0}")
         print(f"wall: {elapsed:.2f} s  ->  {jobs / elapsed:.1f} jobs/s (sandbox time scale {scale})")
-        print(f"bot loop lag: median {statistics.median(lags) * 1000:.1f} ms, p99 "
-              f"{sorted(lags)[int(len(lags) * 0.99)] * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms")
+        print(
+            f"bot loop lag: median {statistics.median(lags) * 1000:.1f} ms, p99 "
+            f"{sorted(lags)[int(len(lags) * 0.99)] * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms"
+        )
         print(f"bot peak RSS: {rss_mb:.0f} MB")
         tasks = [len(r.task_ids) for r in rows if r is not None]
         print(f"IMA tasks per job: max {max(tasks, default=0)} (one each: nothing charged twice)")

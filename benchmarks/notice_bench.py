@@ -29,7 +29,11 @@ from bot.config import SANDBOX_KEY, Settings
 from bot.sandbox import process as sandbox_process
 from tests.conftest import close_core, open_core
 
-PROMPTS = ["生成一段小狗在草地上奔跑的视频", "make a video of rain on a window, 5 seconds", "用海螺做个竖屏的城市夜景视频"]
+PROMPTS = [
+    "生成一段小狗在草地上奔跑的视频",
+    "make a video of rain on a window, 5 seconds",
+    "用海螺做个竖屏的城市夜景视频",
+]
 
 
 class Timed:
@@ -50,8 +54,11 @@ class Timed:
 
 def _summary(convs: list[Timed]) -> dict[str, float]:
     times = sorted((c.notice_at - c.start) * 1000 for c in convs if c.notice_at is not None)
-    return {"p50_ms": round(times[len(times) // 2], 1), "p95_ms": round(times[int(len(times) * 0.95)], 1),
-            "notices": len(times)}
+    return {
+        "p50_ms": round(times[len(times) // 2], 1),
+        "p95_ms": round(times[int(len(times) * 0.95)], 1),
+        "notices": len(times),
+    }
 
 
 async def _round(core: object, n: int, tag: str, together: bool) -> list[Timed]:
@@ -60,7 +67,9 @@ async def _round(core: object, n: int, tag: str, together: bool) -> list[Timed]:
 
     async def one(i: int) -> None:
         convs[i].start = time.perf_counter()
-        job = await handle(Incoming("bench", f"c{i}", f"{tag}{i}", PROMPTS[i % 3], event_id=f"{tag}{i}"), convs[i])
+        job = await handle(
+            Incoming("bench", f"c{i}", f"{tag}{i}", PROMPTS[i % 3], event_id=f"{tag}{i}"), convs[i]
+        )
         while job is not None and convs[i].notice_at is None and not job.task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.001)  # the notice comes from the job's own task
 
@@ -78,11 +87,21 @@ async def main(n: int) -> None:
         proc, base = sandbox_process.start(tmp, "--time-scale", "50", "--balance", str(10**9))
         try:
             results: dict[str, dict[str, float]] = {}
-            for name, ttl, together in (("sequential", 600.0, False), ("burst", 600.0, True), ("refreshing", 0.5, True)):
+            for name, ttl, together in (
+                ("sequential", 600.0, False),
+                ("burst", 600.0, True),
+                ("refreshing", 0.5, True),
+            ):
                 settings = Settings(
-                    _env_file=None, ima_api_key=SecretStr(SANDBOX_KEY), ima_base_url=base, ima_im_base_url=base,
-                    ima_sandbox_time_scale=50, bot_db_path=tmp / f"{name}.sqlite3", bot_confirm_above_credits=0,
-                    bot_max_concurrent_jobs=10**6, ima_product_ttl_s=ttl,
+                    _env_file=None,
+                    ima_api_key=SecretStr(SANDBOX_KEY),
+                    ima_base_url=base,
+                    ima_im_base_url=base,
+                    ima_sandbox_time_scale=50,
+                    bot_db_path=tmp / f"{name}.sqlite3",
+                    bot_confirm_above_credits=0,
+                    bot_max_concurrent_jobs=10**6,
+                    ima_product_ttl_s=ttl,
                 )
                 core = await open_core(settings)
                 await _round(core, 10, f"warm-{name}-", together=False)  # product list and scanners warm
@@ -94,7 +113,11 @@ async def main(n: int) -> None:
             sandbox_process.stop(proc)
     for name, r in results.items():
         print(f"{name:<11} p50 {r['p50_ms']:>7} ms   p95 {r['p95_ms']:>7} ms   ({int(r['notices'])} notices)")
-    print(json.dumps({"messages": n, **{k: {"p50_ms": v["p50_ms"], "p95_ms": v["p95_ms"]} for k, v in results.items()}}))
+    print(
+        json.dumps(
+            {"messages": n, **{k: {"p50_ms": v["p50_ms"], "p95_ms": v["p95_ms"]} for k, v in results.items()}}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -56,13 +56,24 @@ def main() -> int:
     rate = run(args.seconds)
     print(f"parse: {rate:,.0f} messages/s on one core ({len(batch)} distinct messages, avg {avg:.0f} chars)")
     worst_ratio, worst_ms = linearity()
-    print(f"hostile input: worst time ratio for doubled length {worst_ratio:.2f}x; slowest 8,000-char message {worst_ms:.1f} ms")
+    print(
+        f"hostile input: worst time ratio for doubled length {worst_ratio:.2f}x; "
+        f"slowest 8,000-char message {worst_ms:.1f} ms"
+    )
     return 0
 
 
 HOSTILE = {
-    "spaces": " ", "newlines": "\n", "numerals": "一", "links": "a://", "quotes": '"a', "words": "cat ",
-    "mixed": "用可灵 10秒 竖屏 ", "emoji": "🙂", "dots": "a.", "commas": "，",
+    "spaces": " ",
+    "newlines": "\n",
+    "numerals": "一",
+    "links": "a://",
+    "quotes": '"a',
+    "words": "cat ",
+    "mixed": "用可灵 10秒 竖屏 ",
+    "emoji": "🙂",
+    "dots": "a.",
+    "commas": "，",
 }
 
 

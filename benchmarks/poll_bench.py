@@ -59,13 +59,30 @@ async def run_schedule(learn: bool, jobs: int, warmup: int, scale: float, seed: 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         ledger = tmp / "ledger.jsonl"
-        proc, base = sandbox_process.start(tmp, "--time-scale", str(scale), "--seed", str(seed), "--balance", str(10**9),
-                                           "--media-dir", str(tmp / "media"), "--ledger-file", str(ledger))
+        proc, base = sandbox_process.start(
+            tmp,
+            "--time-scale",
+            str(scale),
+            "--seed",
+            str(seed),
+            "--balance",
+            str(10**9),
+            "--media-dir",
+            str(tmp / "media"),
+            "--ledger-file",
+            str(ledger),
+        )
         try:
             settings = Settings(
-                _env_file=None, ima_api_key=SecretStr(SANDBOX_KEY), ima_base_url=base, ima_im_base_url=base,
-                ima_sandbox_time_scale=scale, bot_db_path=tmp / "bot.sqlite3", bot_confirm_above_credits=0,
-                bot_max_jobs_per_user=10**6, bot_max_concurrent_jobs=CONCURRENCY,
+                _env_file=None,
+                ima_api_key=SecretStr(SANDBOX_KEY),
+                ima_base_url=base,
+                ima_im_base_url=base,
+                ima_sandbox_time_scale=scale,
+                bot_db_path=tmp / "bot.sqlite3",
+                bot_confirm_above_credits=0,
+                bot_max_jobs_per_user=10**6,
+                bot_max_concurrent_jobs=CONCURRENCY,
             )
             core = await open_core(settings)
             core.orchestrator.learn_polls = learn
@@ -85,18 +102,26 @@ async def run_schedule(learn: bool, jobs: int, warmup: int, scale: float, seed: 
             measured_from = warmup * len(REQUESTS)
             job_ids: list[str] = []
             for start in range(0, len(order), CONCURRENCY):
-                batch = order[start:start + CONCURRENCY]
-                handles = await asyncio.gather(*(
-                    core.handle(Incoming("bench", "c", f"u{start + i}", text, event_id=f"e{start + i}"), Quiet())  # type: ignore[arg-type]
-                    for i, text in enumerate(batch)
-                ))
+                batch = order[start : start + CONCURRENCY]
+                handles = await asyncio.gather(
+                    *(
+                        core.handle(
+                            Incoming("bench", "c", f"u{start + i}", text, event_id=f"e{start + i}"), Quiet()
+                        )  # type: ignore[arg-type]
+                        for i, text in enumerate(batch)
+                    )
+                )
                 await asyncio.gather(*(h.wait() for h in handles if h is not None))
                 job_ids += [h.job_id for h in handles if h is not None]
             rows = [await core.store.get_job(j) for j in job_ids[measured_from:]]
             await close_core(core)
         finally:
             sandbox_process.stop(proc)
-        ready = {e["task_id"]: e["ready_at"] for e in map(json.loads, ledger.read_text().splitlines()) if e.get("ready_at")}
+        ready = {
+            e["task_id"]: e["ready_at"]
+            for e in map(json.loads, ledger.read_text().splitlines())
+            if e.get("ready_at")
+        }
     tasks = [r.task_ids[-1] for r in rows if r is not None and r.task_ids and r.status == "delivered"]
     lags = [max(0.0, seen_done[t] - ready[t]) / scale for t in tasks if t in seen_done and t in ready]
     return {
@@ -112,12 +137,19 @@ async def main(jobs: int, warmup: int, scale: float, seed: int) -> None:
     print(f"{'schedule':<10} {'polls/job':>10} {'mean lag (s)':>13} {'jobs':>6}")
     for name, r in (("fixed 8 s", fixed), ("bot", bot)):
         print(f"{name:<10} {r['polls_per_job']:>10} {r['mean_lag_s']:>13} {r['measured']:>6}")
-    print(json.dumps({
-        "jobs": jobs, "fixed8": {k: fixed[k] for k in ("polls_per_job", "mean_lag_s")},
-        "bot": {k: bot[k] for k in ("polls_per_job", "mean_lag_s")},
-        "polls_ratio": round(bot["polls_per_job"] / fixed["polls_per_job"], 2),
-        "lag_ratio": round(bot["mean_lag_s"] / fixed["mean_lag_s"], 2) if fixed["mean_lag_s"] else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "jobs": jobs,
+                "fixed8": {k: fixed[k] for k in ("polls_per_job", "mean_lag_s")},
+                "bot": {k: bot[k] for k in ("polls_per_job", "mean_lag_s")},
+                "polls_ratio": round(bot["polls_per_job"] / fixed["polls_per_job"], 2),
+                "lag_ratio": round(bot["mean_lag_s"] / fixed["mean_lag_s"], 2)
+                if fixed["mean_lag_s"]
+                else None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,14 @@ from bot.sandbox import process as sandbox_process  # noqa: E402
 
 PLATFORM = "scaleout"
 PROCESSES = 3
-SUBJECTS = ["a red fox crossing a snowy field", "rain on a window at night", "a paper boat on a stream",
-            "a lighthouse in a storm", "cherry blossoms falling", "city lights from a train"]
+SUBJECTS = [
+    "a red fox crossing a snowy field",
+    "rain on a window at night",
+    "a paper boat on a stream",
+    "a lighthouse in a storm",
+    "cherry blossoms falling",
+    "city lights from a train",
+]
 _TAG = re.compile(r"scene r(\d{4})")
 
 
@@ -92,17 +98,34 @@ class Recorder:
         self.out.write(type="text", event_id=self.event_id, text=text[:100])
 
 
-async def bot_process(work: Path, proc: int, requests: int, db_url: str, base_url: str, scale: float,
-                      lease_s: float, arrival_s: float, deadline_s: float) -> int:
+async def bot_process(
+    work: Path,
+    proc: int,
+    requests: int,
+    db_url: str,
+    base_url: str,
+    scale: float,
+    lease_s: float,
+    arrival_s: float,
+    deadline_s: float,
+) -> int:
     from pydantic import SecretStr
 
     from bot.app import open_runtime
     from bot.config import SANDBOX_KEY, Settings
 
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, ima_api_key=SecretStr(SANDBOX_KEY), ima_base_url=base_url, ima_im_base_url=base_url,
-        ima_sandbox_time_scale=scale, bot_db_url=db_url, bot_db_path=work / f"p{proc}" / "unused.sqlite3",
-        bot_lease_s=lease_s, bot_confirm_above_credits=0, bot_log_level="WARNING", bot_max_jobs_per_user=10,
+        _env_file=None,
+        ima_api_key=SecretStr(SANDBOX_KEY),
+        ima_base_url=base_url,
+        ima_im_base_url=base_url,
+        ima_sandbox_time_scale=scale,
+        bot_db_url=db_url,
+        bot_db_path=work / f"p{proc}" / "unused.sqlite3",
+        bot_lease_s=lease_s,
+        bot_confirm_above_credits=0,
+        bot_log_level="WARNING",
+        bot_max_jobs_per_user=10,
     )
     out = Out(work / "deliveries.jsonl", proc)
     out.write(type="start", pid=os.getpid())
@@ -121,8 +144,14 @@ async def bot_process(work: Path, proc: int, requests: int, db_url: str, base_ur
             if proc not in recipients(i):
                 continue
             ev = f"ev-{i:04d}"
-            incoming = Incoming(platform=PLATFORM, chat_id=ev, user_id=f"user-{i % 20}", text=event_text(i),
-                                event_id=ev, language="en")
+            incoming = Incoming(
+                platform=PLATFORM,
+                chat_id=ev,
+                user_id=f"user-{i % 20}",
+                text=event_text(i),
+                event_id=ev,
+                language="en",
+            )
             await core.handle(incoming, Recorder(out, ev))
             if arrival_s > 0:
                 await asyncio.sleep(arrival_s * jitter.uniform(0.2, 1.8))
@@ -143,13 +172,36 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def start_bot(work: Path, proc: int, db_url: str, base_url: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "bot", "--work", str(work), "--proc", str(proc),
-           "--requests", str(args.requests), "--db-url", db_url, "--base-url", base_url,
-           "--time-scale", str(args.time_scale), "--lease-s", str(args.lease_s),
-           "--arrival-s", str(args.arrival_ms / 1000), "--deadline-s", str(args.timeout)]
+def start_bot(
+    work: Path, proc: int, db_url: str, base_url: str, args: argparse.Namespace
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "bot",
+        "--work",
+        str(work),
+        "--proc",
+        str(proc),
+        "--requests",
+        str(args.requests),
+        "--db-url",
+        db_url,
+        "--base-url",
+        base_url,
+        "--time-scale",
+        str(args.time_scale),
+        "--lease-s",
+        str(args.lease_s),
+        "--arrival-s",
+        str(args.arrival_ms / 1000),
+        "--deadline-s",
+        str(args.timeout),
+    ]
     log = (work / f"bot-{proc}.log").open("wb")
-    return subprocess.Popen(cmd, cwd=work, env=sandbox_process.clean_env(), stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        cmd, cwd=work, env=sandbox_process.clean_env(), stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 async def _held_by(db_url: str, pid: int) -> dict[str, float]:
@@ -161,7 +213,8 @@ async def _held_by(db_url: str, pid: int) -> dict[str, float]:
         rows = await con.fetch(
             "SELECT chat_id, lease_until - EXTRACT(EPOCH FROM clock_timestamp())::double precision FROM jobs "
             "WHERE lease_owner LIKE $1 AND status IN ('accepted','creating','running','delivering')",
-            f"%:{pid}:%")
+            f"%:{pid}:%",
+        )
     finally:
         await con.close()
     return {r[0]: float(r[1]) for r in rows}
@@ -229,7 +282,11 @@ def measure(work: Path, args: argparse.Namespace, killed: dict[str, Any]) -> dic
     # take-over: for each job the dead process held, the first word about it from another process
     takeovers, past_expiry = [], []
     for ev, left in killed.get("held", {}).items():
-        after = [r["t"] for r in deliveries if r.get("event_id") == ev and r["proc"] != victim and r["t"] >= killed["at"]]
+        after = [
+            r["t"]
+            for r in deliveries
+            if r.get("event_id") == ev and r["proc"] != victim and r["t"] >= killed["at"]
+        ]
         if after:
             takeovers.append(min(after) - killed["at"])
             past_expiry.append(min(after) - killed["at"] - left)
@@ -253,10 +310,16 @@ def measure(work: Path, args: argparse.Namespace, killed: dict[str, Any]) -> dic
         "takeover_after_expiry_s": round(max(past_expiry), 2) if past_expiry else None,
         "lease_s": args.lease_s,
         "paid_not_delivered": sum(max(0, paid[ev] - videos[ev]) for ev in events if not videos[ev]),
-        "paid_not_delivered_told": sum(1 for ev in events if not videos[ev] and paid[ev]
-                                       and "create_uncertain" in failures[ev]),
-        "answered_by_process": dict(sorted(collections.Counter(
-            str(r["proc"]) for r in deliveries if r["type"] in ("video", "failure")).items())),
+        "paid_not_delivered_told": sum(
+            1 for ev in events if not videos[ev] and paid[ev] and "create_uncertain" in failures[ev]
+        ),
+        "answered_by_process": dict(
+            sorted(
+                collections.Counter(
+                    str(r["proc"]) for r in deliveries if r["type"] in ("video", "failure")
+                ).items()
+            )
+        ),
     }
 
 
@@ -269,8 +332,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with Cluster() as cluster:
         db_url = cluster.create_database("scaleout")
         sandbox, base_url = sandbox_process.start(
-            work / "sandbox", "--time-scale", str(args.time_scale), "--ledger-file", str(work / "ledger.jsonl"),
-            "--latency-ms", str(args.latency_ms), "--seed", str(args.seed), "--balance", str(10**9))
+            work / "sandbox",
+            "--time-scale",
+            str(args.time_scale),
+            "--ledger-file",
+            str(work / "ledger.jsonl"),
+            "--latency-ms",
+            str(args.latency_ms),
+            "--seed",
+            str(args.seed),
+            "--balance",
+            str(10**9),
+        )
         try:
             killed = drive(work, db_url, base_url, args)
         finally:
@@ -285,18 +358,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmarks/scaleout.py", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="benchmarks/scaleout.py", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
     p.add_argument("--requests", type=int, default=90, help="requests sent (default 90)")
     p.add_argument("--lease-s", type=float, default=3.0, help="BOT_LEASE_S of every process (default 3)")
-    p.add_argument("--kill-holding", type=int, default=8,
-                   help="the victim is killed once it holds this many jobs under way (default 8)")
-    p.add_argument("--victim", type=int, default=0, choices=range(PROCESSES), help="the process killed (default 0)")
+    p.add_argument(
+        "--kill-holding",
+        type=int,
+        default=8,
+        help="the victim is killed once it holds this many jobs under way (default 8)",
+    )
+    p.add_argument(
+        "--victim", type=int, default=0, choices=range(PROCESSES), help="the process killed (default 0)"
+    )
     p.add_argument("--time-scale", type=float, default=0.05, help="sandbox and bot time scale (default 0.05)")
     p.add_argument("--latency-ms", type=int, default=50, help="sandbox latency per API request (default 50)")
-    p.add_argument("--arrival-ms", type=float, default=30, help="time between two events at one process (default 30)")
+    p.add_argument(
+        "--arrival-ms", type=float, default=30, help="time between two events at one process (default 30)"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=300, help="longest run (s)")
-    p.add_argument("--keep", default=None, help="run in this directory and keep it (logs, ledger, deliveries)")
+    p.add_argument(
+        "--keep", default=None, help="run in this directory and keep it (logs, ledger, deliveries)"
+    )
     return p
 
 
@@ -317,15 +402,28 @@ def main(argv: list[str] | None = None) -> int:
         import logging
 
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return asyncio.run(bot_process(a.work, a.proc, a.requests, a.db_url, a.base_url, a.time_scale, a.lease_s,
-                                       a.arrival_s, a.deadline_s))
+        return asyncio.run(
+            bot_process(
+                a.work,
+                a.proc,
+                a.requests,
+                a.db_url,
+                a.base_url,
+                a.time_scale,
+                a.lease_s,
+                a.arrival_s,
+                a.deadline_s,
+            )
+        )
     args = build_parser().parse_args(argv)
     result = run(args)
-    print(f"{result['requests']} requests to {PROCESSES} processes (each event to two), one SIGKILLed, "
-          f"{result['seconds']} s: {result['delivered_once']} delivered once, {result['delivered_twice']} twice, "
-          f"{result['lost']} lost, {result['paid_twice']} paid twice; {result['taken_over']} of "
-          f"{result['jobs_held_by_killed']} held jobs taken over, the last after {result['takeover_s']} s "
-          f"(lease {result['lease_s']} s)")
+    print(
+        f"{result['requests']} requests to {PROCESSES} processes (each event to two), one SIGKILLed, "
+        f"{result['seconds']} s: {result['delivered_once']} delivered once, {result['delivered_twice']} twice, "
+        f"{result['lost']} lost, {result['paid_twice']} paid twice; {result['taken_over']} of "
+        f"{result['jobs_held_by_killed']} held jobs taken over, the last after {result['takeover_s']} s "
+        f"(lease {result['lease_s']} s)"
+    )
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

@@ -34,9 +34,14 @@ async def _console(settings: Settings, images: list[Path]) -> int:
     from bot.app import open_runtime
 
     async with open_runtime(settings) as rt:
-        adapter = ConsoleAdapter(rt.core, images=images, language=_console_language(),
-                                 sandbox=rt.sandbox is not None, local_file=rt.local_file,
-                                 max_image_bytes=settings.bot_max_image_bytes)
+        adapter = ConsoleAdapter(
+            rt.core,
+            images=images,
+            language=_console_language(),
+            sandbox=rt.sandbox is not None,
+            local_file=rt.local_file,
+            max_image_bytes=settings.bot_max_image_bytes,
+        )
         if rt.sandbox is None:
             # an in-process sandbox forgets its tasks when it stops: only a real API can be resumed
             await rt.core.resume(lambda t: adapter.conversation_for(t) if t.platform == "console" else None)
@@ -103,10 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     terminal = command == "console" or not (settings.feishu_enabled or settings.discord_enabled)
     # the terminal is the conversation: keep routine logs out of it unless asked for (a log
     # file still gets them)
-    logs.setup(settings, terminal_level=logging.WARNING if terminal and "BOT_LOG_LEVEL" not in os.environ else None)
+    logs.setup(
+        settings, terminal_level=logging.WARNING if terminal and "BOT_LOG_LEVEL" not in os.environ else None
+    )
     if command == "console":
         parser = argparse.ArgumentParser(prog="python -m bot console")
-        parser.add_argument("--image", action="append", type=Path, default=[], help="attach an image to the first message")
+        parser.add_argument(
+            "--image", action="append", type=Path, default=[], help="attach an image to the first message"
+        )
         opts = parser.parse_args(args)
         return _until_interrupted(_console(settings, opts.image))
     if settings.feishu_enabled or settings.discord_enabled:

@@ -49,8 +49,12 @@ async def run(core: BotCore, incoming: Incoming) -> str:
         key = USER_LIMIT if b["scope"].lower() == "user" else CHAT_LIMIT
         value = b["value"].lower()
         await budgets.set_override(key, value)
-        return i18n.t("admin.budget_set", lang, scope=i18n.t(f"admin.scope_{b['scope'].lower()}", lang),
-                      value=value if value != "off" else i18n.t("admin.no_limit", lang))
+        return i18n.t(
+            "admin.budget_set",
+            lang,
+            scope=i18n.t(f"admin.scope_{b['scope'].lower()}", lang),
+            value=value if value != "off" else i18n.t("admin.no_limit", lang),
+        )
     if (a := _ALLOW.match(rest)) is not None:
         users, roles = await budgets.allowlists()
         listed = users if a["what"].lower() == "user" else roles

@@ -51,13 +51,20 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             # media kept beside the database, so the videos outlive the in-process sandbox
             media_dir = settings.bot_db_path.parent / "sandbox-media"
             sandbox = await stack.enter_async_context(
-                Sandbox(SandboxConfig(port=0, api_key=SANDBOX_KEY, time_scale=settings.time_scale, media_dir=media_dir))
+                Sandbox(
+                    SandboxConfig(
+                        port=0, api_key=SANDBOX_KEY, time_scale=settings.time_scale, media_dir=media_dir
+                    )
+                )
             )
-            settings = settings.model_copy(update={
-                "ima_api_key": SecretStr(SANDBOX_KEY), "ima_base_url": sandbox.base_url,
-                "ima_im_base_url": sandbox.base_url,
-                "ima_upload_app_key": SecretStr(sandbox.config.upload_app_key),
-            })
+            settings = settings.model_copy(
+                update={
+                    "ima_api_key": SecretStr(SANDBOX_KEY),
+                    "ima_base_url": sandbox.base_url,
+                    "ima_im_base_url": sandbox.base_url,
+                    "ima_upload_app_key": SecretStr(sandbox.config.upload_app_key),
+                }
+            )
             log.info("using the built-in IMA sandbox at %s", sandbox.base_url)
         client = ImaClient.from_settings(settings)
         stack.push_async_callback(client.aclose)

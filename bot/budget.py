@@ -65,8 +65,16 @@ class Budgets:
     async def allowlists(self) -> tuple[list[str], list[str]]:
         """(Feishu users, Discord roles) who may spend; empty = everyone. An admin's change wins."""
         changed = await self._overrides()
-        users = json.loads(changed[ALLOWED_USERS]) if ALLOWED_USERS in changed else self.settings.feishu_allowed_users
-        roles = json.loads(changed[ALLOWED_ROLES]) if ALLOWED_ROLES in changed else self.settings.discord_allowed_roles
+        users = (
+            json.loads(changed[ALLOWED_USERS])
+            if ALLOWED_USERS in changed
+            else self.settings.feishu_allowed_users
+        )
+        roles = (
+            json.loads(changed[ALLOWED_ROLES])
+            if ALLOWED_ROLES in changed
+            else self.settings.discord_allowed_roles
+        )
         return list(users), list(roles)
 
     async def may_spend(self, platform: str, user_id: str, roles: tuple[str, ...] = ()) -> bool:

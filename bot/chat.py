@@ -222,7 +222,12 @@ class Core(Protocol):
         ...
 
     async def rerun(
-        self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation,
+        self,
+        job_id: str,
+        *,
+        user_id: str,
+        model_id: str | None,
+        conversation: Conversation,
         same_seed: bool = False,
     ) -> JobHandle | None:
         """Run an earlier job again for `user_id` (a button press): same model when
@@ -239,7 +244,12 @@ class Core(Protocol):
         ...
 
     async def cancel(
-        self, job_id: str | None, *, platform: str, user_id: str, conversation: Conversation,
+        self,
+        job_id: str | None,
+        *,
+        platform: str,
+        user_id: str,
+        conversation: Conversation,
         language: str | None = None,
     ) -> None:
         """The Cancel button (or "cancel" typed: job_id None, the person's latest job)."""
@@ -257,7 +267,9 @@ class Core(Protocol):
         """Save a preferred model; returns the confirmation to show (translated)."""
         ...
 
-    async def clear_preference(self, platform: str, user_id: str, task_type: str | None, language: str) -> str:
+    async def clear_preference(
+        self, platform: str, user_id: str, task_type: str | None, language: str
+    ) -> str:
         """Forget preferred models (one task type or all); returns the confirmation to show."""
         ...
 

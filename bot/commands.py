@@ -39,7 +39,14 @@ async def models_text(core: BotCore, lang: str) -> str:
             continue
         lines.append(i18n.t("models.task", lang, task=i18n.t(f"task.{task}", lang)))
         lines += [
-            i18n.t("models.line", lang, model=c.name, credits=c.credits_min, est_min=c.est_min_s, est_max=c.est_max_s)
+            i18n.t(
+                "models.line",
+                lang,
+                model=c.name,
+                credits=c.credits_min,
+                est_min=c.est_min_s,
+                est_max=c.est_max_s,
+            )
             for c in choices
         ]
     if len(lines) == 1:
@@ -57,9 +64,11 @@ async def jobs_text(core: BotCore, platform: str, user_id: str, lang: str) -> st
     for j in jobs:
         status_key = f"jobs.status.{j.status}"
         line = i18n.t(
-            "jobs.line", lang,
+            "jobs.line",
+            lang,
             status=i18n.t(status_key, lang) if i18n.has(status_key, lang) else j.status,
-            model=j.model_name or "—", prompt=_clip(j.prompt, _PROMPT_PREVIEW) or "—",
+            model=j.model_name or "—",
+            prompt=_clip(j.prompt, _PROMPT_PREVIEW) or "—",
             credits=i18n.t("jobs.credits", lang, credits=j.credits) if j.credits is not None else "",
         )
         if j.url:
@@ -105,15 +114,33 @@ async def usage_text(core: BotCore, platform: str, user_id: str, chat_id: str, l
     store = core.store
     [(_, today, jobs_today)] = await store.usage(platform, day, user_id=user_id)
     [(_, this_month, jobs_month)] = await store.usage(platform, month, user_id=user_id)
-    lines = [i18n.t("usage.mine", lang, today=today, jobs_today=jobs_today, month=this_month, jobs_month=jobs_month)]
+    lines = [
+        i18n.t(
+            "usage.mine", lang, today=today, jobs_today=jobs_today, month=this_month, jobs_month=jobs_month
+        )
+    ]
     user_limit, chat_limit = await budgets.limits()
     if user_limit is not None and not budgets.is_admin(platform, user_id):
-        lines.append(i18n.t("usage.left", lang, left=max(0, user_limit - today), limit=user_limit,
-                            resets=budgets.resets_at()))
+        lines.append(
+            i18n.t(
+                "usage.left",
+                lang,
+                left=max(0, user_limit - today),
+                limit=user_limit,
+                resets=budgets.resets_at(),
+            )
+        )
     if budgets.is_admin(platform, user_id):
         [(_, chat_today, chat_jobs)] = await store.usage(platform, day, chat_id=chat_id)
-        lines.append(i18n.t("usage.chat", lang, credits=chat_today, jobs=chat_jobs,
-                            limit=chat_limit if chat_limit is not None else "—"))
+        lines.append(
+            i18n.t(
+                "usage.chat",
+                lang,
+                credits=chat_today,
+                jobs=chat_jobs,
+                limit=chat_limit if chat_limit is not None else "—",
+            )
+        )
         for who, credits, jobs in await store.usage(platform, day, by="user_id"):
             lines.append(i18n.t("usage.person", lang, who=who, credits=credits, jobs=jobs))
         for where, credits, jobs in await store.usage(platform, day, by="chat_id"):

@@ -72,8 +72,13 @@ class Settings(BaseSettings):
     discord_shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
     @field_validator(
-        "feishu_allowed_chats", "discord_allowed_guilds", "bot_admins", "feishu_allowed_users", "discord_allowed_roles",
-        "discord_shard_ids", mode="before",
+        "feishu_allowed_chats",
+        "discord_allowed_guilds",
+        "bot_admins",
+        "feishu_allowed_users",
+        "discord_allowed_roles",
+        "discord_shard_ids",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, v: object) -> object:
@@ -103,7 +108,9 @@ class Settings(BaseSettings):
         if v is not None and not v.strip():
             return None
         if v is not None and not v.startswith(("sqlite://", "postgresql://", "postgres://")):
-            raise ValueError(f"BOT_DB_URL must start with sqlite:/// or postgresql:// (got {v.split(':')[0]!r})")
+            raise ValueError(
+                f"BOT_DB_URL must start with sqlite:/// or postgresql:// (got {v.split(':')[0]!r})"
+            )
         return v
 
     @model_validator(mode="after")
@@ -118,7 +125,11 @@ class Settings(BaseSettings):
         return self
 
     @field_validator(
-        "bot_user_daily_credits", "bot_chat_daily_credits", "discord_shard_count", "bot_log_dir", mode="before",
+        "bot_user_daily_credits",
+        "bot_chat_daily_credits",
+        "discord_shard_count",
+        "bot_log_dir",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:

@@ -37,8 +37,16 @@ from bot.understand import Request, parse
 log = logging.getLogger(__name__)
 
 _OVERRIDES = (
-    "model_id", "duration", "resolution", "aspect_ratio", "task_type",
-    "sound", "negative_prompt", "seed", "shot_type", "prompt_extend",
+    "model_id",
+    "duration",
+    "resolution",
+    "aspect_ratio",
+    "task_type",
+    "sound",
+    "negative_prompt",
+    "seed",
+    "shot_type",
+    "prompt_extend",
 )
 #: longer messages are refused before they are parsed
 MAX_MESSAGE_CHARS = 8000
@@ -132,7 +140,9 @@ class BotCore:
             # refused before parsing: nothing anyone types to describe a video is this long
             if await self.store.intake(incoming.platform, ids):
                 lang = parse(incoming.text[:200]).language
-                await conversation.text(self.t("talk.too_long", lang, length=len(incoming.text), limit=MAX_MESSAGE_CHARS))
+                await conversation.text(
+                    self.t("talk.too_long", lang, length=len(incoming.text), limit=MAX_MESSAGE_CHARS)
+                )
             return None
         incoming = with_linked_images(incoming)
         if admin.is_admin_command(incoming.text):
@@ -167,18 +177,25 @@ class BotCore:
         elif intent == "models":
             await conv.text(await commands.models_text(self, lang))
         elif intent == "jobs" and request.topic == "usage":
-            await conv.text(await commands.usage_text(self, incoming.platform, incoming.user_id, incoming.chat_id, lang))
+            await conv.text(
+                await commands.usage_text(self, incoming.platform, incoming.user_id, incoming.chat_id, lang)
+            )
         elif intent == "jobs":
             await conv.text(await commands.jobs_text(self, incoming.platform, incoming.user_id, lang))
         elif intent == "cancel":
-            await self.cancel(None, platform=incoming.platform, user_id=incoming.user_id, conversation=conv,
-                              language=lang)
+            await self.cancel(
+                None, platform=incoming.platform, user_id=incoming.user_id, conversation=conv, language=lang
+            )
         elif intent == "prefer":
             await self._prefer(request, incoming, conv)
         elif request.wants_images > len(incoming.images):
-            await conv.text(self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang))
+            await conv.text(
+                self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang)
+            )
         else:
-            await conv.text(commands.chat_reply(incoming.text, lang, answered_nothing=intent in ("confirm", "decline")))
+            await conv.text(
+                commands.chat_reply(incoming.text, lang, answered_nothing=intent in ("confirm", "decline"))
+            )
         return None
 
     async def _prefer(self, request: Request, incoming: Incoming, conv: Conversation) -> None:
@@ -186,8 +203,14 @@ class BotCore:
         lang = request.language
         model = self._model_of(request)
         if request.preference == "save" and model is not None and request.model_id is not None:
-            await self.store.set_preference(incoming.platform, incoming.user_id, request.task_type,
-                                            model.key, request.model_id, model.name)
+            await self.store.set_preference(
+                incoming.platform,
+                incoming.user_id,
+                request.task_type,
+                model.key,
+                request.model_id,
+                model.name,
+            )
             await conv.text(self.t("notice.remembered", lang, model=model.name))
         elif request.preference == "clear":
             removed = await self.store.clear_preference(incoming.platform, incoming.user_id, None)
@@ -220,7 +243,9 @@ class BotCore:
             model_id = question.options[request.choice]
         elif question.options:
             model_id = question.options[0]  # "好的" takes the suggested model
-        return await self.rerun(question.job_id, user_id=incoming.user_id, model_id=model_id, conversation=conv)
+        return await self.rerun(
+            question.job_id, user_id=incoming.user_id, model_id=model_id, conversation=conv
+        )
 
     async def _accept_video(
         self, request: Request, incoming: Incoming, conversation: Conversation, ids: list[str]
@@ -233,7 +258,9 @@ class BotCore:
                 await conversation.text(text)
 
         if request.wants_images > len(incoming.images):
-            await refuse(self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang))
+            await refuse(
+                self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang)
+            )
             return None
         try:
             images = await check_images(incoming.images, self.settings.bot_max_image_bytes)
@@ -258,7 +285,9 @@ class BotCore:
         try:
             job = await self._new_job(request, incoming, prompt)
             stored = [StoredImage(im.content_type, im.data, im.url) for im in images]
-            accepted = await self.store.intake(incoming.platform, ids, job, stored, max_active=self._shared_limit(owner))
+            accepted = await self.store.intake(
+                incoming.platform, ids, job, stored, max_active=self._shared_limit(owner)
+            )
         except TooManyJobs:  # counted across every process sharing the database
             self._release(owner)
             await refuse(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
@@ -281,28 +310,49 @@ class BotCore:
         if request.preference == "save" and model is not None and request.model_id is not None:
             before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
             remembered = before is None or before.model_key != model.key
-            await self.store.set_preference(incoming.platform, incoming.user_id, request.task_type,
-                                            model.key, request.model_id, model.name)
+            await self.store.set_preference(
+                incoming.platform,
+                incoming.user_id,
+                request.task_type,
+                model.key,
+                request.model_id,
+                model.name,
+            )
         pref = None
         if model is None:
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
             if pref is not None and pref.model_key in request.excluded_keys:
                 pref = None  # "别用可灵" this time, though Kling is their preference
         return Job(
-            id=uuid.uuid4().hex[:16], platform=incoming.platform, chat_id=incoming.chat_id,
-            user_id=incoming.user_id, reply_to=incoming.reply_to, language=request.language,
-            task_type=request.task_type, prompt=prompt,
+            id=uuid.uuid4().hex[:16],
+            platform=incoming.platform,
+            chat_id=incoming.chat_id,
+            user_id=incoming.user_id,
+            reply_to=incoming.reply_to,
+            language=request.language,
+            task_type=request.task_type,
+            prompt=prompt,
             request=JobRequest(
-                text=incoming.text, model_key=model.key if model else None,
-                preferred_key=pref.model_key if pref else None, duration=request.duration,
-                resolution=request.resolution, aspect_ratio=request.aspect_ratio,
-                tier=self._tier(request, model), remembered=remembered,
-                excluded=list(request.excluded_keys), controls=request.controls(),
+                text=incoming.text,
+                model_key=model.key if model else None,
+                preferred_key=pref.model_key if pref else None,
+                duration=request.duration,
+                resolution=request.resolution,
+                aspect_ratio=request.aspect_ratio,
+                tier=self._tier(request, model),
+                remembered=remembered,
+                excluded=list(request.excluded_keys),
+                controls=request.controls(),
             ),
         )
 
     async def rerun(
-        self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation,
+        self,
+        job_id: str,
+        *,
+        user_id: str,
+        model_id: str | None,
+        conversation: Conversation,
         same_seed: bool = False,
     ) -> RunningJob | None:
         """A button press or a "yes": the same request again, with the same or another model
@@ -316,14 +366,20 @@ class BotCore:
         if old.user_id != user_id:
             await conversation.text(self.t("chat.not_your_job", lang))
             return None
-        model = self._resolve_model(model_id, old.task_type) if model_id else self.catalog.get(old.model_key or "")
+        model = (
+            self._resolve_model(model_id, old.task_type)
+            if model_id
+            else self.catalog.get(old.model_key or "")
+        )
         old_images = await self.store.job_images(old.id)
         if old.task_type != "text_to_video" and not old.image_urls and not old_images:
             await conversation.text(self.t("error.interrupted", lang))
             return None
         owner = (old.platform, user_id)
         if not self._reserve(owner):
-            await conversation.text(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
+            await conversation.text(
+                self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user)
+            )
             return None
         try:
             if not await self.store.use_once(f"rerun:{job_id}"):
@@ -336,17 +392,36 @@ class BotCore:
                 controls["seed"] = old.params["seed"]
             elif not same_seed:
                 controls.pop("seed", None)  # plain "again" is a new take: a new seed
-            request = replace(old.request, model_key=model.key if model else None, preferred_key=None, source=None,
-                              tier=None, remembered=False, confirmed=False, recommended_key=None, controls=controls)
+            request = replace(
+                old.request,
+                model_key=model.key if model else None,
+                preferred_key=None,
+                source=None,
+                tier=None,
+                remembered=False,
+                confirmed=False,
+                recommended_key=None,
+                controls=controls,
+            )
             job = Job(
-                id=uuid.uuid4().hex[:16], platform=old.platform, chat_id=old.chat_id, user_id=user_id,
-                reply_to=old.reply_to, language=lang, task_type=old.task_type, prompt=old.prompt, request=request,
-                image_urls=list(old.image_urls), target_state=dict(old.target_state),
+                id=uuid.uuid4().hex[:16],
+                platform=old.platform,
+                chat_id=old.chat_id,
+                user_id=user_id,
+                reply_to=old.reply_to,
+                language=lang,
+                task_type=old.task_type,
+                prompt=old.prompt,
+                request=request,
+                image_urls=list(old.image_urls),
+                target_state=dict(old.target_state),
             )
             await self.store.intake(old.platform, [], job, old_images, max_active=self._shared_limit(owner))
         except TooManyJobs:
             self._release(owner)
-            await conversation.text(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
+            await conversation.text(
+                self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user)
+            )
             return None
         except BaseException:
             self._release(owner)
@@ -365,7 +440,9 @@ class BotCore:
             return None
         owner = (job.platform, user_id)
         if not self._reserve(owner):
-            await conversation.text(self.t("chat.too_many_jobs", job.language, limit=self.settings.bot_max_jobs_per_user))
+            await conversation.text(
+                self.t("chat.too_many_jobs", job.language, limit=self.settings.bot_max_jobs_per_user)
+            )
             return None
         try:
             if not await self.store.use_once(f"confirm:{job_id}"):
@@ -397,7 +474,12 @@ class BotCore:
         return None
 
     async def cancel(
-        self, job_id: str | None, *, platform: str, user_id: str, conversation: Conversation,
+        self,
+        job_id: str | None,
+        *,
+        platform: str,
+        user_id: str,
+        conversation: Conversation,
         language: str | None = None,
     ) -> None:
         """Cancel one job (a button names it) or the person's latest unfinished one, and say
@@ -463,31 +545,50 @@ class BotCore:
         out = []
         for o in offers_from(self.catalog, task_type, products):
             est_min, est_max = self.orchestrator.estimate(o.model)
-            out.append(ModelChoice(o.product.model_id, o.name, task_type, o.min_points, o.max_points, est_min, est_max))
+            out.append(
+                ModelChoice(
+                    o.product.model_id, o.name, task_type, o.min_points, o.max_points, est_min, est_max
+                )
+            )
         return out
 
-    async def set_preference(self, platform: str, user_id: str, task_type: str, model_id: str, language: str) -> str:
+    async def set_preference(
+        self, platform: str, user_id: str, task_type: str, model_id: str, language: str
+    ) -> str:
         model = self._resolve_model(model_id, task_type)
         if model is None or model.model_id(task_type) is None:
             names = ", ".join(m.name for m in self.catalog.for_task(task_type))
             return self.t("pref.unknown_model", language, model=model_id, models=names)
-        await self.store.set_preference(platform, user_id, task_type, model.key, model.ids[task_type], model.name)
+        await self.store.set_preference(
+            platform, user_id, task_type, model.key, model.ids[task_type], model.name
+        )
         return self.t("pref.saved", language, model=model.name, task=self.t(f"task.{task_type}", language))
 
-    async def clear_preference(self, platform: str, user_id: str, task_type: str | None, language: str) -> str:
+    async def clear_preference(
+        self, platform: str, user_id: str, task_type: str | None, language: str
+    ) -> str:
         removed = await self.store.clear_preference(platform, user_id, task_type)
         return self.t("pref.cleared" if removed else "pref.cleared_none", language)
 
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[JobSummary]:
         jobs = await self.store.recent_jobs(platform, user_id, limit)
         return [
-            JobSummary(j.id, "running" if j.status in ("creating", "delivering") else j.status,
-                       j.model_name or "", j.prompt, j.credits, j.created_at, j.result_url)
+            JobSummary(
+                j.id,
+                "running" if j.status in ("creating", "delivering") else j.status,
+                j.model_name or "",
+                j.prompt,
+                j.credits,
+                j.created_at,
+                j.result_url,
+            )
             for j in jobs
         ]
 
     # -- lifecycle -------------------------------------------------------------------------------
-    async def resume(self, conversation_for: Callable[[ReplyTarget], Conversation | None]) -> list[RunningJob]:
+    async def resume(
+        self, conversation_for: Callable[[ReplyTarget], Conversation | None]
+    ) -> list[RunningJob]:
         """Pick up every unfinished job after a restart; each answers in its own chat.
 
         On a shared database (PostgreSQL) only the jobs no live process holds are taken (their
@@ -499,7 +600,9 @@ class BotCore:
             self._leases = asyncio.create_task(self._keep_leases(), name="leases")
         return resumed
 
-    async def _pick_up(self, conversation_for: Callable[[ReplyTarget], Conversation | None]) -> list[RunningJob]:
+    async def _pick_up(
+        self, conversation_for: Callable[[ReplyTarget], Conversation | None]
+    ) -> list[RunningJob]:
         """Claim unfinished jobs and run them here; those no conversation here can answer are handed back."""
         limit = None
         if self.store.shared:  # leave the rest to processes with free slots
@@ -510,7 +613,9 @@ class BotCore:
         for job in await self.store.claim_jobs(limit):
             if job.id in self._jobs:
                 continue
-            target = ReplyTarget(job.platform, job.chat_id, job.user_id, job.reply_to, job.language, job.target_state)
+            target = ReplyTarget(
+                job.platform, job.chat_id, job.user_id, job.reply_to, job.language, job.target_state
+            )
             conv = conversation_for(target)
             if conv is None:
                 skipped.append(job.id)
@@ -630,7 +735,8 @@ class BotCore:
             request = replace(request, language="zh-Hant")  # answer in the script they wrote
         # a structured option wins over the words; False is a choice too ("sound: off")
         changes: dict[str, object] = {
-            k: incoming.overrides[k] for k in _OVERRIDES
+            k: incoming.overrides[k]
+            for k in _OVERRIDES
             if incoming.overrides.get(k) is not None and incoming.overrides.get(k) != ""
         }
         if "task_type" in changes and changes["task_type"] not in TASK_TYPES:
@@ -667,7 +773,7 @@ class BotCore:
         )
 
     def _tier(self, request: Request, model: ModelInfo | None) -> str | None:
-        """"budget" or "premium" when the message asked for the cheapest or the best rather
+        """ "budget" or "premium" when the message asked for the cheapest or the best rather
         than naming a model (the parser then names the tier's model without saving it)."""
         if model is None or request.preference == "save":
             return None
@@ -676,4 +782,3 @@ class BotCore:
         if model.key == self.catalog.premium.get(request.task_type):
             return "premium"
         return None
-

@@ -98,7 +98,9 @@ def _res_rank(v: Any) -> int:
 
 
 def _px(label: str) -> int:
-    return {"2K": 1440, "4K": 2160, "8K": 4320}.get(label, int(label.rstrip("P")) if label[:-1].isdigit() else 0)
+    return {"2K": 1440, "4K": 2160, "8K": 4320}.get(
+        label, int(label.rstrip("P")) if label[:-1].isdigit() else 0
+    )
 
 
 def _ratio(v: Any) -> float | None:

@@ -55,7 +55,7 @@ def has(key: str, language: str | None = None) -> bool:
 
 
 def detect_language(text: str, hint: str | None = None) -> str:
-    """"zh" when the text has Chinese characters, "en" when it has letters, else the hint."""
+    """ "zh" when the text has Chinese characters, "en" when it has letters, else the hint."""
     if _HAN.search(text):
         from bot.understand.normalize import is_traditional  # the t2s table loads on first use
 

@@ -70,7 +70,7 @@ def with_linked_images(incoming: Incoming) -> Incoming:
         link = m[0].rstrip(_TRAILING)
         if _PICTURE.search(link):
             found.append(link)
-            pieces += [incoming.text[pos:m.start()], " "]
+            pieces += [incoming.text[pos : m.start()], " "]
             pos = m.start() + len(link)
     if not found:
         return incoming

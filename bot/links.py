@@ -51,21 +51,41 @@ _DIGITS = {10: re.compile(r"[0-9]+"), 8: re.compile(r"[0-7]+"), 16: re.compile(r
 
 #: IPv4 networks that are not the public internet. Python's is_global misses some (multicast,
 #: 192.0.0.0/24 beyond two small blocks, the 6to4 relay anycast), so they are listed here.
-_V4_BLOCKED = tuple(ipaddress.IPv4Network(n) for n in (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
-    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-))
+_V4_BLOCKED = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
 #: IPv6 networks refused outright (the IPv4-carrying forms are judged by their IPv4 address)
-_V6_BLOCKED = tuple(ipaddress.IPv6Network(n) for n in (
-    "::/8",  # unspecified, loopback, IPv4-compatible and other reserved forms
-    "64:ff9b:1::/48",  # NAT64 for local use
-    "100::/64",  # discard
-    "2001::/23",  # IETF protocol assignments, Teredo among them
-    "2001:db8::/32",  # documentation
-    "fc00::/7", "fe80::/10", "fec0::/10",  # unique local, link-local, site-local
-    "ff00::/8",  # multicast
-))
+_V6_BLOCKED = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/8",  # unspecified, loopback, IPv4-compatible and other reserved forms
+        "64:ff9b:1::/48",  # NAT64 for local use
+        "100::/64",  # discard
+        "2001::/23",  # IETF protocol assignments, Teredo among them
+        "2001:db8::/32",  # documentation
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",  # unique local, link-local, site-local
+        "ff00::/8",  # multicast
+    )
+)
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
@@ -80,8 +100,9 @@ class LinkRefused(Exception):
 
 async def system_resolver(host: str, port: int) -> list[str]:
     """Every address the system resolver answers for `host`, once."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                         proto=socket.IPPROTO_TCP)
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
     return [str(info[4][0]) for info in infos]
 
 
@@ -174,8 +195,14 @@ def is_public(ip: IPAddress, *, allow_loopback: bool = False) -> bool:
             return False
     elif any(ip in net for net in _V4_BLOCKED):
         return False
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_private or ip.is_loopback
-                                 or ip.is_link_local or ip.is_unspecified)
+    return ip.is_global and not (
+        ip.is_multicast
+        or ip.is_reserved
+        or ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_unspecified
+    )
 
 
 # -- one link ------------------------------------------------------------------------------------
@@ -195,8 +222,11 @@ class Link:
         return self.host if isinstance(self.host, str) else None
 
     def host_header(self) -> str:
-        host = self.host if isinstance(self.host, str) else (
-            f"[{self.host}]" if self.host.version == 6 else str(self.host))
+        host = (
+            self.host
+            if isinstance(self.host, str)
+            else (f"[{self.host}]" if self.host.version == 6 else str(self.host))
+        )
         return host if self.port == _PORTS[self.scheme] else f"{host}:{self.port}"
 
     def pinned_url(self, ip: IPAddress) -> str:
@@ -242,8 +272,12 @@ async def checked_addresses(link: Link, rules: LinkRules) -> list[IPAddress]:
 
 async def _open(http: httpx.AsyncClient, link: Link, addresses: list[IPAddress]) -> httpx.Response:
     """GET the link from the first checked address that answers (never by name)."""
-    headers = {"Host": link.host_header(), "Accept": "image/*", "Accept-Encoding": "identity",
-               "User-Agent": "ima-video-bot (picture link)"}
+    headers = {
+        "Host": link.host_header(),
+        "Accept": "image/*",
+        "Accept-Encoding": "identity",
+        "User-Agent": "ima-video-bot (picture link)",
+    }
     extensions = {"sni_hostname": link.name} if link.scheme == "https" and link.name else {}
     error: Exception | None = None
     for ip in addresses:
@@ -276,13 +310,16 @@ async def fetch_picture(url: str, max_bytes: int, *, rules: LinkRules | None = N
     rules = rules or RULES
     location = url
     try:
-        async with asyncio.timeout(rules.timeout_s), httpx.AsyncClient(
-            trust_env=False,  # a proxy from the environment would connect by name
-            verify=True if rules.tls is None else rules.tls,
-            follow_redirects=False,
-            timeout=httpx.Timeout(10.0, connect=5.0),
-            limits=httpx.Limits(max_keepalive_connections=0),  # one TLS identity per connection
-        ) as http:
+        async with (
+            asyncio.timeout(rules.timeout_s),
+            httpx.AsyncClient(
+                trust_env=False,  # a proxy from the environment would connect by name
+                verify=True if rules.tls is None else rules.tls,
+                follow_redirects=False,
+                timeout=httpx.Timeout(10.0, connect=5.0),
+                limits=httpx.Limits(max_keepalive_connections=0),  # one TLS identity per connection
+            ) as http,
+        ):
             for _ in range(rules.max_redirects + 1):
                 link = parse_link(location)
                 response = await _open(http, link, await checked_addresses(link, rules))

@@ -25,8 +25,18 @@ from bot.ima import redact
 
 #: loggers of the libraries the bot uses (each name covers its children: "discord.gateway")
 LIBRARIES = (
-    "aiosqlite", "asyncpg", "httpcore", "httpx", "hpack", "websockets", "discord", "lark_oapi", "Lark",
-    "aiohttp", "urllib3", "requests",
+    "aiosqlite",
+    "asyncpg",
+    "httpcore",
+    "httpx",
+    "hpack",
+    "websockets",
+    "discord",
+    "lark_oapi",
+    "Lark",
+    "aiohttp",
+    "urllib3",
+    "requests",
 )
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_FILE = "bot.log"
@@ -85,7 +95,12 @@ class RedactingFormatter(logging.Formatter):
 
 
 def configured_secrets(settings: Settings) -> list[str]:
-    values = (settings.ima_api_key, settings.feishu_app_secret, settings.discord_token, settings.ima_upload_app_key)
+    values = (
+        settings.ima_api_key,
+        settings.feishu_app_secret,
+        settings.discord_token,
+        settings.ima_upload_app_key,
+    )
     return [s.get_secret_value() for s in values if s is not None]
 
 
@@ -93,7 +108,11 @@ def daily_file(log_dir: Path) -> logging.handlers.TimedRotatingFileHandler:
     """``bot.log`` in `log_dir`: a new file every midnight, the last seven kept."""
     log_dir.mkdir(parents=True, exist_ok=True)
     return logging.handlers.TimedRotatingFileHandler(
-        log_dir / LOG_FILE, when="midnight", backupCount=KEEP_DAYS, encoding="utf-8", delay=True,
+        log_dir / LOG_FILE,
+        when="midnight",
+        backupCount=KEEP_DAYS,
+        encoding="utf-8",
+        delay=True,
     )
 
 
@@ -112,7 +131,9 @@ def adopt(name: str) -> None:
     logger.propagate = True
 
 
-def setup(settings: Settings, *, stream: TextIO | None = None, terminal_level: int | None = None) -> list[logging.Handler]:
+def setup(
+    settings: Settings, *, stream: TextIO | None = None, terminal_level: int | None = None
+) -> list[logging.Handler]:
     """Configure the root logger from `settings`; returns the handlers installed.
 
     `terminal_level` raises the stream's threshold alone (the console chat keeps routine lines

@@ -189,7 +189,9 @@ class Orchestrator:
                 await _tell(conv.text(t("progress.resumed", job.language)), job)
                 result = await self._poll(job, conv, job.task_ids[-1])
             elif job.status == "delivering" and job.result_url:
-                result = TaskResult(job.task_ids[-1] if job.task_ids else "", "done", job.result_url, job.cover_url)
+                result = TaskResult(
+                    job.task_ids[-1] if job.task_ids else "", "done", job.result_url, job.cover_url
+                )
             else:
                 raise JobFailed("unknown")
             await self._deliver(job, conv, result, [])
@@ -239,8 +241,14 @@ class Orchestrator:
         """Reserve the job's credits from the daily budgets, or end it before anything is sent."""
         refusal = await self.budgets.reserve(job, plan.rule.points)
         if refusal is not None:
-            raise JobFailed("over_budget", left=refusal.left, limit=refusal.limit, resets=refusal.resets,
-                            scope=t(f"budget.scope_{refusal.scope}", job.language), credits=plan.rule.points)
+            raise JobFailed(
+                "over_budget",
+                left=refusal.left,
+                limit=refusal.limit,
+                resets=refusal.resets,
+                scope=t(f"budget.scope_{refusal.scope}", job.language),
+                credits=plan.rule.points,
+            )
 
     async def _announce(
         self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer], *, confirm: bool = False
@@ -268,20 +276,39 @@ class Orchestrator:
             if cheaper is not None and cheaper.min_points < credits:
                 extra.append(t("notice.cheaper", lang, model=cheaper.name, credits=cheaper.min_points))
         saving = self.store.save_job(
-            job, model_key=model.key, model_id=plan.offer.product.model_id, model_name=plan.offer.name,
-            model_version=plan.offer.product.id, params=plan.params, credits=credits,
-            est_min=est_min, est_max=est_max, request=job.request, **({"status": WAITING} if confirm else {}),
+            job,
+            model_key=model.key,
+            model_id=plan.offer.product.model_id,
+            model_name=plan.offer.name,
+            model_version=plan.offer.product.id,
+            params=plan.params,
+            credits=credits,
+            est_min=est_min,
+            est_max=est_max,
+            request=job.request,
+            **({"status": WAITING} if confirm else {}),
         )
-        view = views.notice(job.id, lang, model_name=plan.offer.name, credits=credits,
-                            est_min=est_min, est_max=est_max, adjustments=plan.adjustments,
-                            extra_lines=extra, controls=plan.controls,
-                            confirm_above=self.settings.bot_confirm_above_credits if confirm else None)
+        view = views.notice(
+            job.id,
+            lang,
+            model_name=plan.offer.name,
+            credits=credits,
+            est_min=est_min,
+            est_max=est_max,
+            adjustments=plan.adjustments,
+            extra_lines=extra,
+            controls=plan.controls,
+            confirm_above=self.settings.bot_confirm_above_credits if confirm else None,
+        )
         if confirm:
             # the question is stored before it is asked: a quick "yes" must find it
             await saving
             now = self._clock()
-            await self.store.ask(OpenQuestion(job.platform, job.chat_id, job.user_id, "confirm", job.id, (),
-                                              now, now + QUESTION_TTL_S))
+            await self.store.ask(
+                OpenQuestion(
+                    job.platform, job.chat_id, job.user_id, "confirm", job.id, (), now, now + QUESTION_TTL_S
+                )
+            )
             await _tell(conv.notice(view), job)
         else:
             # nothing is paid yet: the notice goes out while the row is saved
@@ -319,7 +346,9 @@ class Orchestrator:
         state = _Attempt(plan.offer.product, dict(plan.params), plan.rule)
         attempt = 0
         while True:
-            spec = TaskSpec(job.task_type, state.product, state.rule, job.prompt, state.params, tuple(job.image_urls))
+            spec = TaskSpec(
+                job.task_type, state.product, state.rule, job.prompt, state.params, tuple(job.image_urls)
+            )
             sending = functools.partial(self._sending, job, dict(state.params), state.rule.points)
             try:
                 task_id = await self.client.create(spec, on_sending=sending)
@@ -333,22 +362,26 @@ class Orchestrator:
                 attempt += 1
                 await self._recover(e, job, conv, state, attempt)
                 continue
-            await self.store.save_job(job, status="running", task_ids=[*job.task_ids, task_id],
-                                      started_at=self._clock())
+            await self.store.save_job(
+                job, status="running", task_ids=[*job.task_ids, task_id], started_at=self._clock()
+            )
             return task_id
 
     async def _sending(self, job: Job, params: dict[str, Any], points: int) -> None:
         """The create request is about to go on the wire: from now on it may be charged. Marked
         only while this process holds the job's lease (one statement checks and marks), so two
         processes never both pay for it."""
-        if not await self.store.save_leased(job, status="creating", attempts=job.attempts + 1, params=params,
-                                            credits=points):
+        if not await self.store.save_leased(
+            job, status="creating", attempts=job.attempts + 1, params=params, credits=points
+        ):
             raise LeaseLost(job.id)
 
     def _backoff(self, attempt: int) -> float:
         return min(30.0, 2.0**attempt) * self.scale
 
-    async def _recover(self, e: ImaError, job: Job, conv: Conversation, state: _Attempt, attempt: int) -> None:
+    async def _recover(
+        self, e: ImaError, job: Job, conv: Conversation, state: _Attempt, attempt: int
+    ) -> None:
         """The reflection step: change what the error says is wrong, or wait and try again."""
         lang = job.language
         if isinstance(e, ServerError):
@@ -488,10 +521,21 @@ class Orchestrator:
         offers = offers or without_excluded(job, await self._offers_quietly(job.task_type))
         others = alternatives(self.catalog, job.task_type, offers, job.model_key, "task_failed")
         view = views.video(
-            job.id, job.language, url=url, cover=result.cover, model_name=job.model_name or "",
-            est_min=est_min, est_max=est_max, actual_s=now - (job.started_at or now), credits=job.credits or 0,
-            prompt=job.prompt, duration_s=result.duration_s, hint=hint, another=others[0] if others else None,
-            requester=job.user_id, seed=_int_or_none(job.params.get("seed")),
+            job.id,
+            job.language,
+            url=url,
+            cover=result.cover,
+            model_name=job.model_name or "",
+            est_min=est_min,
+            est_max=est_max,
+            actual_s=now - (job.started_at or now),
+            credits=job.credits or 0,
+            prompt=job.prompt,
+            duration_s=result.duration_s,
+            hint=hint,
+            another=others[0] if others else None,
+            requester=job.user_id,
+            seed=_int_or_none(job.params.get("seed")),
         )
         try:
             await conv.video(view)
@@ -522,12 +566,22 @@ class Orchestrator:
             await self.budgets.release(job)  # failed work costs the user nothing
         if not offers and not uncertain:
             offers = without_excluded(
-                job, await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type))
-        alts = [] if not policy(e.kind).alternatives else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
-        reason = t(_reason_key(e.kind, job.attempts), lang, model=model_name,
-                   **{k: v for k, v in e.values.items() if k != "model"})
-        view = views.failure(job.id, lang, kind=e.kind, reason=reason, alternatives=alts,
-                             can_retry=policy(e.kind).button)
+                job, await self._offers_quietly(job.task_type) or self._catalog_offers(job.task_type)
+            )
+        alts = (
+            []
+            if not policy(e.kind).alternatives
+            else alternatives(self.catalog, job.task_type, offers, failed_key, e.kind)
+        )
+        reason = t(
+            _reason_key(e.kind, job.attempts),
+            lang,
+            model=model_name,
+            **{k: v for k, v in e.values.items() if k != "model"},
+        )
+        view = views.failure(
+            job.id, lang, kind=e.kind, reason=reason, alternatives=alts, can_retry=policy(e.kind).button
+        )
         # said first, saved after: a crash in between says it again after the restart, where
         # saving first would end the job without a word (as a delivery, at least once)
         try:
@@ -540,8 +594,18 @@ class Orchestrator:
         if view.alternatives or view.retry_label:
             # "好的" / "yes" / "用第二个" typed in reply answers this, like the buttons do
             now = self._clock()
-            await self.store.ask(OpenQuestion(job.platform, job.chat_id, job.user_id, "retry", job.id,
-                                              tuple(a.model_id for a in view.alternatives), now, now + QUESTION_TTL_S))
+            await self.store.ask(
+                OpenQuestion(
+                    job.platform,
+                    job.chat_id,
+                    job.user_id,
+                    "retry",
+                    job.id,
+                    tuple(a.model_id for a in view.alternatives),
+                    now,
+                    now + QUESTION_TTL_S,
+                )
+            )
         return status
 
     def _catalog_offers(self, task_type: str) -> list[Offer]:

@@ -1,9 +1,9 @@
 """`python -m bot parse`: print how messages are understood, as JSON.
 
-    python -m bot parse [--images N] TEXT     one JSON object
-    python -m bot parse --jsonl               stdin lines {"text": ..., "images": N} -> one
-                                              object per line, in order; a bad line gives
-                                              {"error": ...} and the run goes on
+python -m bot parse [--images N] TEXT     one JSON object
+python -m bot parse --jsonl               stdin lines {"text": ..., "images": N} -> one
+                                          object per line, in order; a bad line gives
+                                          {"error": ...} and the run goes on
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from bot.understand import parse
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bot parse", description="Print how a message is understood, as JSON.")
+    p = argparse.ArgumentParser(
+        prog="python -m bot parse", description="Print how a message is understood, as JSON."
+    )
     p.add_argument("--images", type=int, default=0, help="how many images came with the message (default 0)")
     p.add_argument("--jsonl", action="store_true", help='read {"text": ..., "images": N} lines from stdin')
     p.add_argument("text", nargs="*", help="the message (words are joined with spaces)")

@@ -70,8 +70,11 @@ def plan(catalog: Catalog, job: Job, offers: list[Offer]) -> Plan:
         offer = find(offers, named_key)
         if offer is None:
             model = catalog.get(named_key)
-            raise JobFailed("unsupported_task", model=model.name if model else named_key,
-                            task=t(f"task.{task}", job.language))
+            raise JobFailed(
+                "unsupported_task",
+                model=model.name if model else named_key,
+                task=t(f"task.{task}", job.language),
+            )
         source = "named"
     elif pref_key and (pref := find(offers, pref_key)) is not None:
         offer, source = pref, "preference"

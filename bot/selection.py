@@ -60,8 +60,13 @@ def offers_from(catalog: Catalog, task_type: str, products: Iterable[Product]) -
         if model is None:
             u = catalog.unknown
             model = ModelInfo(
-                key=f"{p.model_id}:{p.name}", name=p.name, est_min=u.est_min, est_max=u.est_max,
-                progress_every=u.progress_every, ids={task_type: p.model_id}, version=p.name,
+                key=f"{p.model_id}:{p.name}",
+                name=p.name,
+                est_min=u.est_min,
+                est_max=u.est_max,
+                progress_every=u.progress_every,
+                ids={task_type: p.model_id},
+                version=p.name,
             )
         if model.key in seen:
             continue
@@ -124,4 +129,3 @@ def alternatives(
 def cheapest(offers: list[Offer], exclude: str | None = None) -> Offer | None:
     pool = [o for o in offers if o.key != exclude and o.product.credit_rules]
     return min(pool, key=lambda o: o.min_points) if pool else None
-

@@ -34,25 +34,46 @@ def notice(
     # minutes help only once the wait is long enough to be counted in them
     key = "notice.body" if est_max >= 60 else "notice.body_seconds"
     body = t(
-        key, lang, model=model_name, est_min=est_min, est_max=est_max,
-        min_minutes=_minutes(est_min), max_minutes=_minutes(est_max), credits=credits,
+        key,
+        lang,
+        model=model_name,
+        est_min=est_min,
+        est_max=est_max,
+        min_minutes=_minutes(est_min),
+        max_minutes=_minutes(est_max),
+        credits=credits,
     )
-    lines = [body, *control_lines(controls or {}, lang),
-             *(t(f"fit.{a.key}", lang, model=model_name, asked=a.asked, value=a.value) for a in adjustments)]
+    lines = [
+        body,
+        *control_lines(controls or {}, lang),
+        *(t(f"fit.{a.key}", lang, model=model_name, asked=a.asked, value=a.value) for a in adjustments),
+    ]
     lines.extend(extra_lines)
     if confirm_above is not None:
         # nothing starts yet: the notice's first line ("starting…") becomes the question's title
         lines[0] = "\n".join([t("confirm.title", lang), *body.split("\n")[1:]])
         lines.append(t("confirm.ask", lang, credits=credits, limit=confirm_above))
         return NoticeView(
-            job_id=job_id, title=t("confirm.title", lang), text="\n".join(lines), model_name=model_name,
-            credits=credits, est_min_s=est_min, est_max_s=est_max,
-            confirm_label=t("confirm.button", lang, credits=credits), decline_label=t("confirm.decline_button", lang),
+            job_id=job_id,
+            title=t("confirm.title", lang),
+            text="\n".join(lines),
+            model_name=model_name,
+            credits=credits,
+            est_min_s=est_min,
+            est_max_s=est_max,
+            confirm_label=t("confirm.button", lang, credits=credits),
+            decline_label=t("confirm.decline_button", lang),
         )
     lines.append(t("notice.footer", lang))
     return NoticeView(
-        job_id=job_id, title=t("notice.title", lang), text="\n".join(lines), model_name=model_name,
-        credits=credits, est_min_s=est_min, est_max_s=est_max, cancel_label=t("cancel.button", lang),
+        job_id=job_id,
+        title=t("notice.title", lang),
+        text="\n".join(lines),
+        model_name=model_name,
+        credits=credits,
+        est_min_s=est_min,
+        est_max_s=est_max,
+        cancel_label=t("cancel.button", lang),
     )
 
 
@@ -75,9 +96,22 @@ def control_lines(controls: dict[str, Any], lang: str) -> list[str]:
 def progress(job_id: str, lang: str, elapsed_s: float, est_max_s: int) -> ProgressView:
     p = percent(elapsed_s, est_max_s)
     late = overdue(elapsed_s, est_max_s)
-    text = t("progress.overdue" if late else "progress.line", lang, percent=p, elapsed=int(elapsed_s), est_max=est_max_s)
-    return ProgressView(job_id=job_id, percent=p, elapsed_s=int(elapsed_s), est_max_s=est_max_s, text=text, overdue=late,
-                        cancel_label=t("cancel.button", lang))
+    text = t(
+        "progress.overdue" if late else "progress.line",
+        lang,
+        percent=p,
+        elapsed=int(elapsed_s),
+        est_max=est_max_s,
+    )
+    return ProgressView(
+        job_id=job_id,
+        percent=p,
+        elapsed_s=int(elapsed_s),
+        est_max_s=est_max_s,
+        text=text,
+        overdue=late,
+        cancel_label=t("cancel.button", lang),
+    )
 
 
 def video(
@@ -98,15 +132,34 @@ def video(
     requester: str | None = None,
     seed: int | None = None,
 ) -> VideoView:
-    caption = t("video.caption", lang, model=model_name, est_min=est_min, est_max=est_max, actual=round(actual_s), credits=credits)
+    caption = t(
+        "video.caption",
+        lang,
+        model=model_name,
+        est_min=est_min,
+        est_max=est_max,
+        actual=round(actual_s),
+        credits=credits,
+    )
     if prompt:
         caption += "\n\n" + t("video.caption_prompt", lang, prompt=prompt)
     if hint is not None:
         caption += "\n\n" + t("video.mismatch_hint", lang, model=hint.name, credits=hint.min_points)
-    others = (Alternative(another.product.model_id, another.name, t("again.other", lang, model=another.name)),) if another else ()
+    others = (
+        (Alternative(another.product.model_id, another.name, t("again.other", lang, model=another.name)),)
+        if another
+        else ()
+    )
     return VideoView(
-        job_id=job_id, url=url, cover_url=cover, caption=caption, link_text=t("video.link", lang, url=url),
-        model_name=model_name, duration_s=duration_s, again_label=t("again.button", lang), alternatives=others,
+        job_id=job_id,
+        url=url,
+        cover_url=cover,
+        caption=caption,
+        link_text=t("video.link", lang, url=url),
+        model_name=model_name,
+        duration_s=duration_s,
+        again_label=t("again.button", lang),
+        alternatives=others,
         same_seed_label=t("again.same_seed", lang, seed=seed) if seed is not None else None,
         requester=requester,
     )
@@ -128,9 +181,17 @@ def failure(
             key = "failure.alternative" if priced else "failure.alternative_no_price"
             lines.append(t(key, lang, model=o.name, trait=trait(o.key, lang), credits=o.min_points))
             label_key = "failure.button" if priced else "failure.button_no_price"
-            alts.append(Alternative(o.product.model_id, o.name, t(label_key, lang, model=o.name, credits=o.min_points)))
+            alts.append(
+                Alternative(
+                    o.product.model_id, o.name, t(label_key, lang, model=o.name, credits=o.min_points)
+                )
+            )
         lines.append(t("failure.ask", lang))
     return FailureView(
-        job_id=job_id, title=t("failure.title", lang), text="\n".join(lines), kind=kind,
-        alternatives=tuple(alts), retry_label=t("failure.retry", lang) if can_retry else None,
+        job_id=job_id,
+        title=t("failure.title", lang),
+        text="\n".join(lines),
+        kind=kind,
+        alternatives=tuple(alts),
+        retry_label=t("failure.retry", lang) if can_retry else None,
     )

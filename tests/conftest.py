@@ -78,7 +78,9 @@ def make_settings(sandbox: Sandbox, db_path: Path, **overrides: object) -> Setti
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(port=0, time_scale=TIME_SCALE, seed=7, media_dir=tmp_path / "media")) as sb:
+    async with Sandbox(
+        SandboxConfig(port=0, time_scale=TIME_SCALE, seed=7, media_dir=tmp_path / "media")
+    ) as sb:
         yield sb
 
 
@@ -148,17 +150,37 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return await new_pg_database(request.getfixturevalue("pg_cluster"))
 
 
-def console_session(tmp_path: Path, stdin: str, **env: str) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+def console_session(
+    tmp_path: Path, stdin: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     """`python -m bot console` with piped stdin against a sandbox started apart (as an operator
     would: IMA_BASE_URL, IMA_API_KEY=ima_sandbox_key), with extra settings `env`. Returns the
     finished console and the sandbox ledger (one entry per paid task)."""
     ledger = tmp_path / "ledger.jsonl"
-    with running_sandbox(tmp_path / "sandbox", "--time-scale", str(TIME_SCALE), "--ledger-file", str(ledger)) as base:
+    with running_sandbox(
+        tmp_path / "sandbox", "--time-scale", str(TIME_SCALE), "--ledger-file", str(ledger)
+    ) as base:
         done = subprocess.run(
-            [sys.executable, "-m", "bot", "console"], input=stdin, capture_output=True, text=True, timeout=120,
-            check=False, cwd=tmp_path,
-            env={**clean_env(), "IMA_BASE_URL": base, "IMA_API_KEY": SANDBOX_KEY, "IMA_SANDBOX_TIME_SCALE": str(TIME_SCALE),
-                 "BOT_DB_PATH": str(tmp_path / "bot.sqlite3"), "PYTHONIOENCODING": "utf-8", **env},
+            [sys.executable, "-m", "bot", "console"],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=tmp_path,
+            env={
+                **clean_env(),
+                "IMA_BASE_URL": base,
+                "IMA_API_KEY": SANDBOX_KEY,
+                "IMA_SANDBOX_TIME_SCALE": str(TIME_SCALE),
+                "BOT_DB_PATH": str(tmp_path / "bot.sqlite3"),
+                "PYTHONIOENCODING": "utf-8",
+                **env,
+            },
         )
-    entries = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()] if ledger.exists() else []
+    entries = (
+        [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
+        if ledger.exists()
+        else []
+    )
     return done, entries

@@ -15,8 +15,9 @@ from bot.sandbox import Sandbox
 from tests.conftest import RecordingConversation, close_core, console_session, make_settings, open_core
 
 
-def say(text: str, *, user: str = "u1", chat: str = "chat", platform: str = "console",
-        roles: tuple[str, ...] = ()) -> Incoming:
+def say(
+    text: str, *, user: str = "u1", chat: str = "chat", platform: str = "console", roles: tuple[str, ...] = ()
+) -> Incoming:
     return Incoming(platform=platform, chat_id=chat, user_id=user, text=text, roles=roles)
 
 
@@ -30,15 +31,23 @@ async def run(core: BotCore, text: str, **kw: object) -> RecordingConversation:
 
 @pytest.fixture
 async def budget_core(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[BotCore]:
-    core = await open_core(make_settings(
-        sandbox, tmp_path / "b.sqlite3", bot_user_daily_credits=30, bot_chat_daily_credits=60,
-        bot_max_jobs_per_user=100, bot_admins=["console:boss"],
-    ))
+    core = await open_core(
+        make_settings(
+            sandbox,
+            tmp_path / "b.sqlite3",
+            bot_user_daily_credits=30,
+            bot_chat_daily_credits=60,
+            bot_max_jobs_per_user=100,
+            bot_admins=["console:boss"],
+        )
+    )
     yield core
     await close_core(core)
 
 
-async def test_a_job_over_the_daily_budget_is_refused_before_anything_is_sent(budget_core: BotCore, sandbox: Sandbox) -> None:
+async def test_a_job_over_the_daily_budget_is_refused_before_anything_is_sent(
+    budget_core: BotCore, sandbox: Sandbox
+) -> None:
     first = await run(budget_core, "a red fox in the snow")  # Wan 2.6, 25 pts
     assert first.kinds()[-1] == "video"
     second = await run(budget_core, "a blue whale at dawn")
@@ -63,24 +72,33 @@ async def test_an_admin_is_never_limited(budget_core: BotCore, sandbox: Sandbox)
 
 async def test_a_burst_from_one_person_never_overspends(budget_core: BotCore, sandbox: Sandbox) -> None:
     convs = [RecordingConversation() for _ in range(50)]
-    jobs = await asyncio.gather(*(
-        budget_core.handle(say(f"a red fox running number {i}"), c) for i, c in enumerate(convs)  # type: ignore[arg-type]
-    ))
+    jobs = await asyncio.gather(
+        *(
+            budget_core.handle(say(f"a red fox running number {i}"), c)
+            for i, c in enumerate(convs)  # type: ignore[arg-type]
+        )
+    )
     await asyncio.wait_for(asyncio.gather(*(j.wait() for j in jobs if j is not None)), 120)
     assert sum(e.credit for e in sandbox.ledger) <= 30 and len(sandbox.ledger) == 1
 
 
-async def test_a_burst_from_one_chat_never_overspends_its_budget(budget_core: BotCore, sandbox: Sandbox) -> None:
+async def test_a_burst_from_one_chat_never_overspends_its_budget(
+    budget_core: BotCore, sandbox: Sandbox
+) -> None:
     convs = [RecordingConversation() for _ in range(50)]
-    jobs = await asyncio.gather(*(
-        budget_core.handle(say(f"a red fox running number {i}", user=f"p{i}"), c)  # type: ignore[arg-type]
-        for i, c in enumerate(convs)
-    ))
+    jobs = await asyncio.gather(
+        *(
+            budget_core.handle(say(f"a red fox running number {i}", user=f"p{i}"), c)  # type: ignore[arg-type]
+            for i, c in enumerate(convs)
+        )
+    )
     await asyncio.wait_for(asyncio.gather(*(j.wait() for j in jobs if j is not None)), 120)
     assert sum(e.credit for e in sandbox.ledger) <= 60 and len(sandbox.ledger) == 2
 
 
-async def test_feishu_allowed_users_limit_who_spends_and_others_are_told(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_feishu_allowed_users_limit_who_spends_and_others_are_told(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     core = await open_core(make_settings(sandbox, tmp_path / "f.sqlite3", feishu_allowed_users=["ou_ok"]))
     try:
         refused = await run(core, "a red fox in the snow", platform="feishu", user="ou_other")
@@ -93,11 +111,17 @@ async def test_feishu_allowed_users_limit_who_spends_and_others_are_told(sandbox
 
 
 async def test_discord_allowed_roles_match_by_id_or_name(sandbox: Sandbox, tmp_path: Path) -> None:
-    core = await open_core(make_settings(sandbox, tmp_path / "d.sqlite3", discord_allowed_roles=["Creators", "42"]))
+    core = await open_core(
+        make_settings(sandbox, tmp_path / "d.sqlite3", discord_allowed_roles=["Creators", "42"])
+    )
     try:
         assert (await run(core, "a red fox", platform="discord", roles=("7", "Guests"))).kinds() == ["text"]
-        assert (await run(core, "a red fox", platform="discord", user="u2", roles=("42", "Mods"))).kinds()[-1] == "video"
-        assert (await run(core, "a red fox", platform="discord", user="u3", roles=("9", "creators"))).kinds()[-1] == "video"
+        assert (await run(core, "a red fox", platform="discord", user="u2", roles=("42", "Mods"))).kinds()[
+            -1
+        ] == "video"
+        assert (await run(core, "a red fox", platform="discord", user="u3", roles=("9", "creators"))).kinds()[
+            -1
+        ] == "video"
         assert len(sandbox.ledger) == 2
     finally:
         await close_core(core)
@@ -115,7 +139,9 @@ async def test_admin_usage_lists_people_and_chats(budget_core: BotCore) -> None:
     assert "ann: 25 pts" in text and "chat chat: 25 pts" in text
 
 
-async def test_only_admins_change_budgets_and_a_change_takes_effect(budget_core: BotCore, sandbox: Sandbox) -> None:
+async def test_only_admins_change_budgets_and_a_change_takes_effect(
+    budget_core: BotCore, sandbox: Sandbox
+) -> None:
     assert "Only the bot's admins" in (await run(budget_core, "admin budget user 500")).texts()[0]
     assert "500" in (await run(budget_core, "admin budget user 500", user="boss")).texts()[0]
     await run(budget_core, "a red fox in the snow")
@@ -124,8 +150,11 @@ async def test_only_admins_change_budgets_and_a_change_takes_effect(budget_core:
 
 
 async def test_an_admin_can_let_a_person_spend(sandbox: Sandbox, tmp_path: Path) -> None:
-    core = await open_core(make_settings(sandbox, tmp_path / "a.sqlite3", feishu_allowed_users=["ou_ok"],
-                                         bot_admins=["feishu:ou_boss"]))
+    core = await open_core(
+        make_settings(
+            sandbox, tmp_path / "a.sqlite3", feishu_allowed_users=["ou_ok"], bot_admins=["feishu:ou_boss"]
+        )
+    )
     try:
         await run(core, "admin allow user ou_new", platform="feishu", user="ou_boss")
         assert (await run(core, "a red fox", platform="feishu", user="ou_new")).kinds()[-1] == "video"
@@ -133,7 +162,9 @@ async def test_an_admin_can_let_a_person_spend(sandbox: Sandbox, tmp_path: Path)
         await close_core(core)
 
 
-async def test_a_stopped_running_job_still_counts_because_it_may_be_charged(budget_core: BotCore, sandbox: Sandbox) -> None:
+async def test_a_stopped_running_job_still_counts_because_it_may_be_charged(
+    budget_core: BotCore, sandbox: Sandbox
+) -> None:
     sandbox.force_task_never_finishes()
     job = await budget_core.handle(say("a lighthouse in a storm"), RecordingConversation())  # type: ignore[arg-type]
     assert job is not None
@@ -147,8 +178,9 @@ async def test_a_stopped_running_job_still_counts_because_it_may_be_charged(budg
 
 
 def test_a_console_session_over_budget_creates_one_task_and_says_why(tmp_path: Path) -> None:
-    done, created = console_session(tmp_path, "a red fox in the snow\na blue whale at dawn\nusage\n",
-                                    BOT_USER_DAILY_CREDITS="40")
+    done, created = console_session(
+        tmp_path, "a red fox in the snow\na blue whale at dawn\nusage\n", BOT_USER_DAILY_CREDITS="40"
+    )
     assert done.returncode == 0, done.stderr
     assert len(created) == 1
     assert "15 of 40" in done.stdout and "resets" in done.stdout

@@ -23,9 +23,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_a_short_chaos_run_loses_nothing_and_pays_nothing_twice(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "chaos.py"), "--requests", "40", "--kills", "1", "--seed", "3",
-         "--timeout", "60", "--keep", str(tmp_path / "chaos")],
-        capture_output=True, text=True, timeout=100, check=False, cwd=tmp_path,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "chaos.py"),
+            "--requests",
+            "40",
+            "--kills",
+            "1",
+            "--seed",
+            "3",
+            "--timeout",
+            "60",
+            "--keep",
+            str(tmp_path / "chaos"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
@@ -36,5 +52,7 @@ def test_a_short_chaos_run_loses_nothing_and_pays_nothing_twice(tmp_path: Path) 
     assert figures["unexplained_failures"] == 0, figures
     assert figures["paid_not_delivered"] == figures["paid_not_delivered_told"], figures
     assert figures["delivered_twice"] == figures["delivered_twice_same_video"], figures
-    answered = figures["delivered_once"] + figures["delivered_twice"] + sum(figures["failed_with_message"].values())
+    answered = (
+        figures["delivered_once"] + figures["delivered_twice"] + sum(figures["failed_with_message"].values())
+    )
     assert answered == 40, figures

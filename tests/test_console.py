@@ -17,13 +17,25 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_console(stdin: str, tmp_path: Path, *args: str, lang: str = "C.UTF-8") -> subprocess.CompletedProcess[str]:
+def run_console(
+    stdin: str, tmp_path: Path, *args: str, lang: str = "C.UTF-8"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
-    env.update(IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG=lang,
-               PYTHONIOENCODING="utf-8")
+    env.update(
+        IMA_SANDBOX_TIME_SCALE="0.01",
+        BOT_DB_PATH=str(tmp_path / "bot.sqlite3"),
+        LANG=lang,
+        PYTHONIOENCODING="utf-8",
+    )
     return subprocess.run(
-        [sys.executable, "-m", "bot", "console", *args], input=stdin, capture_output=True, text=True,
-        cwd=tmp_path, env=env, timeout=120, check=False,
+        [sys.executable, "-m", "bot", "console", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -75,8 +87,23 @@ def test_a_separately_started_sandbox_serves_the_console_video(tmp_path: Path) -
     port_file = tmp_path / "port"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--time-scale", "0.01", "--port-file", str(port_file)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "sandbox",
+            "--port",
+            "0",
+            "--time-scale",
+            "0.01",
+            "--port-file",
+            str(port_file),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         for _ in range(200):
@@ -84,13 +111,25 @@ def test_a_separately_started_sandbox_serves_the_console_video(tmp_path: Path) -
                 break
             time.sleep(0.05)
         base = f"http://127.0.0.1:{port_file.read_text().strip()}"
-        env.update(IMA_BASE_URL=base, IMA_API_KEY="ima_sandbox_key",
-                   IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG="C.UTF-8")
+        env.update(
+            IMA_BASE_URL=base,
+            IMA_API_KEY="ima_sandbox_key",
+            IMA_SANDBOX_TIME_SCALE="0.01",
+            BOT_DB_PATH=str(tmp_path / "bot.sqlite3"),
+            LANG="C.UTF-8",
+        )
         picture = tmp_path / "cat.png"
         Image.new("RGB", (64, 64), (255, 200, 0)).save(picture)
-        done = subprocess.run([sys.executable, "-m", "bot", "console"],
-                              input=f"生成一段小狗奔跑的视频\n/image {picture}\n把这张图动起来\n",
-                              capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "console"],
+            input=f"生成一段小狗奔跑的视频\n/image {picture}\n把这张图动起来\n",
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         urls = re.findall(r"http://127\.0\.0\.1:\d+/\S+\.mp4", done.stdout)
         assert len(set(urls)) == 2, done.stdout  # the text video and the animated picture
@@ -116,14 +155,31 @@ async def test_on_a_terminal_progress_redraws_one_line_as_a_bar() -> None:
 
 
 def test_help_prints_the_commands_and_starts_nothing() -> None:
-    done = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, timeout=60,
-                          check=False, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0 and "console" in done.stdout and "sandbox" in done.stdout and "parse" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert (
+        done.returncode == 0
+        and "console" in done.stdout
+        and "sandbox" in done.stdout
+        and "parse" in done.stdout
+    )
 
 
 def test_an_unknown_command_is_refused_with_usage() -> None:
-    done = subprocess.run([sys.executable, "-m", "bot", "bogus"], capture_output=True, text=True, timeout=60,
-                          check=False, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "bogus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2 and "usage" in done.stderr
 
 

@@ -18,8 +18,12 @@ from bot.sandbox import Sandbox, SandboxConfig
 from tests.conftest import TIME_SCALE, RecordingConversation, close_core, make_settings, open_core
 
 
-def say(text: str, *, user: str = "u1", event: str | None = None, images: tuple[ImageInput, ...] = ()) -> Incoming:
-    return Incoming(platform="console", chat_id="chat", user_id=user, text=text, images=images, event_id=event)
+def say(
+    text: str, *, user: str = "u1", event: str | None = None, images: tuple[ImageInput, ...] = ()
+) -> Incoming:
+    return Incoming(
+        platform="console", chat_id="chat", user_id=user, text=text, images=images, event_id=event
+    )
 
 
 async def run(core: BotCore, text: str, **kw: object) -> RecordingConversation:
@@ -64,7 +68,9 @@ async def test_chinese_request_gets_notice_rising_progress_and_a_playable_video(
     conv = await run(core, "用可灵生成一段小狗在草地上奔跑的视频 5秒")
     assert conv.kinds()[0] == "notice" and conv.kinds()[-1] == "video"
     notice = only(conv, "notice")
-    assert isinstance(notice, NoticeView) and notice.model_name == "Kling O1" and "开始生成视频" in notice.text
+    assert (
+        isinstance(notice, NoticeView) and notice.model_name == "Kling O1" and "开始生成视频" in notice.text
+    )
     assert f"{notice.credits} pts" in notice.text
     percents = [p.percent for p in conv.of("progress") if isinstance(p, ProgressView)]
     assert len(percents) >= 2 and percents == sorted(percents) and percents[-1] <= 95
@@ -114,7 +120,9 @@ async def test_4k_goes_to_a_model_that_renders_it_and_stays_4k(core: BotCore, sa
     assert str(entry.parameters["resolution"]).upper() == "4K" and entry.credit == notice.credits
 
 
-async def test_a_model_without_the_task_type_is_refused_with_models_that_have_it(core: BotCore, sandbox: Sandbox) -> None:
+async def test_a_model_without_the_task_type_is_refused_with_models_that_have_it(
+    core: BotCore, sandbox: Sandbox
+) -> None:
     images = (ImageInput(data=png(), filename="a.png"), ImageInput(data=png(), filename="b.png"))
     conv = await run(core, "用 Sora 2 Pro 做首尾帧过渡视频,从第一张到第二张", images=images)
     failure = only(conv, "failure")
@@ -203,7 +211,9 @@ async def test_a_wrong_key_says_how_to_get_one(sandbox: Sandbox, tmp_path: Path)
 
 
 async def test_running_out_of_points_says_where_to_buy(tmp_path: Path) -> None:
-    async with Sandbox(SandboxConfig(port=0, time_scale=TIME_SCALE, balance=3, media_dir=tmp_path / "m")) as sb:
+    async with Sandbox(
+        SandboxConfig(port=0, time_scale=TIME_SCALE, balance=3, media_dir=tmp_path / "m")
+    ) as sb:
         core = await open_core(make_settings(sb, tmp_path / "b.sqlite3"))
         try:
             conv = await run(core, "make a video of a puppy running")
@@ -247,14 +257,18 @@ async def test_one_attribute_mismatch_is_recovered(core: BotCore, sandbox: Sandb
     assert len(sandbox.ledger) == 1
 
 
-async def test_an_invalid_product_attribute_is_recovered_by_pricing_again(core: BotCore, sandbox: Sandbox) -> None:
+async def test_an_invalid_product_attribute_is_recovered_by_pricing_again(
+    core: BotCore, sandbox: Sandbox
+) -> None:
     sandbox.force_create_error(code=400, message="Invalid product attribute")
     conv = await run(core, "make a video of a puppy running")
     assert conv.kinds()[-1] == "video", conv.events
     assert len(sandbox.ledger) == 1
 
 
-async def test_a_task_that_fails_while_generating_offers_retry_and_two_models(core: BotCore, sandbox: Sandbox) -> None:
+async def test_a_task_that_fails_while_generating_offers_retry_and_two_models(
+    core: BotCore, sandbox: Sandbox
+) -> None:
     sandbox.force_task_failure(message="render node lost")
     conv = await run(core, "make a video of a puppy running")
     failure = assert_failure(conv, "task_failed", "Video generation failed, try another model")
@@ -301,7 +315,9 @@ async def test_a_redelivered_event_starts_one_job(core: BotCore, sandbox: Sandbo
     assert len(sandbox.ledger) == 1 and b.events == []
 
 
-async def test_a_job_interrupted_by_a_stop_is_resumed_and_delivered_once(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_a_job_interrupted_by_a_stop_is_resumed_and_delivered_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     settings = make_settings(sandbox, tmp_path / "b.sqlite3")
     first = await open_core(settings)
     conv = RecordingConversation()
@@ -353,19 +369,38 @@ async def test_a_message_without_a_description_asks_for_one(core: BotCore, text:
     assert conv.kinds() == ["text"]
 
 
-async def test_a_non_image_attachment_is_refused_and_nothing_is_spent(core: BotCore, sandbox: Sandbox) -> None:
-    conv = await run(core, "把这张图动起来", images=(ImageInput(data=b"MZ\x90\x00 binary", filename="x.exe"),))
+async def test_a_non_image_attachment_is_refused_and_nothing_is_spent(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    conv = await run(
+        core, "把这张图动起来", images=(ImageInput(data=b"MZ\x90\x00 binary", filename="x.exe"),)
+    )
     assert conv.kinds() == ["text"] and "x.exe" in conv.texts()[0] and sandbox.ledger == []
 
 
-async def test_a_redelivered_image_merged_into_an_earlier_request_starts_nothing(core: BotCore, sandbox: Sandbox) -> None:
-    merged = Incoming(platform="feishu", chat_id="chat", user_id="u1", text="把这张图动起来",
-                      images=(ImageInput(data=png()),), event_id="om_text", extra_event_ids=("om_image",))
+async def test_a_redelivered_image_merged_into_an_earlier_request_starts_nothing(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    merged = Incoming(
+        platform="feishu",
+        chat_id="chat",
+        user_id="u1",
+        text="把这张图动起来",
+        images=(ImageInput(data=png()),),
+        event_id="om_text",
+        extra_event_ids=("om_image",),
+    )
     job = await core.handle(merged, RecordingConversation())
     assert job is not None
     await job.wait()
-    replay = Incoming(platform="feishu", chat_id="chat", user_id="u1", text="", images=(ImageInput(data=png()),),
-                      event_id="om_image")
+    replay = Incoming(
+        platform="feishu",
+        chat_id="chat",
+        user_id="u1",
+        text="",
+        images=(ImageInput(data=png()),),
+        event_id="om_image",
+    )
     assert await core.handle(replay, RecordingConversation()) is None
     assert len(sandbox.ledger) == 1
 
@@ -398,8 +433,12 @@ async def test_a_resumed_job_gets_back_the_message_it_was_editing(sandbox: Sandb
 
 
 # a picture link that works is fetched by the bot and uploaded: tests/test_links.py
-@pytest.mark.parametrize("link", ["http://127.0.0.1:8765/a.png", "https://10.0.0.8/x.jpg", "file:///etc/passwd.png"])
-async def test_a_hostile_picture_link_is_refused_and_nothing_is_spent(core: BotCore, sandbox: Sandbox, link: str) -> None:
+@pytest.mark.parametrize(
+    "link", ["http://127.0.0.1:8765/a.png", "https://10.0.0.8/x.jpg", "file:///etc/passwd.png"]
+)
+async def test_a_hostile_picture_link_is_refused_and_nothing_is_spent(
+    core: BotCore, sandbox: Sandbox, link: str
+) -> None:
     conv = await run(core, f"animate this {link}")
     assert conv.kinds() == ["text"] and "image link" in conv.texts()[0] and sandbox.ledger == []
 
@@ -433,13 +472,23 @@ async def test_jobs_over_the_concurrency_limit_are_told_they_wait(sandbox: Sandb
 
 
 async def test_under_injected_faults_every_job_ends_in_a_video_or_plain_words(tmp_path: Path) -> None:
-    config = SandboxConfig(port=0, time_scale=TIME_SCALE, seed=11, fail_rate=0.2, error_rate_429=0.15,
-                           error_rate_500=0.15, media_dir=tmp_path / "m")
+    config = SandboxConfig(
+        port=0,
+        time_scale=TIME_SCALE,
+        seed=11,
+        fail_rate=0.2,
+        error_rate_429=0.15,
+        error_rate_500=0.15,
+        media_dir=tmp_path / "m",
+    )
     async with Sandbox(config) as sb:
         core = await open_core(make_settings(sb, tmp_path / "b.sqlite3"))
         try:
             convs = [RecordingConversation() for _ in range(12)]
-            jobs = [await core.handle(say(f"make a video of wave number {i}", user=f"u{i}"), c) for i, c in enumerate(convs)]
+            jobs = [
+                await core.handle(say(f"make a video of wave number {i}", user=f"u{i}"), c)
+                for i, c in enumerate(convs)
+            ]
             statuses = await asyncio.gather(*(j.wait() for j in jobs if j is not None))
             assert len(statuses) == 12
             for conv, status in zip(convs, statuses, strict=True):
@@ -473,7 +522,9 @@ async def test_one_person_cannot_run_more_jobs_than_the_limit(sandbox: Sandbox, 
     core = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3", bot_max_jobs_per_user=2))
     try:
         convs = [RecordingConversation() for _ in range(3)]
-        jobs = [await core.handle(say(f"make a video of boat {i}", user="alice"), c) for i, c in enumerate(convs)]
+        jobs = [
+            await core.handle(say(f"make a video of boat {i}", user="alice"), c) for i, c in enumerate(convs)
+        ]
         other = await core.handle(say("make a video of a plane", user="bob"), RecordingConversation())
         assert jobs[2] is None and "2 videos in progress" in convs[2].texts()[0]
         assert other is not None

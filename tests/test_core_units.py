@@ -18,19 +18,34 @@ from bot.progress import percent
 from bot.selection import alternatives, cheapest, offers_from, recommend
 
 
-def product(name: str, model_id: str, rules: list[tuple[int, int, dict[str, object]]], **options: tuple[object, ...]) -> Product:
+def product(
+    name: str, model_id: str, rules: list[tuple[int, int, dict[str, object]]], **options: tuple[object, ...]
+) -> Product:
     return Product(
-        category="text_to_video", id=model_id, model_id=model_id, name=name,
+        category="text_to_video",
+        id=model_id,
+        model_id=model_id,
+        name=name,
         credit_rules=tuple(CreditRule(a, p, attrs) for a, p, attrs in rules),
         form_config=tuple(FormField(k, v[0], v) for k, v in options.items()),
     )
 
 
-WAN = product("Wan 2.6", "wan2.6-t2v", [(2057, 25, {"duration": 5, "resolution": "720P"}),
-                                        (2062, 120, {"duration": 15, "resolution": "1080P"})],
-              duration=(5, 10, 15), resolution=("720P", "1080P"), aspect_ratio=("16:9", "9:16", "1:1"))
-VEO = product("Google Veo 3.1", "veo-3.1-generate-preview", [(1, 70, {"duration": 4, "resolution": "720P"})],
-              duration=(4, 8), resolution=("720P", "1080P", "4K"))
+WAN = product(
+    "Wan 2.6",
+    "wan2.6-t2v",
+    [(2057, 25, {"duration": 5, "resolution": "720P"}), (2062, 120, {"duration": 15, "resolution": "1080P"})],
+    duration=(5, 10, 15),
+    resolution=("720P", "1080P"),
+    aspect_ratio=("16:9", "9:16", "1:1"),
+)
+VEO = product(
+    "Google Veo 3.1",
+    "veo-3.1-generate-preview",
+    [(1, 70, {"duration": 4, "resolution": "720P"})],
+    duration=(4, 8),
+    resolution=("720P", "1080P", "4K"),
+)
 VIDU = product("Vidu Q2", "viduq2", [(3, 5, {"duration": 5, "resolution": "540P"})], duration=(5, 10))
 KLING = product("Kling O1", "kling-video-o1", [(2313, 48, {"duration": 5, "mode": "std"})], duration=(5, 10))
 
@@ -106,7 +121,10 @@ def test_alternatives_skip_the_failed_model_and_models_not_offered() -> None:
 def test_content_policy_alternatives_prefer_permissive_models() -> None:
     cat = load_catalog()
     offers = offers_from(cat, "text_to_video", [VIDU, WAN, VEO, KLING])
-    assert [a.key for a in alternatives(cat, "text_to_video", offers, "sora-2-pro", "content_policy")] == ["wan-2.6", "kling-o1"]
+    assert [a.key for a in alternatives(cat, "text_to_video", offers, "sora-2-pro", "content_policy")] == [
+        "wan-2.6",
+        "kling-o1",
+    ]
 
 
 def test_cheapest_offer_is_by_lowest_rule() -> None:
@@ -151,7 +169,10 @@ def test_every_failure_kind_has_a_message() -> None:
 
 def test_every_catalog_model_has_a_trait_in_both_languages() -> None:
     keys = {m.key for m in load_catalog().models}
-    assert sorted(k for k in keys if f"trait.{k}" not in catalog("zh") or f"trait.{k}" not in catalog("en")) == []
+    assert (
+        sorted(k for k in keys if f"trait.{k}" not in catalog("zh") or f"trait.{k}" not in catalog("en"))
+        == []
+    )
 
 
 def test_locales_live_in_the_top_level_folder() -> None:
@@ -198,14 +219,18 @@ async def test_an_image_over_the_cap_is_rejected_before_decoding() -> None:
 def test_a_notice_counts_long_waits_in_minutes_too() -> None:
     from bot.views import notice
 
-    view = notice("j", "zh", model_name="Kling O1", credits=48, est_min=180, est_max=360, adjustments=[], extra_lines=[])
+    view = notice(
+        "j", "zh", model_name="Kling O1", credits=48, est_min=180, est_max=360, adjustments=[], extra_lines=[]
+    )
     assert "180 ~ 360 秒(约 3 ~ 6 分钟)" in view.text and "48 pts" in view.text
 
 
 def test_a_notice_for_a_short_wait_speaks_in_seconds() -> None:
     from bot.views import notice
 
-    view = notice("j", "en", model_name="Wan 2.6", credits=25, est_min=3, est_max=6, adjustments=[], extra_lines=[])
+    view = notice(
+        "j", "en", model_name="Wan 2.6", credits=25, est_min=3, est_max=6, adjustments=[], extra_lines=[]
+    )
     assert "3~6 seconds." in view.text and "min" not in view.text
 
 
@@ -217,14 +242,21 @@ def test_every_setting_is_documented_in_the_readme_and_env_example() -> None:
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text(encoding="utf-8")
     example = (root / ".env.example").read_text(encoding="utf-8")
-    missing = [n.upper() for n in Settings.model_fields if n.upper() not in readme or n.upper() not in example]
+    missing = [
+        n.upper() for n in Settings.model_fields if n.upper() not in readme or n.upper() not in example
+    ]
     assert missing == []
 
 
 def test_product_options_merge_form_values_and_rule_values_once() -> None:
-    p = Product("text_to_video", "v", "viduq2", "Vidu Q2",
-                (CreditRule(1, 5, {"duration": "5", "resolution": "540p"}), CreditRule(2, 9, {"duration": "10"})),
-                (FormField("duration", 5, (5, 10)), FormField("resolution", "540P", ("540P", "720P"))))
+    p = Product(
+        "text_to_video",
+        "v",
+        "viduq2",
+        "Vidu Q2",
+        (CreditRule(1, 5, {"duration": "5", "resolution": "540p"}), CreditRule(2, 9, {"duration": "10"})),
+        (FormField("duration", 5, (5, 10)), FormField("resolution", "540P", ("540P", "720P"))),
+    )
     assert p.options("duration") == (5, 10)
     assert p.options("resolution") == ("540P", "720P")
 

@@ -25,8 +25,11 @@ PUPPY = "make a video of a puppy running"  # Wan 2.6 at its defaults (720P, 5 s)
 
 def client_for(sb: Sandbox, **kw: Any) -> ImaClient:
     options: dict[str, Any] = {
-        "base_url": sb.base_url, "api_key": sb.config.api_key, "upload_base_url": sb.base_url,
-        "upload_app_key": sb.config.upload_app_key, "timeout_s": 5.0,
+        "base_url": sb.base_url,
+        "api_key": sb.config.api_key,
+        "upload_base_url": sb.base_url,
+        "upload_app_key": sb.config.upload_app_key,
+        "timeout_s": 5.0,
     }
     options.update(kw)
     return ImaClient(**options)
@@ -154,7 +157,9 @@ async def test_a_500_after_one_attempt_does_not_claim_retries(sb: Sandbox, tmp_p
         await close_core(core)
 
 
-async def test_500s_that_outlast_the_retries_say_the_retries_did_not_help(sb: Sandbox, tmp_path: Path) -> None:
+async def test_500s_that_outlast_the_retries_say_the_retries_did_not_help(
+    sb: Sandbox, tmp_path: Path
+) -> None:
     core = await open_core(make_settings(sb, tmp_path / "b.sqlite3", ima_max_retries=2))
     try:
         for _ in range(3):

@@ -24,7 +24,10 @@ PHRASES: list[tuple[str, dict[str, Any]]] = [
     ("有声的海浪", {"sound": True, "prompt": "海浪"}),
     ("silent film of a train", {"sound": False}),
     ("不要出现文字和水印,一只猫在跳舞", {"negative_prompt": "文字和水印", "prompt": "一只猫在跳舞"}),
-    ("a cat dancing, negative: text, watermark", {"negative_prompt": "text, watermark", "prompt": "a cat dancing"}),
+    (
+        "a cat dancing, negative: text, watermark",
+        {"negative_prompt": "text, watermark", "prompt": "a cat dancing"},
+    ),
     ("a cat dancing --no text --seed 7", {"negative_prompt": "text", "seed": 7, "prompt": "a cat dancing"}),
     ("避免模糊,小狗奔跑", {"negative_prompt": "模糊", "prompt": "小狗奔跑"}),
     ("种子42 小狗奔跑", {"seed": 42, "prompt": "小狗奔跑"}),
@@ -34,7 +37,10 @@ PHRASES: list[tuple[str, dict[str, Any]]] = [
     ("智能扩写:海边日落", {"prompt_extend": True, "prompt": "海边日落"}),
     ("海边日落, 不要改写我的提示词", {"prompt_extend": False, "prompt": "海边日落"}),
     ("sunset over the sea, keep my prompt as is", {"prompt_extend": False, "prompt": "sunset over the sea"}),
-    ("a quiet forest", {"sound": None, "negative_prompt": None, "seed": None, "shot_type": None, "prompt_extend": None}),
+    (
+        "a quiet forest",
+        {"sound": None, "negative_prompt": None, "seed": None, "shot_type": None, "prompt_extend": None},
+    ),
 ]
 
 
@@ -62,7 +68,10 @@ async def test_offered_controls_reach_the_create_body_and_the_notice(core: BotCo
     conv = await _run(core, "用万相生成 城市夜景, 多镜头, 种子 42, 不要出现文字, 不要改写我的提示词")
     [entry] = sandbox.ledger
     assert entry.parameters["shot_type"] == "multi" and int(entry.parameters["seed"]) == 42
-    assert entry.parameters["negative_prompt"] == "文字" and entry.parameters["prompt_extend"] in (False, "false")
+    assert entry.parameters["negative_prompt"] == "文字" and entry.parameters["prompt_extend"] in (
+        False,
+        "false",
+    )
     text = _notice(conv).text
     assert "多镜头" in text and "42" in text and "文字" in text and "不改写" in text
 
@@ -107,12 +116,16 @@ def test_a_console_conversation_shows_each_choice_and_sends_it(tmp_path: Path) -
     assert "people" in sent and "42" in sent
 
 
-async def test_again_with_the_same_seed_reuses_it_and_plain_again_takes_a_new_one(core: BotCore, sandbox: Sandbox) -> None:
+async def test_again_with_the_same_seed_reuses_it_and_plain_again_takes_a_new_one(
+    core: BotCore, sandbox: Sandbox
+) -> None:
     first = await _run(core, "a red fox in the snow")
     video = first.of("video")[0]
     assert getattr(video, "same_seed_label", None)
     job_id = _notice(first).job_id
-    again = await core.rerun(job_id, user_id="u1", model_id=None, conversation=RecordingConversation(), same_seed=True)
+    again = await core.rerun(
+        job_id, user_id="u1", model_id=None, conversation=RecordingConversation(), same_seed=True
+    )
     assert again is not None
     await asyncio.wait_for(again.wait(), 60)
     fresh = await core.rerun(again.job_id, user_id="u1", model_id=None, conversation=RecordingConversation())

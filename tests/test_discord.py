@@ -77,8 +77,10 @@ NONCE_WINDOW_S = 120.0  # "the past few minutes": two, to be safe
 
 def _refusal(status: int, code: int, message: str) -> discord.HTTPException:
     reasons = {400: "Bad Request", 413: "Payload Too Large", 429: "Too Many Requests"}
-    return discord.HTTPException(SimpleNamespace(status=status, reason=reasons.get(status, "Error")),  # type: ignore[arg-type]
-                                 {"code": code, "message": message})
+    return discord.HTTPException(
+        SimpleNamespace(status=status, reason=reasons.get(status, "Error")),  # type: ignore[arg-type]
+        {"code": code, "message": message},
+    )
 
 
 def check_message(kw: dict[str, Any], upload_limit: int) -> None:
@@ -127,9 +129,16 @@ class Log:
                 del self._limits[i]
                 self.add("rate_limited", call=what, retry_after=retry_after)
                 if as_429:
-                    raise discord.HTTPException(SimpleNamespace(status=429, reason="Too Many Requests"),  # type: ignore[arg-type]
-                                                json.dumps({"message": "You are being rate limited.",
-                                                            "retry_after": retry_after, "global": False}))
+                    raise discord.HTTPException(
+                        SimpleNamespace(status=429, reason="Too Many Requests"),  # type: ignore[arg-type]
+                        json.dumps(
+                            {
+                                "message": "You are being rate limited.",
+                                "retry_after": retry_after,
+                                "global": False,
+                            }
+                        ),
+                    )
                 raise discord.RateLimited(retry_after)
 
     def names(self) -> list[str]:
@@ -140,15 +149,19 @@ class Log:
 
     def shown(self) -> list[dict[str, Any]]:
         """Everything that changed what users see (edits and new messages)."""
-        return [kw for n, kw in self.calls if n in ("edit_original", "followup.send", "channel.send",
-                                                    "message.edit", "reply")]
+        return [
+            kw
+            for n, kw in self.calls
+            if n in ("edit_original", "followup.send", "channel.send", "message.edit", "reply")
+        ]
 
 
 class FakeMessage:
     _next = 900
 
-    def __init__(self, log: Log, where: str, message_id: int | None = None,
-                 upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> None:
+    def __init__(
+        self, log: Log, where: str, message_id: int | None = None, upload_limit: int = DEFAULT_UPLOAD_LIMIT
+    ) -> None:
         if message_id is None:
             FakeMessage._next += 1
             message_id = FakeMessage._next
@@ -167,8 +180,9 @@ class FakeMessage:
 class FakeChannel:
     """A text channel: sends, with Discord's nonce rule [message], and partial messages to edit."""
 
-    def __init__(self, log: Log, channel_id: int = 1300000000000000000, *,
-                 upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> None:
+    def __init__(
+        self, log: Log, channel_id: int = 1300000000000000000, *, upload_limit: int = DEFAULT_UPLOAD_LIMIT
+    ) -> None:
         self.id = channel_id
         self.log = log
         self.upload_limit = upload_limit
@@ -233,9 +247,17 @@ class FakeInteraction:
     _next_original = 5000
 
     def __init__(
-        self, *, locale: str = "en-US", guild_id: int | None = 1200000000000000000, user_id: int = 1100000000000000001,
-        namespace: dict[str, Any] | None = None, client: Any = None, filesize_limit: int = 10 * 1024 * 1024,
-        fail_edits: bool = False, created_at: datetime.datetime = T0, message: FakeMessage | None = None,
+        self,
+        *,
+        locale: str = "en-US",
+        guild_id: int | None = 1200000000000000000,
+        user_id: int = 1100000000000000001,
+        namespace: dict[str, Any] | None = None,
+        client: Any = None,
+        filesize_limit: int = 10 * 1024 * 1024,
+        fail_edits: bool = False,
+        created_at: datetime.datetime = T0,
+        message: FakeMessage | None = None,
     ) -> None:
         self.log = Log()
         self.id = 1400000000000000000
@@ -263,7 +285,9 @@ class FakeInteraction:
 
     async def edit_original_response(self, **kw: Any) -> FakeMessage:
         if self.fail_edits:
-            raise discord.HTTPException(SimpleNamespace(status=401, reason="Unauthorized"), "Invalid Webhook Token")  # type: ignore[arg-type]
+            raise discord.HTTPException(
+                SimpleNamespace(status=401, reason="Unauthorized"), "Invalid Webhook Token"
+            )  # type: ignore[arg-type]
         self.log.gate("edit_original")
         check_message(kw, self.filesize_limit)
         self.log.add("edit_original", **kw)
@@ -300,7 +324,9 @@ def recorded_attachments(cdn: FakeCDN) -> dict[str, discord.Attachment]:
     for name, payload in raw.items():
         if name.startswith("_"):
             continue
-        cdn.files.setdefault(payload["url"], png_bytes() if payload["content_type"].startswith("image/") else b"%PDF-1.7")
+        cdn.files.setdefault(
+            payload["url"], png_bytes() if payload["content_type"].startswith("image/") else b"%PDF-1.7"
+        )
         out[name] = discord.Attachment(data=payload, state=state)
     return out
 
@@ -338,7 +364,9 @@ Script = Callable[[Conversation], Coroutine[Any, Any, str]]
 class FakeCore:
     """Stands in for BotCore: records requests and plays a script on the conversation."""
 
-    def __init__(self, script: Script | None = None, choices: dict[str, list[ModelChoice]] | None = None) -> None:
+    def __init__(
+        self, script: Script | None = None, choices: dict[str, list[ModelChoice]] | None = None
+    ) -> None:
         self.script = script
         self.choices = choices or {}
         self.incoming: list[Incoming] = []
@@ -364,10 +392,23 @@ class FakeCore:
         return self._run(conversation)
 
     async def rerun(
-        self, job_id: str, *, user_id: str, model_id: str | None, conversation: Conversation, same_seed: bool = False,
+        self,
+        job_id: str,
+        *,
+        user_id: str,
+        model_id: str | None,
+        conversation: Conversation,
+        same_seed: bool = False,
     ) -> FakeJob | None:
-        self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id, "conversation": conversation,
-                            "same_seed": same_seed})
+        self.reruns.append(
+            {
+                "job_id": job_id,
+                "user_id": user_id,
+                "model_id": model_id,
+                "conversation": conversation,
+                "same_seed": same_seed,
+            }
+        )
         return self._run(conversation)
 
     async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> FakeJob | None:
@@ -379,29 +420,58 @@ class FakeCore:
         await conversation.text("declined")
 
     async def cancel(
-        self, job_id: str | None, *, platform: str, user_id: str, conversation: Conversation, language: str | None = None,
+        self,
+        job_id: str | None,
+        *,
+        platform: str,
+        user_id: str,
+        conversation: Conversation,
+        language: str | None = None,
     ) -> None:
-        self.actions.append({"action": "cancel", "job_id": job_id, "user_id": user_id, "platform": platform,
-                             "language": language})
+        self.actions.append(
+            {
+                "action": "cancel",
+                "job_id": job_id,
+                "user_id": user_id,
+                "platform": platform,
+                "language": language,
+            }
+        )
         await conversation.text("cancelled")
 
     async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]:
         self.choice_calls.append((task_type, language))
         return self.choices.get(task_type, [])
 
-    async def set_preference(self, platform: str, user_id: str, task_type: str, model_id: str, language: str) -> str:
+    async def set_preference(
+        self, platform: str, user_id: str, task_type: str, model_id: str, language: str
+    ) -> str:
         self.prefs.append(("set", platform, user_id, task_type, model_id))
         return f"saved {model_id} for {task_type}"
 
-    async def clear_preference(self, platform: str, user_id: str, task_type: str | None, language: str) -> str:
+    async def clear_preference(
+        self, platform: str, user_id: str, task_type: str | None, language: str
+    ) -> str:
         self.prefs.append(("clear", platform, user_id, task_type))
         return "cleared"
 
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[JobSummary]:
-        owned = [JobSummary(j, "failed", "Wan 2.6", "", None, 1735725600.0) for j, u in self.owners.items() if u == user_id]
+        owned = [
+            JobSummary(j, "failed", "Wan 2.6", "", None, 1735725600.0)
+            for j, u in self.owners.items()
+            if u == user_id
+        ]
         return [
             JobSummary("j2", "running", "Kling O1", "a cat surfing", 48, 1735732800.0),
-            JobSummary("j1", "delivered", "Wan 2.6", "a puppy on grass", 25, 1735729200.0, url="https://cdn.example/v.mp4"),
+            JobSummary(
+                "j1",
+                "delivered",
+                "Wan 2.6",
+                "a puppy on grass",
+                25,
+                1735729200.0,
+                url="https://cdn.example/v.mp4",
+            ),
             *owned,
         ]
 
@@ -410,8 +480,15 @@ class FakeCore:
 
 
 def notice_view(job: str = "job1") -> NoticeView:
-    return NoticeView(job, "🎬 Starting video generation…", "🎬 Starting video generation\n• Model: Wan 2.6\n• Credits: 25 pts",
-                      "Wan 2.6", 25, 60, 120)
+    return NoticeView(
+        job,
+        "🎬 Starting video generation…",
+        "🎬 Starting video generation\n• Model: Wan 2.6\n• Credits: 25 pts",
+        "Wan 2.6",
+        25,
+        60,
+        120,
+    )
 
 
 def progress_view(percent: int, elapsed: int, job: str = "job1", overdue: bool = False) -> ProgressView:
@@ -419,14 +496,21 @@ def progress_view(percent: int, elapsed: int, job: str = "job1", overdue: bool =
 
 
 def video_view(url: str, job: str = "job1") -> VideoView:
-    return VideoView(job, url, None, "✅ Video ready!\n• Model: Wan 2.6", f"🔗 Video link:\n{url}", "Wan 2.6", 5.0)
+    return VideoView(
+        job, url, None, "✅ Video ready!\n• Model: Wan 2.6", f"🔗 Video link:\n{url}", "Wan 2.6", 5.0
+    )
 
 
 def failure_view(job: str = "job1") -> FailureView:
     return FailureView(
-        job, "❌ Video generation failed", "❌ Video generation failed\n• Reason: Generation unsuccessful", "status_failed",
-        alternatives=(Alternative("MiniMax-Hailuo-02", "Hailuo 2.0", "Hailuo 2.0 (5 pts)"),
-                      Alternative("kling-v2-6", "Kling 2.6", "Kling 2.6 (80 pts)")),
+        job,
+        "❌ Video generation failed",
+        "❌ Video generation failed\n• Reason: Generation unsuccessful",
+        "status_failed",
+        alternatives=(
+            Alternative("MiniMax-Hailuo-02", "Hailuo 2.0", "Hailuo 2.0 (5 pts)"),
+            Alternative("kling-v2-6", "Kling 2.6", "Kling 2.6 (80 pts)"),
+        ),
         retry_label="🔁 Retry",
     )
 
@@ -461,7 +545,7 @@ async def video_server() -> AsyncIterator[str]:
         await response.prepare(request)
         if request.method != "HEAD":
             for i in range(0, len(BIG_VIDEO), 50_000):
-                await response.write(BIG_VIDEO[i:i + 50_000])
+                await response.write(BIG_VIDEO[i : i + 50_000])
         await response.write_eof()
         return response
 
@@ -493,13 +577,23 @@ def clock() -> Clock:
 
 
 def make_handlers(core: FakeCore, fetcher: VideoFetcher, clock: Clock, **settings_kw: Any) -> Handlers:
-    return Handlers(core, settings(**settings_kw), Conversations(fetcher, clock=clock.monotonic, now=clock.now))
+    return Handlers(
+        core, settings(**settings_kw), Conversations(fetcher, clock=clock.monotonic, now=clock.now)
+    )
 
 
-def conversation(interaction: FakeInteraction, fetcher: VideoFetcher, clock: Clock, limit: int = UPLOAD_LIMIT) -> DiscordConversation:
+def conversation(
+    interaction: FakeInteraction, fetcher: VideoFetcher, clock: Clock, limit: int = UPLOAD_LIMIT
+) -> DiscordConversation:
     return DiscordConversation(
-        channel=interaction.channel, fetcher=fetcher, upload_limit=limit, interaction=interaction,  # type: ignore[arg-type]
-        min_interval_s=5.0, token_margin_s=30.0, clock=clock.monotonic, now=clock.now,
+        channel=interaction.channel,
+        fetcher=fetcher,
+        upload_limit=limit,
+        interaction=interaction,  # type: ignore[arg-type]
+        min_interval_s=5.0,
+        token_margin_s=30.0,
+        clock=clock.monotonic,
+        now=clock.now,
     )
 
 
@@ -509,12 +603,22 @@ def description(kw: dict[str, Any]) -> str:
 
 
 # -- /video --------------------------------------------------------------------------------------------
-async def test_video_defers_then_hands_prompt_and_options_to_core(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_video_defers_then_hands_prompt_and_options_to_core(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore()
     h = make_handlers(core, fetcher, clock)
     inter = FakeInteraction(locale="zh-CN")
-    await h.video(inter, VideoOptions("小狗在草地上奔跑 竖屏 10秒", model="kling-video-o1", duration=10,  # type: ignore[arg-type]
-                                      resolution="1080P", aspect_ratio="9:16"))
+    await h.video(
+        inter,
+        VideoOptions(
+            "小狗在草地上奔跑 竖屏 10秒",
+            model="kling-video-o1",
+            duration=10,  # type: ignore[arg-type]
+            resolution="1080P",
+            aspect_ratio="9:16",
+        ),
+    )
     assert inter.log.names()[0] == "defer"
     assert inter.log.of("defer")[0] == {"thinking": True}
     (incoming,) = core.incoming
@@ -525,16 +629,26 @@ async def test_video_defers_then_hands_prompt_and_options_to_core(fetcher: Video
     assert incoming.language == "zh"
     assert incoming.images == ()
     assert incoming.event_id == f"interaction:{inter.id}"
-    assert incoming.overrides == {"model_id": "kling-video-o1", "duration": 10, "resolution": "1080P", "aspect_ratio": "9:16"}
+    assert incoming.overrides == {
+        "model_id": "kling-video-o1",
+        "duration": 10,
+        "resolution": "1080P",
+        "aspect_ratio": "9:16",
+    }
 
 
-async def test_video_with_two_images_downloads_them_and_mode_sets_task_type(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_video_with_two_images_downloads_them_and_mode_sets_task_type(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     cdn = FakeCDN({})
     att = recorded_attachments(cdn)
     core = FakeCore()
     h = make_handlers(core, fetcher, clock)
     inter = FakeInteraction()
-    await h.video(inter, VideoOptions("smooth transition", image=att["cat_png"], image2=att["end_png"], mode="first_last"))  # type: ignore[arg-type]
+    await h.video(
+        inter,
+        VideoOptions("smooth transition", image=att["cat_png"], image2=att["end_png"], mode="first_last"),
+    )  # type: ignore[arg-type]
     (incoming,) = core.incoming
     assert [i.filename for i in incoming.images] == ["cat.png", "end.png"]
     assert all(i.data == png_bytes() and i.content_type == "image/png" for i in incoming.images)
@@ -544,22 +658,41 @@ async def test_video_with_two_images_downloads_them_and_mode_sets_task_type(fetc
 
 async def test_video_mode_without_images_is_ignored(fetcher: VideoFetcher, clock: Clock) -> None:
     core = FakeCore()
-    await make_handlers(core, fetcher, clock).video(FakeInteraction(), VideoOptions("a cat", mode="reference"))  # type: ignore[arg-type]
+    await make_handlers(core, fetcher, clock).video(
+        FakeInteraction(), VideoOptions("a cat", mode="reference")
+    )  # type: ignore[arg-type]
     assert core.incoming[0].overrides == {}
 
 
-async def test_video_creative_options_reach_the_core_as_overrides_only_when_given(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_video_creative_options_reach_the_core_as_overrides_only_when_given(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore()
     h = make_handlers(core, fetcher, clock)
-    await h.video(FakeInteraction(), VideoOptions(  # type: ignore[arg-type]
-        "fireworks over a lake", sound="off", negative_prompt="  text, watermarks ", seed=0, shot_type="multi",
-        prompt_extend="on",
-    ))
+    await h.video(
+        FakeInteraction(),
+        VideoOptions(  # type: ignore[arg-type]
+            "fireworks over a lake",
+            sound="off",
+            negative_prompt="  text, watermarks ",
+            seed=0,
+            shot_type="multi",
+            prompt_extend="on",
+        ),
+    )
     await h.video(FakeInteraction(), VideoOptions("a waterfall", sound="on", prompt_extend="off"))  # type: ignore[arg-type]
     # blanks and values the choices do not offer are not sent at all
-    await h.video(FakeInteraction(), VideoOptions("a cat", negative_prompt="   ", shot_type="wide", sound="loud"))  # type: ignore[arg-type]
+    await h.video(
+        FakeInteraction(), VideoOptions("a cat", negative_prompt="   ", shot_type="wide", sound="loud")
+    )  # type: ignore[arg-type]
     assert [i.overrides for i in core.incoming] == [
-        {"sound": False, "negative_prompt": "text, watermarks", "seed": 0, "shot_type": "multi", "prompt_extend": True},
+        {
+            "sound": False,
+            "negative_prompt": "text, watermarks",
+            "seed": 0,
+            "shot_type": "multi",
+            "prompt_extend": True,
+        },
         {"sound": True, "prompt_extend": False},
         {},
     ]
@@ -588,10 +721,14 @@ async def test_every_command_fits_discords_limits_in_every_language(fetcher: Vid
     assert [o["name"] for o in video["options"]] == list(VIDEO_OPTIONS)
     sound = next(o for o in video["options"] if o["name"] == "sound")
     assert [c["name_localizations"]["zh-CN"] for c in sound["choices"]] == [
-        i18n.t("discord.sound.on", "zh"), i18n.t("discord.sound.off", "zh")]
+        i18n.t("discord.sound.on", "zh"),
+        i18n.t("discord.sound.off", "zh"),
+    ]
 
 
-async def test_non_image_attachment_is_answered_clearly_and_starts_nothing(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_non_image_attachment_is_answered_clearly_and_starts_nothing(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     cdn = FakeCDN({})
     att = recorded_attachments(cdn)
     core = FakeCore()
@@ -610,14 +747,18 @@ async def test_oversized_image_is_refused_before_downloading(fetcher: VideoFetch
     att = recorded_attachments(cdn)
     core = FakeCore()
     inter = FakeInteraction(locale="zh-CN")
-    await make_handlers(core, fetcher, clock).video(inter, VideoOptions("动起来", image=att["cat_png"], image2=att["huge_png"]))  # type: ignore[arg-type]
+    await make_handlers(core, fetcher, clock).video(
+        inter, VideoOptions("动起来", image=att["cat_png"], image2=att["huge_png"])
+    )  # type: ignore[arg-type]
     (sent,) = inter.log.of("send_message")
     assert sent["content"] == i18n.t("image.too_large", "zh", size="25.0 MB", limit="10.0 MB")
     assert core.incoming == []
     assert cdn.fetched == []
 
 
-async def test_video_from_a_guild_outside_the_allowlist_is_refused(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_video_from_a_guild_outside_the_allowlist_is_refused(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore()
     inter = FakeInteraction(guild_id=42)
     await make_handlers(core, fetcher, clock, discord_allowed_guilds=[7]).video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
@@ -625,7 +766,9 @@ async def test_video_from_a_guild_outside_the_allowlist_is_refused(fetcher: Vide
     assert core.incoming == []
 
 
-async def test_request_the_core_answers_with_nothing_removes_the_thinking_placeholder(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_request_the_core_answers_with_nothing_removes_the_thinking_placeholder(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore(script=None)  # e.g. a duplicate event: no job, no words
     inter = FakeInteraction()
     await make_handlers(core, fetcher, clock).video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
@@ -676,7 +819,9 @@ async def test_job_edits_the_original_response_notice_then_rising_percent_then_v
     assert final["view"] is None
 
 
-async def test_a_video_that_fits_the_upload_limit_is_attached_too(fetcher: VideoFetcher, clock: Clock, video_server: str) -> None:
+async def test_a_video_that_fits_the_upload_limit_is_attached_too(
+    fetcher: VideoFetcher, clock: Clock, video_server: str
+) -> None:
     url = f"{video_server}/small.mp4"
     inter = FakeInteraction()
     conv = conversation(inter, fetcher, clock)
@@ -690,7 +835,9 @@ async def test_a_video_that_fits_the_upload_limit_is_attached_too(fetcher: Video
     assert f"<{url}>" in final["content"]  # one player (the file), the link still there to copy
 
 
-async def test_progress_edits_are_throttled_to_one_per_5_s_except_changes_of_state(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_progress_edits_are_throttled_to_one_per_5_s_except_changes_of_state(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     inter = FakeInteraction()
     conv = conversation(inter, fetcher, clock)
     await inter.response.defer(thinking=True)
@@ -764,7 +911,9 @@ async def test_texts_after_the_token_expired_go_to_the_channel(fetcher: VideoFet
     assert inter.log.names() == ["defer", "edit_original", "followup.send", "channel.send"]
 
 
-async def test_an_interaction_edit_refused_early_moves_to_a_channel_message(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_an_interaction_edit_refused_early_moves_to_a_channel_message(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     inter = FakeInteraction(fail_edits=True)
     conv = conversation(inter, fetcher, clock)
     await inter.response.defer(thinking=True)
@@ -775,7 +924,9 @@ async def test_an_interaction_edit_refused_early_moves_to_a_channel_message(fetc
 
 
 # -- failure buttons ---------------------------------------------------------------------------------
-async def test_failure_shows_the_reason_with_retry_and_one_button_per_suggested_model(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_failure_shows_the_reason_with_retry_and_one_button_per_suggested_model(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     inter = FakeInteraction()
     conv = conversation(inter, fetcher, clock)
     await inter.response.defer(thinking=True)
@@ -796,14 +947,20 @@ async def test_a_model_too_long_for_a_custom_id_gets_no_button(fetcher: VideoFet
     inter = FakeInteraction()
     conv = conversation(inter, fetcher, clock)
     await inter.response.defer(thinking=True)
-    view = FailureView("j", "t", "reason", "unknown", (Alternative("m" * 95, "Long", "Long"),), retry_label=None)
+    view = FailureView(
+        "j", "t", "reason", "unknown", (Alternative("m" * 95, "Long", "Long"),), retry_label=None
+    )
     await conv.failure(view)
     assert inter.log.of("edit_original")[0]["view"] is None
 
 
 async def press(custom_id: str, interaction: FakeInteraction) -> None:
     """What discord.py does on a component press: match a template, build the item, call it."""
-    for template, cls in ((TEMPLATE, RerunButton), (ACTION_TEMPLATE, JobActionButton), (SEED_TEMPLATE, SameSeedButton)):
+    for template, cls in (
+        (TEMPLATE, RerunButton),
+        (ACTION_TEMPLATE, JobActionButton),
+        (SEED_TEMPLATE, SameSeedButton),
+    ):
         match = template.fullmatch(custom_id)
         if match is not None:
             item = await cls.from_custom_id(interaction, discord.ui.Button(custom_id=custom_id), match)  # type: ignore[attr-defined]
@@ -812,7 +969,9 @@ async def press(custom_id: str, interaction: FakeInteraction) -> None:
     raise AssertionError(f"no button matches {custom_id!r}")
 
 
-async def test_pressing_a_suggested_model_reruns_the_job_with_that_model(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_pressing_a_suggested_model_reruns_the_job_with_that_model(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     async def script(conv: Conversation) -> str:
         await conv.notice(notice_view("job9"))
         return "running"
@@ -838,24 +997,48 @@ async def test_pressing_retry_reruns_with_the_same_model(fetcher: VideoFetcher, 
     assert inter.log.names() == ["defer", "delete_original"]
 
 
-async def test_pressing_same_seed_reruns_the_job_with_its_model_and_seed(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_pressing_same_seed_reruns_the_job_with_its_model_and_seed(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore()
-    inter = FakeInteraction(client=SimpleNamespace(button_handler=make_handlers(core, fetcher, clock)), user_id=77)
+    inter = FakeInteraction(
+        client=SimpleNamespace(button_handler=make_handlers(core, fetcher, clock)), user_id=77
+    )
     await press("imabot:seed:abc123:77", inter)
     (call,) = core.reruns
-    assert (call["job_id"], call["user_id"], call["model_id"], call["same_seed"]) == ("abc123", "77", None, True)
-    await press("imabot:rerun:abc123::77", FakeInteraction(client=SimpleNamespace(button_handler=make_handlers(core, fetcher, clock)), user_id=77))
+    assert (call["job_id"], call["user_id"], call["model_id"], call["same_seed"]) == (
+        "abc123",
+        "77",
+        None,
+        True,
+    )
+    await press(
+        "imabot:rerun:abc123::77",
+        FakeInteraction(
+            client=SimpleNamespace(button_handler=make_handlers(core, fetcher, clock)), user_id=77
+        ),
+    )
     assert core.reruns[1]["same_seed"] is False  # plain Again: a new seed
 
 
 def test_the_video_offers_same_seed_next_to_again_when_the_seed_is_known() -> None:
-    video = VideoView("job1", "https://v/x.mp4", None, "cap", "link", "Wan 2.6", again_label="🔁 Again",
-                      same_seed_label="🎲 Same seed (42)", alternatives=(Alternative("kling-v2-6", "Kling 2.6", "🔀 Try Kling 2.6"),),
-                      requester="77")
+    video = VideoView(
+        "job1",
+        "https://v/x.mp4",
+        None,
+        "cap",
+        "link",
+        "Wan 2.6",
+        again_label="🔁 Again",
+        same_seed_label="🎲 Same seed (42)",
+        alternatives=(Alternative("kling-v2-6", "Kling 2.6", "🔀 Try Kling 2.6"),),
+        requester="77",
+    )
     view = render.video(video).view
     assert view is not None
     assert [(b.item.label, b.custom_id) for b in view.children] == [  # type: ignore[attr-defined]
-        ("🔁 Again", "imabot:rerun:job1::77"), ("🎲 Same seed (42)", "imabot:seed:job1:77"),
+        ("🔁 Again", "imabot:rerun:job1::77"),
+        ("🎲 Same seed (42)", "imabot:seed:job1:77"),
         ("🔀 Try Kling 2.6", "imabot:rerun:job1:kling-v2-6:77"),
     ]
     assert isinstance(view.children[1], SameSeedButton) and view.timeout is None
@@ -870,8 +1053,9 @@ def test_the_video_offers_same_seed_next_to_again_when_the_seed_is_known() -> No
 async def test_setup_registers_the_buttons_and_syncs_commands_to_the_dev_guild_only(
     monkeypatch: pytest.MonkeyPatch, fetcher: VideoFetcher, tmp_path: Path
 ) -> None:
-    adapter = DiscordAdapter(settings(discord_dev_guild=555), FakeCore(), fetcher=fetcher,
-                             sync_state=tmp_path / "commands.json")
+    adapter = DiscordAdapter(
+        settings(discord_dev_guild=555), FakeCore(), fetcher=fetcher, sync_state=tmp_path / "commands.json"
+    )
     synced: list[object] = []
 
     async def fake_sync(*, guild: object = None) -> list[object]:
@@ -900,56 +1084,79 @@ CHOICES = {
         ModelChoice("pixverse", "Pixverse V4", "image_to_video", 12, 48, 60, 120),
         ModelChoice("MiniMax-Hailuo-02", "Hailuo 2.0", "image_to_video", 25, 25, 60, 120),
     ],
-    "reference_image_to_video": [ModelChoice("viduq2", "Vidu Q2", "reference_image_to_video", 5, 70, 60, 120)],
+    "reference_image_to_video": [
+        ModelChoice("viduq2", "Vidu Q2", "reference_image_to_video", 5, 70, 60, 120)
+    ],
 }
 
 
-async def test_model_autocomplete_offers_text_to_video_models_with_credits(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_model_autocomplete_offers_text_to_video_models_with_credits(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore(choices=CHOICES)
-    choices = await make_handlers(core, fetcher, clock).model_autocomplete(FakeInteraction(namespace={"prompt": "cat"}), "")  # type: ignore[arg-type]
+    choices = await make_handlers(core, fetcher, clock).model_autocomplete(
+        FakeInteraction(namespace={"prompt": "cat"}), ""
+    )  # type: ignore[arg-type]
     assert core.choice_calls == [("text_to_video", "en")]
     assert [(c.name, c.value) for c in choices] == [
-        ("Wan 2.6 · 25–120 pts · ~120s", "wan2.6-t2v"), ("Kling O1 · 48–120 pts · ~360s", "kling-video-o1"),
+        ("Wan 2.6 · 25–120 pts · ~120s", "wan2.6-t2v"),
+        ("Kling O1 · 48–120 pts · ~360s", "kling-video-o1"),
     ]
 
 
-async def test_model_autocomplete_follows_the_task_type_attached_images_imply(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_model_autocomplete_follows_the_task_type_attached_images_imply(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore(choices=CHOICES)
     h = make_handlers(core, fetcher, clock)
-    choices = await h.model_autocomplete(FakeInteraction(namespace={"image": "1311111111111111111"}, locale="zh-CN"), "pix")  # type: ignore[arg-type]
+    choices = await h.model_autocomplete(
+        FakeInteraction(namespace={"image": "1311111111111111111"}, locale="zh-CN"), "pix"
+    )  # type: ignore[arg-type]
     assert core.choice_calls == [("image_to_video", "zh")]
     # versions sharing a model_id are told apart by name
     assert [(c.name, c.value) for c in choices] == [
-        ("Pixverse V5.5 · 24–48 积分 · 约 120 秒", "Pixverse V5.5"), ("Pixverse V4 · 12–48 积分 · 约 120 秒", "Pixverse V4"),
+        ("Pixverse V5.5 · 24–48 积分 · 约 120 秒", "Pixverse V5.5"),
+        ("Pixverse V4 · 12–48 积分 · 约 120 秒", "Pixverse V4"),
     ]
     await h.model_autocomplete(FakeInteraction(namespace={"image": "1", "mode": "reference"}), "")  # type: ignore[arg-type]
     await h.model_autocomplete(FakeInteraction(namespace={"image": "1", "image2": "2"}), "")  # type: ignore[arg-type]
     await h.model_autocomplete(FakeInteraction(namespace={"task": "reference_image_to_video"}), "")  # type: ignore[arg-type]
     assert [c[0] for c in core.choice_calls[1:]] == [
-        "reference_image_to_video", "first_last_frame_to_video", "reference_image_to_video",
+        "reference_image_to_video",
+        "first_last_frame_to_video",
+        "reference_image_to_video",
     ]
 
 
-async def test_model_autocomplete_gives_up_quietly_when_the_core_is_slow(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_model_autocomplete_gives_up_quietly_when_the_core_is_slow(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     class SlowCore(FakeCore):
         async def model_choices(self, task_type: str, language: str) -> list[ModelChoice]:
             await asyncio.sleep(5)
             return []
 
     h = make_handlers(SlowCore(), fetcher, clock)
-    h.table = dataclasses.replace(h.table, pacing=dataclasses.replace(h.table.pacing, autocomplete_timeout_s=0.05))
+    h.table = dataclasses.replace(
+        h.table, pacing=dataclasses.replace(h.table.pacing, autocomplete_timeout_s=0.05)
+    )
     assert await h.model_autocomplete(FakeInteraction(), "") == []  # type: ignore[arg-type]
 
 
 # -- /models /prefer /jobs /help ------------------------------------------------------------------------------
-async def test_models_lists_models_per_task_type_with_credits_and_time(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_models_lists_models_per_task_type_with_credits_and_time(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     inter = FakeInteraction()
     await make_handlers(FakeCore(choices=CHOICES), fetcher, clock).models(inter)  # type: ignore[arg-type]
     assert inter.log.of("defer")[0] == {"ephemeral": True, "thinking": True}
     embed = inter.log.of("edit_original")[0]["embed"]
     fields = {f.name: f.value for f in embed.fields}
-    assert list(fields) == [i18n.t("task.text_to_video", "en"), i18n.t("task.image_to_video", "en"),
-                            i18n.t("task.reference_image_to_video", "en")]
+    assert list(fields) == [
+        i18n.t("task.text_to_video", "en"),
+        i18n.t("task.image_to_video", "en"),
+        i18n.t("task.reference_image_to_video", "en"),
+    ]
     assert "**Kling O1** · 48–120 pts · ~180–360s" in fields[i18n.t("task.text_to_video", "en")]
     assert "**Hailuo 2.0** · 25 pts" in fields[i18n.t("task.image_to_video", "en")]
 
@@ -960,7 +1167,9 @@ async def test_models_says_so_when_none_are_available(fetcher: VideoFetcher, clo
     assert inter.log.of("edit_original")[0]["embed"].description == i18n.t("discord.models.none", "zh")
 
 
-async def test_prefer_model_saves_for_the_chosen_task_and_shows_the_core_answer(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_prefer_model_saves_for_the_chosen_task_and_shows_the_core_answer(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore()
     h = make_handlers(core, fetcher, clock)
     inter = FakeInteraction(user_id=5)
@@ -972,7 +1181,9 @@ async def test_prefer_model_saves_for_the_chosen_task_and_shows_the_core_answer(
     assert core.prefs[-1][3] == "text_to_video"
 
 
-async def test_prefer_clear_forgets_all_task_types_unless_one_is_named(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_prefer_clear_forgets_all_task_types_unless_one_is_named(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     core = FakeCore()
     h = make_handlers(core, fetcher, clock)
     await h.prefer_clear(FakeInteraction(user_id=5))  # type: ignore[arg-type]
@@ -1019,17 +1230,24 @@ def mention_message(log: Log, cdn: FakeCDN, **changes: Any) -> Any:
         return msg
 
     return SimpleNamespace(
-        id=int(raw["id"]), content=raw["content"], channel=channel,
+        id=int(raw["id"]),
+        content=raw["content"],
+        channel=channel,
         author=SimpleNamespace(id=int(raw["author"]["id"]), bot=raw["author"]["bot"]),
         mentions=[SimpleNamespace(id=int(u["id"])) for u in raw["mentions"]],
         attachments=[att[name] for name in raw["attachments"]],
-        guild=SimpleNamespace(id=int(raw["guild_id"]), filesize_limit=10 * 1024 * 1024, preferred_locale=discord.Locale("en-US"))
-        if raw.get("guild_id") else None,
+        guild=SimpleNamespace(
+            id=int(raw["guild_id"]), filesize_limit=10 * 1024 * 1024, preferred_locale=discord.Locale("en-US")
+        )
+        if raw.get("guild_id")
+        else None,
         reply=reply,
     )
 
 
-async def test_a_message_mentioning_the_bot_is_understood_like_text_with_its_images(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_a_message_mentioning_the_bot_is_understood_like_text_with_its_images(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     async def script(conv: Conversation) -> str:
         await conv.notice(notice_view())
         clock.advance(6)
@@ -1053,11 +1271,15 @@ async def test_messages_from_bots_are_ignored(fetcher: VideoFetcher, clock: Cloc
     log, cdn, core = Log(), FakeCDN({}), FakeCore()
     h = make_handlers(core, fetcher, clock)
     await h.on_message(mention_message(log, cdn, author={"id": "9", "bot": True}), SimpleNamespace(id=BOT_ID))
-    await h.on_message(mention_message(log, cdn, author={"id": str(BOT_ID), "bot": True}), SimpleNamespace(id=BOT_ID))
+    await h.on_message(
+        mention_message(log, cdn, author={"id": str(BOT_ID), "bot": True}), SimpleNamespace(id=BOT_ID)
+    )
     assert core.incoming == [] and log.calls == []
 
 
-async def test_a_mention_with_a_non_image_attachment_is_answered_and_starts_nothing(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_a_mention_with_a_non_image_attachment_is_answered_and_starts_nothing(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     log, cdn, core = Log(), FakeCDN({}), FakeCore()
     await make_handlers(core, fetcher, clock).on_message(
         mention_message(log, cdn, attachments=["report_pdf"]), SimpleNamespace(id=BOT_ID)
@@ -1071,12 +1293,33 @@ async def test_adapter_exposes_the_commands_with_their_options(fetcher: VideoFet
     adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
     tree = adapter.client.tree
     assert adapter.platform == "discord"
-    assert sorted(c.name for c in tree.get_commands()) == ["cancel", "help", "jobs", "models", "prefer", "usage", "video"]
+    assert sorted(c.name for c in tree.get_commands()) == [
+        "cancel",
+        "help",
+        "jobs",
+        "models",
+        "prefer",
+        "usage",
+        "video",
+    ]
     video = tree.get_command("video")
     assert isinstance(video, discord.app_commands.Command)
     params = {p.name: p for p in video.parameters}
-    assert list(params) == ["prompt", "model", "duration", "resolution", "aspect_ratio", "image", "image2", "mode",
-                            "sound", "negative_prompt", "seed", "shot_type", "prompt_extend"]
+    assert list(params) == [
+        "prompt",
+        "model",
+        "duration",
+        "resolution",
+        "aspect_ratio",
+        "image",
+        "image2",
+        "mode",
+        "sound",
+        "negative_prompt",
+        "seed",
+        "shot_type",
+        "prompt_extend",
+    ]
     assert params["prompt"].required and not params["model"].required
     assert params["model"].autocomplete
     assert params["image"].type is discord.AppCommandOptionType.attachment
@@ -1087,7 +1330,9 @@ async def test_adapter_exposes_the_commands_with_their_options(fetcher: VideoFet
     assert [c.value for c in params["shot_type"].choices] == ["single", "multi"]
     assert params["seed"].type is discord.AppCommandOptionType.integer and params["seed"].min_value == 0
     assert params["negative_prompt"].type is discord.AppCommandOptionType.string
-    assert not any(params[n].required for n in ("sound", "negative_prompt", "seed", "shot_type", "prompt_extend"))
+    assert not any(
+        params[n].required for n in ("sound", "negative_prompt", "seed", "shot_type", "prompt_extend")
+    )
     prefer = tree.get_command("prefer")
     assert isinstance(prefer, discord.app_commands.Group)
     assert sorted(c.name for c in prefer.commands) == ["clear", "model"]
@@ -1113,7 +1358,9 @@ async def test_conversation_for_a_resumed_job_posts_in_its_channel(fetcher: Vide
     assert isinstance(conv, DiscordConversation)
     assert conv.channel.id == 1300000000000000000  # type: ignore[union-attr]
     assert conv.interaction is None and conv.status_message_id is None
-    again = adapter.conversation_for(ReplyTarget("discord", "1300000000000000000", "5", state={"message_id": "1350"}))
+    again = adapter.conversation_for(
+        ReplyTarget("discord", "1300000000000000000", "5", state={"message_id": "1350"})
+    )
     assert again.status_message_id == 1350  # type: ignore[attr-defined]
 
 
@@ -1122,16 +1369,22 @@ async def test_fetcher_returns_a_video_that_fits(fetcher: VideoFetcher, video_se
     assert await fetcher.fetch_if_fits(f"{video_server}/small.mp4", UPLOAD_LIMIT) == SMALL_VIDEO
 
 
-async def test_fetcher_skips_a_video_whose_length_is_over_the_limit(fetcher: VideoFetcher, video_server: str) -> None:
+async def test_fetcher_skips_a_video_whose_length_is_over_the_limit(
+    fetcher: VideoFetcher, video_server: str
+) -> None:
     assert await fetcher.fetch_if_fits(f"{video_server}/big.mp4", UPLOAD_LIMIT) is None
 
 
-async def test_fetcher_stops_a_stream_without_length_once_it_is_over_the_limit(fetcher: VideoFetcher, video_server: str) -> None:
+async def test_fetcher_stops_a_stream_without_length_once_it_is_over_the_limit(
+    fetcher: VideoFetcher, video_server: str
+) -> None:
     assert await fetcher.fetch_if_fits(f"{video_server}/chunked.mp4", UPLOAD_LIMIT) is None
     assert await fetcher.fetch_if_fits(f"{video_server}/chunked.mp4", len(BIG_VIDEO)) == BIG_VIDEO
 
 
-async def test_a_crash_in_the_core_ends_in_a_message_not_an_endless_thinking(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_a_crash_in_the_core_ends_in_a_message_not_an_endless_thinking(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     class BrokenCore(FakeCore):
         async def handle(self, incoming: Incoming, conversation: Conversation) -> None:
             raise RuntimeError("bug")
@@ -1145,7 +1398,12 @@ async def test_the_client_never_lets_message_text_ping_everyone(fetcher: VideoFe
     adapter = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher)
     mentions = adapter.client.allowed_mentions
     assert mentions is not None
-    assert (mentions.everyone, mentions.roles, mentions.users, mentions.replied_user) == (False, False, False, True)
+    assert (mentions.everyone, mentions.roles, mentions.users, mentions.replied_user) == (
+        False,
+        False,
+        False,
+        True,
+    )
 
 
 async def test_the_adapter_is_ready_for_resumed_jobs_once_the_gateway_is(fetcher: VideoFetcher) -> None:

@@ -66,12 +66,16 @@ def handlers(core: BotCore, fetcher: VideoFetcher) -> Handlers:
     return Handlers(core, core.settings, Conversations(fetcher))
 
 
-def interaction(h: Handlers | None = None, *, user_id: int = USER, pressed: Log | None = None, **kw: Any) -> FakeInteraction:
+def interaction(
+    h: Handlers | None = None, *, user_id: int = USER, pressed: Log | None = None, **kw: Any
+) -> FakeInteraction:
     """A stand-in interaction created now; with `pressed`, a button press on a message whose
     edits go to that log."""
     message = FakeMessage(pressed, "pressed") if pressed is not None else None
     client = SimpleNamespace(button_handler=h) if h is not None else None
-    return FakeInteraction(created_at=discord.utils.utcnow(), user_id=user_id, client=client, message=message, **kw)
+    return FakeInteraction(
+        created_at=discord.utils.utcnow(), user_id=user_id, client=client, message=message, **kw
+    )
 
 
 def buttons(kw: dict[str, Any]) -> list[tuple[str, str]]:
@@ -93,7 +97,11 @@ def texts(log: Log) -> list[str]:
 
 def message(log: Log, content: str, *, mentions: tuple[int, ...] = (), **changes: Any) -> Any:
     """A MESSAGE_CREATE like the recorded one, with this content and mentions and no attachment."""
-    raw: dict[str, Any] = {"content": content, "mentions": [{"id": str(i)} for i in mentions], "attachments": []}
+    raw: dict[str, Any] = {
+        "content": content,
+        "mentions": [{"id": str(i)} for i in mentions],
+        "attachments": [],
+    }
     raw.update(changes)
     return mention_message(log, FakeCDN({}), **raw)
 
@@ -163,7 +171,9 @@ async def test_unaddressed_guild_messages_never_download_attachments_and_long_on
     assert (incoming.text, incoming.images, incoming.mentioned) == ("yes, go", (), False)
 
 
-async def test_unaddressed_messages_from_a_guild_outside_the_allowlist_get_no_answer(fetcher: VideoFetcher) -> None:
+async def test_unaddressed_messages_from_a_guild_outside_the_allowlist_get_no_answer(
+    fetcher: VideoFetcher,
+) -> None:
     core = FakeCore()
     h = Handlers(core, adapter_settings(discord_allowed_guilds=[7]), Conversations(fetcher))
     log = Log()
@@ -181,10 +191,15 @@ async def test_a_yes_typed_without_a_mention_answers_the_bots_question_to_that_p
     ask = interaction()
     await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
     await core.wait_idle()
-    assert [cid.split(":")[1] for _, cid in buttons(ask.log.of("edit_original")[-1])] == ["confirm", "decline"]
+    assert [cid.split(":")[1] for _, cid in buttons(ask.log.of("edit_original")[-1])] == [
+        "confirm",
+        "decline",
+    ]
     log = Log()
     # someone else says yes: not their question, nothing said
-    await h.on_message(message(log, "yes", author={"id": str(OTHER), "bot": False}, id="1322222222222222401"), ME)
+    await h.on_message(
+        message(log, "yes", author={"id": str(OTHER), "bot": False}, id="1322222222222222401"), ME
+    )
     await core.wait_idle()
     assert sandbox.ledger == [] and log.calls == []
     # the requester replies "yes" (the reply pings the bot, no <@id> in the text)
@@ -284,7 +299,9 @@ async def test_cancel_button_on_the_progress_message_stops_the_job_once(
     await press(cancel, mine)
     (job,) = await core.recent_jobs("discord", str(USER))
     assert job.status == "cancelled"
-    assert mine.log.of("edit_original")[0]["content"] == i18n.t("cancel.running", "en", prompt=job.prompt[:40])
+    assert mine.log.of("edit_original")[0]["content"] == i18n.t(
+        "cancel.running", "en", prompt=job.prompt[:40]
+    )
     assert [kw["view"] for kw in pressed.of("message.edit")] == [None]
     twice = interaction(h, pressed=pressed)
     await press(cancel, twice)
@@ -294,7 +311,10 @@ async def test_cancel_button_on_the_progress_message_stops_the_job_once(
     # /jobs shows the cancelled job in words of its own
     listing = interaction()
     await h.jobs(listing)  # type: ignore[arg-type]
-    assert i18n.t("discord.jobs.status.cancelled", "en") in listing.log.of("edit_original")[0]["embed"].description
+    assert (
+        i18n.t("discord.jobs.status.cancelled", "en")
+        in listing.log.of("edit_original")[0]["embed"].description
+    )
 
 
 async def test_again_and_try_another_model_on_the_video_work_once_between_them(
@@ -387,8 +407,14 @@ async def test_video_options_sound_seed_and_negative_prompt_reach_the_create_bod
 ) -> None:
     h = handlers(core, fetcher)
     ask = interaction()
-    opts = VideoOptions("waves on a beach", model="kling-v2-6", duration=5, sound="off", seed=42,
-                        negative_prompt="text, watermarks")
+    opts = VideoOptions(
+        "waves on a beach",
+        model="kling-v2-6",
+        duration=5,
+        sound="off",
+        seed=42,
+        negative_prompt="text, watermarks",
+    )
     await h.video(ask, opts)  # type: ignore[arg-type]
     await core.wait_idle()
     (entry,) = sandbox.ledger
@@ -396,8 +422,11 @@ async def test_video_options_sound_seed_and_negative_prompt_reach_the_create_bod
     assert int(entry.parameters["seed"]) == 42 and entry.parameters["negative_prompt"] == "text, watermarks"
     assert entry.prompt == "waves on a beach"
     notice = description(ask.log.of("edit_original")[0])
-    for line in (i18n.t("controls.sound_off", "en"), i18n.t("controls.seed", "en", seed=42),
-                 i18n.t("controls.negative", "en", words="text, watermarks")):
+    for line in (
+        i18n.t("controls.sound_off", "en"),
+        i18n.t("controls.seed", "en", seed=42),
+        i18n.t("controls.negative", "en", words="text, watermarks"),
+    ):
         assert line in notice
     # the video offers the same seed again
     labels = {cid.split(":")[1]: label for label, cid in buttons(ask.log.of("edit_original")[-1])}
@@ -411,8 +440,12 @@ async def test_video_options_sound_on_shot_type_and_prompt_extension_reach_the_c
     first, second = interaction(), interaction()
     second.id += 1  # another invocation
     await h.video(first, VideoOptions("waves on a beach", model="kling-v2-6", duration=5, sound="on"))  # type: ignore[arg-type]
-    await h.video(second, VideoOptions(  # type: ignore[arg-type]
-        "a city at night", model="wan2.6-t2v", shot_type="multi", prompt_extend="off"))
+    await h.video(
+        second,
+        VideoOptions(  # type: ignore[arg-type]
+            "a city at night", model="wan2.6-t2v", shot_type="multi", prompt_extend="off"
+        ),
+    )
     await core.wait_idle()
     loud, wan = sandbox.ledger
     assert loud.parameters["sound"] == "on"
@@ -438,7 +471,9 @@ async def test_cancel_command_stops_the_latest_job_or_says_there_is_none(
     await h.cancel(stop)  # type: ignore[arg-type]
     (job,) = await core.recent_jobs("discord", str(USER))
     assert job.status == "cancelled"
-    assert stop.log.of("edit_original")[0]["content"] == i18n.t("cancel.running", "en", prompt=job.prompt[:40])
+    assert stop.log.of("edit_original")[0]["content"] == i18n.t(
+        "cancel.running", "en", prompt=job.prompt[:40]
+    )
     await core.wait_idle()
     assert len(sandbox.ledger) == 1
 
@@ -461,21 +496,46 @@ async def test_the_finished_video_is_followed_by_a_message_that_pings_only_the_r
 
 
 # -- rendering at the boundary (no core) ---------------------------------------------------------------------
-async def test_buttons_carry_the_requester_and_fall_back_to_the_old_form_when_too_long(fetcher: VideoFetcher) -> None:
+async def test_buttons_carry_the_requester_and_fall_back_to_the_old_form_when_too_long(
+    fetcher: VideoFetcher,
+) -> None:
     conv = Conversations(fetcher).for_channel(
-        SimpleNamespace(send=None), requester=str(USER), language="en",  # type: ignore[arg-type]
+        SimpleNamespace(send=None),
+        requester=str(USER),
+        language="en",  # type: ignore[arg-type]
     )
-    notice = NoticeView("job1", "t", "text", "Wan 2.6", 25, 60, 120, confirm_label="✅ Confirm (25 pts)",
-                        decline_label="✖ No thanks")
+    notice = NoticeView(
+        "job1",
+        "t",
+        "text",
+        "Wan 2.6",
+        25,
+        60,
+        120,
+        confirm_label="✅ Confirm (25 pts)",
+        decline_label="✖ No thanks",
+    )
     out = render.notice(notice, conv.requester)
     assert [(b.item.label, b.custom_id) for b in out.view.children] == [  # type: ignore[union-attr]
-        ("✅ Confirm (25 pts)", f"imabot:confirm:job1:{USER}"), ("✖ No thanks", f"imabot:decline:job1:{USER}"),
+        ("✅ Confirm (25 pts)", f"imabot:confirm:job1:{USER}"),
+        ("✖ No thanks", f"imabot:decline:job1:{USER}"),
     ]
-    running = render.progress(ProgressView("job1", 40, 40, 120, "⏳ 40%", cancel_label="❌ Cancel"), None, str(USER))
+    running = render.progress(
+        ProgressView("job1", 40, 40, 120, "⏳ 40%", cancel_label="❌ Cancel"), None, str(USER)
+    )
     assert [b.custom_id for b in running.view.children] == [f"imabot:cancel:job1:{USER}"]  # type: ignore[union-attr]
     long_model = "m" * 70
-    video = VideoView("job1", "https://v/x.mp4", None, "cap", "link", "Wan 2.6", again_label="🔁 Again",
-                      alternatives=(Alternative(long_model, "Long", "🔀 Try Long"),), requester=str(USER))
+    video = VideoView(
+        "job1",
+        "https://v/x.mp4",
+        None,
+        "cap",
+        "link",
+        "Wan 2.6",
+        again_label="🔁 Again",
+        alternatives=(Alternative(long_model, "Long", "🔀 Try Long"),),
+        requester=str(USER),
+    )
     ids = [b.custom_id for b in render.video(video).view.children]  # type: ignore[union-attr]
     assert ids == [f"imabot:rerun:job1::{USER}", f"imabot:rerun:job1:{long_model}"]  # no room for the user
     assert all(len(i) <= 100 for i in ids)
@@ -496,8 +556,9 @@ async def test_a_press_without_a_requester_in_its_id_keeps_the_buttons_unless_it
     h = Handlers(refusing, adapter_settings(), Conversations(fetcher))
     await press("imabot:cancel:job1", interaction(h, user_id=OTHER, pressed=pressed))
     await press("imabot:rerun:job1:", interaction(h, user_id=OTHER, pressed=pressed))
-    assert refusing.actions == [{"action": "cancel", "job_id": "job1", "user_id": str(OTHER), "platform": "discord",
-                                 "language": None}]
+    assert refusing.actions == [
+        {"action": "cancel", "job_id": "job1", "user_id": str(OTHER), "platform": "discord", "language": None}
+    ]
     assert pressed.calls == []
     starting = FakeCore(script)
     h2 = Handlers(starting, adapter_settings(), Conversations(fetcher))
@@ -539,7 +600,9 @@ async def test_a_ping_that_fails_does_not_undo_the_delivered_video(fetcher: Vide
 
     channel = Channel()
     conv = Conversations(fetcher).for_channel(channel, requester=str(USER), language="en")
-    await conv.video(VideoView("job1", "not-a-url", None, "cap", "link not-a-url", "Wan 2.6", requester=str(USER)))
+    await conv.video(
+        VideoView("job1", "not-a-url", None, "cap", "link not-a-url", "Wan 2.6", requester=str(USER))
+    )
     assert len(channel.sent) == 1 and channel.sent[0]["content"] == "link not-a-url"
 
 

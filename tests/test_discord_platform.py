@@ -75,7 +75,9 @@ async def test_the_stand_ins_refuse_what_discord_refuses() -> None:
 
 
 # -- sizes -------------------------------------------------------------------------------------------
-async def test_a_long_link_text_is_cut_to_discords_2000_characters(fetcher: VideoFetcher, clock: Clock) -> None:
+async def test_a_long_link_text_is_cut_to_discords_2000_characters(
+    fetcher: VideoFetcher, clock: Clock
+) -> None:
     inter = FakeInteraction()
     conv = conversation(inter, fetcher, clock)
     await inter.response.defer(thinking=True)
@@ -149,7 +151,8 @@ async def test_a_video_jobs_original_response_is_saved_and_a_resumed_job_edits_i
     # after a restart: the adapter rebuilds the conversation from the saved state
     channel = inter.channel
     resumed = Conversations(fetcher, clock=clock.monotonic, now=clock.now).for_channel(
-        channel, channel.get_partial_message(int(state["message_id"])), requester=USER, language="en")
+        channel, channel.get_partial_message(int(state["message_id"])), requester=USER, language="en"
+    )
     await resumed.progress(progress_view(70, 70))
     done = video_view("not-a-url")
     await resumed.video(type(done)(**{**done.__dict__, "requester": USER}))
@@ -187,7 +190,9 @@ async def test_a_resumed_job_whose_message_is_gone_posts_a_new_one(fetcher: Vide
         id = 42
 
         async def edit(self, **kw: Any) -> None:
-            raise discord.NotFound(SimpleNamespace(status=404, reason="Not Found"), {"code": 10008, "message": "Unknown Message"})  # type: ignore[arg-type]
+            raise discord.NotFound(
+                SimpleNamespace(status=404, reason="Not Found"), {"code": 10008, "message": "Unknown Message"}
+            )  # type: ignore[arg-type]
 
     conv = Conversations(fetcher).for_channel(channel, Gone(), requester=USER, language="en")  # type: ignore[arg-type]
     await conv.failure(failure_view("job7"))
@@ -228,7 +233,9 @@ async def test_commands_are_synced_globally_only_when_they_changed(
 
     assert await start(DiscordAdapter(settings(), FakeCore(), fetcher=fetcher, sync_state=state)) == "global"
     # a restart with the same commands: nothing to sync
-    assert await start(DiscordAdapter(settings(), FakeCore(), fetcher=fetcher, sync_state=state)) == "unchanged"
+    assert (
+        await start(DiscordAdapter(settings(), FakeCore(), fetcher=fetcher, sync_state=state)) == "unchanged"
+    )
     changed = DiscordAdapter(settings(), FakeCore(), fetcher=fetcher, sync_state=state)
 
     @discord.app_commands.command(name="ping", description="ping")
@@ -304,8 +311,12 @@ async def test_discord_failing_to_log_in_leaves_feishu_serving(
         async def on_ready(platform: str, adapter: Any) -> None:
             resumed.append(platform)
 
-        supervisor = Supervisor({"feishu": feishu, "discord": discord_adapter}, on_ready=on_ready,
-                                backoff_s=0.05, max_backoff_s=0.2)
+        supervisor = Supervisor(
+            {"feishu": feishu, "discord": discord_adapter},
+            on_ready=on_ready,
+            backoff_s=0.05,
+            max_backoff_s=0.2,
+        )
         runner = asyncio.create_task(supervisor.run())
         try:
             await fake.wait_connected()

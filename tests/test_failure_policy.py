@@ -26,7 +26,9 @@ def _error_classes() -> list[type[ImaError]]:
 
 def test_every_error_kind_and_every_ending_of_a_job_has_a_policy() -> None:
     kinds = {c.kind for c in _error_classes()}
-    endings = set(re.findall(r'JobFailed\("(\w+)"', (ROOT / "bot" / "orchestrator.py").read_text(encoding="utf-8")))
+    endings = set(
+        re.findall(r'JobFailed\("(\w+)"', (ROOT / "bot" / "orchestrator.py").read_text(encoding="utf-8"))
+    )
     assert sorted((kinds | endings) - set(POLICY)) == []
 
 

@@ -83,10 +83,23 @@ class ScriptedCore:
         job_id = f"job{len(self.incoming)}"
         return self._job(job_id, conversation)
 
-    async def rerun(self, job_id: str, *, user_id: str, model_id: str | None,
-                    conversation: Conversation, same_seed: bool = False) -> FakeJob | None:
-        self.reruns.append({"job_id": job_id, "user_id": user_id, "model_id": model_id,
-                            **({"same_seed": True} if same_seed else {})})
+    async def rerun(
+        self,
+        job_id: str,
+        *,
+        user_id: str,
+        model_id: str | None,
+        conversation: Conversation,
+        same_seed: bool = False,
+    ) -> FakeJob | None:
+        self.reruns.append(
+            {
+                "job_id": job_id,
+                "user_id": user_id,
+                "model_id": model_id,
+                **({"same_seed": True} if same_seed else {}),
+            }
+        )
         return self._job(f"{job_id}-rerun", conversation)
 
     def _job(self, job_id: str, conversation: Conversation) -> FakeJob:
@@ -99,29 +112,51 @@ class ScriptedCore:
         await asyncio.gather(*self.jobs)
 
     async def _play(self, job_id: str, conv: Conversation) -> str:
-        await conv.notice(NoticeView(job_id, "🎬 Starting", "🎬 Starting\n• Model: Wan 2.6", "Wan 2.6", 25, 60, 120))
+        await conv.notice(
+            NoticeView(job_id, "🎬 Starting", "🎬 Starting\n• Model: Wan 2.6", "Wan 2.6", 25, 60, 120)
+        )
         for pct in (10, 40, 80):
             await conv.progress(ProgressView(job_id, pct, pct, 120, f"⏳ Generating… {pct}%"))
             await asyncio.sleep(0.06)
         if self.outcome == "failure":
-            await conv.failure(FailureView(
-                job_id, "❌ Failed", "❌ Failed\n• Reason: timeout", "timeout",
-                alternatives=(Alternative("hailuo-2.0", "Hailuo 2.0", "Hailuo 2.0 (5 pts)"),
-                              Alternative("vidu-q2", "Vidu Q2", "Vidu Q2 (6 pts)")),
-                retry_label="🔁 Retry",
-            ))
+            await conv.failure(
+                FailureView(
+                    job_id,
+                    "❌ Failed",
+                    "❌ Failed\n• Reason: timeout",
+                    "timeout",
+                    alternatives=(
+                        Alternative("hailuo-2.0", "Hailuo 2.0", "Hailuo 2.0 (5 pts)"),
+                        Alternative("vidu-q2", "Vidu Q2", "Vidu Q2 (6 pts)"),
+                    ),
+                    retry_label="🔁 Retry",
+                )
+            )
             return "failed"
-        await conv.video(VideoView(job_id, self.video_url, self.cover_url, "✅ Video ready!\n• Model: Wan 2.6",
-                                   f"🔗 Video link:\n{self.video_url}", "Wan 2.6", duration_s=5.0))
+        await conv.video(
+            VideoView(
+                job_id,
+                self.video_url,
+                self.cover_url,
+                "✅ Video ready!\n• Model: Wan 2.6",
+                f"🔗 Video link:\n{self.video_url}",
+                "Wan 2.6",
+                duration_s=5.0,
+            )
+        )
         return "delivered"
 
     async def model_choices(self, task_type: str, language: str) -> list[Any]:
         return []
 
-    async def set_preference(self, platform: str, user_id: str, task_type: str, model_id: str, language: str) -> str:
+    async def set_preference(
+        self, platform: str, user_id: str, task_type: str, model_id: str, language: str
+    ) -> str:
         return ""
 
-    async def clear_preference(self, platform: str, user_id: str, task_type: str | None, language: str) -> str:
+    async def clear_preference(
+        self, platform: str, user_id: str, task_type: str | None, language: str
+    ) -> str:
         return ""
 
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[Any]:
@@ -129,7 +164,10 @@ class ScriptedCore:
 
 
 def feishu_settings(**overrides: object) -> Settings:
-    values: dict[str, object] = {"feishu_app_id": "cli_a1b2c3d4e5f6", "feishu_app_secret": SecretStr("secret")}
+    values: dict[str, object] = {
+        "feishu_app_id": "cli_a1b2c3d4e5f6",
+        "feishu_app_secret": SecretStr("secret"),
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type,call-arg]
 
@@ -179,8 +217,11 @@ async def deliver(adapter: FeishuAdapter, *names: str) -> None:
 
 
 def cards_of(calls: list[Call]) -> list[dict[str, Any]]:
-    return [c.content for c in calls if c.body.get("msg_type", "interactive") == "interactive"
-            and c.kind in ("create", "reply", "patch")]
+    return [
+        c.content
+        for c in calls
+        if c.body.get("msg_type", "interactive") == "interactive" and c.kind in ("create", "reply", "patch")
+    ]
 
 
 def card_text(card: dict[str, Any]) -> str:
@@ -192,7 +233,9 @@ def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- receiving ---------------------------------------------------------------------------------------
-async def test_private_text_becomes_one_request_keyed_on_message_id(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+async def test_private_text_becomes_one_request_keyed_on_message_id(
+    adapter: FeishuAdapter, core: ScriptedCore
+) -> None:
     await deliver(adapter, "p2p_text")
     assert len(core.incoming) == 1
     inc = core.incoming[0]
@@ -218,14 +261,21 @@ async def test_private_success_sends_card_patches_rising_percent_then_media_then
     assert percents == sorted(percents) and len(percents) >= 2
     media = [c for c in fake.of("create") if c.body["msg_type"] == "media"]
     upload = fake.of("file")[0]
-    assert upload.body["file_type"] == "mp4" and upload.body["duration"] == "5000" and upload.body["file"] == len(MP4)
+    assert (
+        upload.body["file_type"] == "mp4"
+        and upload.body["duration"] == "5000"
+        and upload.body["file"] == len(MP4)
+    )
     assert len(media) == 1
     file_key = media[0].content["file_key"]
     assert file_key.startswith("file_v3_") and media[0].content["image_key"].startswith("img_v3_")
     link = fake.calls[-1]
     assert link.body["msg_type"] == "text" and core.video_url in link.content["text"]
-    order = [c.kind if c.body.get("msg_type") != "media" else "media" for c in fake.calls
-             if c.kind in ("create", "patch", "file")]
+    order = [
+        c.kind if c.body.get("msg_type") != "media" else "media"
+        for c in fake.calls
+        if c.kind in ("create", "patch", "file")
+    ]
     assert order.index("file") < order.index("media") < len(order) - 1
     assert order[-1] == "create"  # the link text closes the conversation
 
@@ -257,7 +307,9 @@ async def test_private_messages_are_always_mentioned(adapter: FeishuAdapter, cor
     assert [i.mentioned for i in core.incoming] == [True, True]
 
 
-async def test_redelivered_event_creates_one_job(adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore) -> None:
+async def test_redelivered_event_creates_one_job(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
     await deliver(adapter, "p2p_text", "p2p_text")
     assert len(core.incoming) == 1
     assert len([c for c in fake.of("create") if c.body["msg_type"] == "interactive"]) == 1
@@ -296,7 +348,9 @@ async def test_image_then_text_within_window_is_one_request(
     assert res == {"message_id": "om_p2p_image_0004", "file_key": "img_v3_0004_cat", "type": "image"}
 
 
-async def test_image_alone_after_window_is_its_own_request(adapter: FeishuAdapter, core: ScriptedCore) -> None:
+async def test_image_alone_after_window_is_its_own_request(
+    adapter: FeishuAdapter, core: ScriptedCore
+) -> None:
     await feed(adapter, payload("p2p_image"))
     await asyncio.sleep(0.45)
     await settle(adapter)
@@ -320,7 +374,9 @@ async def test_group_post_brings_its_text_and_image(adapter: FeishuAdapter, core
     assert inc.event_id == "om_group_post_0006" and inc.reply_to == "om_group_post_0006"
 
 
-async def test_chat_outside_allowlist_is_answered_once_then_ignored(fake: FakeFeishu, core: ScriptedCore) -> None:
+async def test_chat_outside_allowlist_is_answered_once_then_ignored(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
     adapter = await make_adapter(fake, core, settings=feishu_settings(feishu_allowed_chats=["oc_other"]))
     await deliver(adapter, "p2p_text")
     await feed(adapter, payload("p2p_text", message_id="om_p2p_text_0099"))
@@ -345,7 +401,9 @@ async def test_oversized_video_is_linked_from_the_card_with_the_reason(
     assert core.video_url in fake.calls[-1].content["text"]
 
 
-async def test_rejected_upload_falls_back_to_a_link(adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore) -> None:
+async def test_rejected_upload_falls_back_to_a_link(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
     fake.fail_file_upload = True
     await deliver(adapter, "p2p_text")
     assert not [c for c in fake.of("create") if c.body["msg_type"] == "media"]
@@ -354,14 +412,24 @@ async def test_rejected_upload_falls_back_to_a_link(adapter: FeishuAdapter, fake
     assert [b["url"] for b in buttons(final)] == [core.video_url]
 
 
-async def test_failure_card_offers_two_models_and_retry(adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore) -> None:
+async def test_failure_card_offers_two_models_and_retry(
+    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+) -> None:
     core.outcome = "failure"
     await deliver(adapter, "p2p_text")
     final = fake.of("patch")[-1].content
     assert final["header"]["template"] == "red" and "timeout" in card_text(final)
     values = [b["value"] for b in buttons(final)]
-    assert [(v["job_id"], v["model_id"]) for v in values] == [("job1", "hailuo-2.0"), ("job1", "vidu-q2"), ("job1", "")]
-    assert [b["text"]["content"] for b in buttons(final)] == ["Hailuo 2.0 (5 pts)", "Vidu Q2 (6 pts)", "🔁 Retry"]
+    assert [(v["job_id"], v["model_id"]) for v in values] == [
+        ("job1", "hailuo-2.0"),
+        ("job1", "vidu-q2"),
+        ("job1", ""),
+    ]
+    assert [b["text"]["content"] for b in buttons(final)] == [
+        "Hailuo 2.0 (5 pts)",
+        "Vidu Q2 (6 pts)",
+        "🔁 Retry",
+    ]
 
 
 async def test_button_press_reruns_with_that_model_and_toasts_within_the_call(
@@ -405,8 +473,9 @@ async def test_card_patches_are_coalesced_and_latest_wins(fake: FakeFeishu, adap
 
 async def test_resumed_conversation_patches_the_saved_card(adapter: FeishuAdapter, fake: FakeFeishu) -> None:
     fake.plant_card("om_old_card", {"config": {"update_multi": True}, "elements": []})
-    conv = adapter.conversation_for(ReplyTarget("feishu", "oc_p2p_chat_0001", USER, None, "en",
-                                                {"card_message_id": "om_old_card"}))
+    conv = adapter.conversation_for(
+        ReplyTarget("feishu", "oc_p2p_chat_0001", USER, None, "en", {"card_message_id": "om_old_card"})
+    )
     assert isinstance(conv, FeishuConversation)
     await conv.progress(ProgressView("j", 50, 30, 60, "⏳ 50%"))
     await conv.card.flush()
@@ -474,7 +543,9 @@ async def test_text_arriving_while_the_image_downloads_still_joins_it(
     assert len(core.incoming[0].images) == 1 and core.incoming[0].text == "让这只猫慢慢眨眼"
 
 
-async def test_the_adapter_is_ready_for_resumed_jobs_once_its_token_works(fake: FakeFeishu, core: ScriptedCore) -> None:
+async def test_the_adapter_is_ready_for_resumed_jobs_once_its_token_works(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
     adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url)
     waiting = asyncio.create_task(adapter.wait_ready())
     await asyncio.sleep(0.05)

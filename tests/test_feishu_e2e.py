@@ -52,7 +52,9 @@ async def test_group_request_is_delivered_as_a_playable_video(
     assert [j.status for j in jobs] == ["delivered"]
 
 
-async def test_redelivered_event_starts_one_job(adapter: FeishuAdapter, core: BotCore, fake: FakeFeishu) -> None:
+async def test_redelivered_event_starts_one_job(
+    adapter: FeishuAdapter, core: BotCore, fake: FakeFeishu
+) -> None:
     await feed(adapter, payload("group_mention"))
     await feed(adapter, payload("group_mention"))
     await settle(adapter, core)
@@ -78,6 +80,9 @@ async def test_button_press_reruns_the_job_with_the_chosen_model(
     jobs = await core.recent_jobs("feishu", USER)
     assert len(jobs) == 2 and {j.status for j in jobs} == {"delivered"}
     assert "Hailuo" in jobs[0].model_name or "Hailuo" in jobs[1].model_name
-    cards = [card_text(r.content) for r in fake.of("reply") if r.body["message_id"] == "om_card_0007"
-             and r.body["msg_type"] == "interactive"]
+    cards = [
+        card_text(r.content)
+        for r in fake.of("reply")
+        if r.body["message_id"] == "om_card_0007" and r.body["msg_type"] == "interactive"
+    ]
     assert cards and "Hailuo" in cards[0]

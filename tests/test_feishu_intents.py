@@ -43,8 +43,13 @@ async def fake() -> AsyncIterator[FakeFeishu]:
 
 
 async def make_adapter(fake: FakeFeishu, core: BotCore) -> FeishuAdapter:
-    adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url, min_patch_interval_s=0.05,
-                            rate_limit_backoff_s=0.05)
+    adapter = FeishuAdapter(
+        feishu_settings(),
+        core,
+        domain_override=fake.url,
+        min_patch_interval_s=0.05,
+        rate_limit_backoff_s=0.05,
+    )
     await adapter.prepare()
     return adapter
 
@@ -96,7 +101,9 @@ async def say(adapter: FeishuAdapter, text: str, **kw: Any) -> str:
     return message_id
 
 
-def press_payload(button: dict[str, Any], *, card_id: str, operator: str = USER, chat_id: str = GROUP) -> bytes:
+def press_payload(
+    button: dict[str, Any], *, card_id: str, operator: str = USER, chat_id: str = GROUP
+) -> bytes:
     """The `card.action.trigger` callback Feishu sends for a press on `button` of card `card_id`."""
     data = json.loads((FIXTURES / "card_action.json").read_text(encoding="utf-8"))
     data["header"]["event_id"] = f"ev_{next(_ids)}"
@@ -107,8 +114,15 @@ def press_payload(button: dict[str, Any], *, card_id: str, operator: str = USER,
     return json.dumps(data, ensure_ascii=False).encode()
 
 
-async def press(adapter: FeishuAdapter, button: dict[str, Any], *, card_id: str, operator: str = USER,
-                wait: bool = True, jobs: bool = True) -> dict[str, Any]:
+async def press(
+    adapter: FeishuAdapter,
+    button: dict[str, Any],
+    *,
+    card_id: str,
+    operator: str = USER,
+    wait: bool = True,
+    jobs: bool = True,
+) -> dict[str, Any]:
     """Press a button as the long connection delivers it; returns the toast answered in the call.
     `wait`: until the press was handled (and, with `jobs`, every job has ended)."""
     result = await feed(adapter, press_payload(button, card_id=card_id, operator=operator))
@@ -119,20 +133,29 @@ async def press(adapter: FeishuAdapter, button: dict[str, Any], *, card_id: str,
 
 def writes(fake: FakeFeishu, card_id: str) -> list[dict[str, Any]]:
     """Every state card `card_id` was shown in, in order (the first send, then its patches)."""
-    return [c.content for c in fake.calls
-            if (c.kind in ("create", "reply") and c.sent_id == card_id)
-            or (c.kind == "patch" and c.body["message_id"] == card_id)]
+    return [
+        c.content
+        for c in fake.calls
+        if (c.kind in ("create", "reply") and c.sent_id == card_id)
+        or (c.kind == "patch" and c.body["message_id"] == card_id)
+    ]
 
 
 def first_card(fake: FakeFeishu, reply_to: str) -> str:
     """The id of the card the bot answered message `reply_to` with."""
-    return next(str(c.sent_id) for c in fake.of("reply")
-                if c.body["message_id"] == reply_to and c.body["msg_type"] == "interactive")
+    return next(
+        str(c.sent_id)
+        for c in fake.of("reply")
+        if c.body["message_id"] == reply_to and c.body["msg_type"] == "interactive"
+    )
 
 
 def texts(fake: FakeFeishu, since: int = 0) -> list[str]:
-    return [str(c.content["text"]) for c in fake.calls[since:]
-            if c.kind in ("create", "reply") and c.body["msg_type"] == "text"]
+    return [
+        str(c.content["text"])
+        for c in fake.calls[since:]
+        if c.kind in ("create", "reply") and c.body["msg_type"] == "text"
+    ]
 
 
 def actions_of(card: dict[str, Any]) -> list[str]:
@@ -197,7 +220,9 @@ async def test_a_finished_video_in_a_group_at_mentions_the_requester(
     assert labels[1].startswith(i18n.t("again.same_seed", "en", seed="").split("(")[0])
 
 
-async def test_a_finished_video_in_a_private_chat_mentions_nobody(adapter: FeishuAdapter, fake: FakeFeishu) -> None:
+async def test_a_finished_video_in_a_private_chat_mentions_nobody(
+    adapter: FeishuAdapter, fake: FakeFeishu
+) -> None:
     await feed(adapter, p2p_text("a puppy running on grass, 5 seconds"))
     await settle(adapter)
     link = fake.calls[-1]
@@ -213,7 +238,9 @@ async def test_confirm_button_starts_the_job_on_its_card_once(
     [waiting] = writes(fake, card_id)
     assert actions_of(waiting) == ["confirm", "decline"] and sandbox.ledger == []
     assert [b["text"]["content"] for b in buttons(waiting)] == [
-        i18n.t("confirm.button", "zh", credits=122), i18n.t("confirm.decline_button", "zh")]
+        i18n.t("confirm.button", "zh", credits=122),
+        i18n.t("confirm.decline_button", "zh"),
+    ]
     confirm = button(waiting, "confirm")
     toast = await press(asking, confirm, card_id=card_id)
     assert toast == {"type": "info", "content": i18n.t("feishu.toast_confirm", "zh")}
@@ -313,7 +340,9 @@ async def test_try_another_model_button_reruns_once_and_the_video_card_drops_its
     assert len(sandbox.ledger) == 2
 
 
-async def test_again_button_reruns_the_same_model(adapter: FeishuAdapter, fake: FakeFeishu, sandbox: Sandbox) -> None:
+async def test_again_button_reruns_the_same_model(
+    adapter: FeishuAdapter, fake: FakeFeishu, sandbox: Sandbox
+) -> None:
     message_id = await say(adapter, "a puppy running on grass, 5 seconds")
     card_id = first_card(fake, message_id)
     toast = await press(adapter, button(writes(fake, card_id)[-1], "again"), card_id=card_id)
@@ -355,8 +384,10 @@ async def test_failure_buttons_work_once(adapter: FeishuAdapter, fake: FakeFeish
     failure = writes(fake, card_id)[-1]
     assert actions_of(failure)[:2] == ["rerun", "rerun"] and sandbox.ledger == []
     first, second = button(failure, "rerun", 0), button(failure, "rerun", 1)
-    await asyncio.gather(press(adapter, first, card_id=card_id, wait=False),
-                         press(adapter, second, card_id=card_id, wait=False))  # a double press
+    await asyncio.gather(
+        press(adapter, first, card_id=card_id, wait=False),
+        press(adapter, second, card_id=card_id, wait=False),
+    )  # a double press
     await settle(adapter)
     assert len(sandbox.ledger) == 1
     assert actions_of(writes(fake, card_id)[-1]) == []
@@ -366,7 +397,9 @@ async def test_failure_buttons_work_once(adapter: FeishuAdapter, fake: FakeFeish
 async def test_presses_over_the_long_connection_are_answered_as_card_and_as_event_frames(
     fake: FakeFeishu, asking_core: BotCore, sandbox: Sandbox
 ) -> None:
-    adapter = FeishuAdapter(feishu_settings(), asking_core, domain_override=fake.url, min_patch_interval_s=0.05)
+    adapter = FeishuAdapter(
+        feishu_settings(), asking_core, domain_override=fake.url, min_patch_interval_s=0.05
+    )
     runner = asyncio.create_task(adapter.start())
     try:
         await fake.wait_connected()
@@ -381,10 +414,18 @@ async def test_presses_over_the_long_connection_are_answered_as_card_and_as_even
         assert answer["code"] == 200
         assert answer["data"]["toast"] == {"type": "warning", "content": i18n.t("chat.not_your_job", "zh")}
         # the older, flat card callback in a "card" frame
-        legacy = {"open_id": USER, "open_message_id": card_id, "open_chat_id": GROUP, "tenant_key": "t",
-                  "token": "c-1", "action": {"tag": "button", "value": decline["value"]}}
+        legacy = {
+            "open_id": USER,
+            "open_message_id": card_id,
+            "open_chat_id": GROUP,
+            "tenant_key": "t",
+            "token": "c-1",
+            "action": {"tag": "button", "value": decline["value"]},
+        }
         answer = await fake.push("card", legacy)
-        assert answer["code"] == 200 and answer["data"]["toast"]["content"] == i18n.t("feishu.toast_decline", "zh")
+        assert answer["code"] == 200 and answer["data"]["toast"]["content"] == i18n.t(
+            "feishu.toast_decline", "zh"
+        )
         await settle(adapter)
         assert texts(fake)[-1] == i18n.t("confirm.declined", "zh")
         # as an "event" frame: the same handler, the same once-only answer
@@ -400,26 +441,40 @@ async def test_presses_over_the_long_connection_are_answered_as_card_and_as_even
 def test_only_known_button_actions_are_offered() -> None:
     owner = feishu_cards.Owner("en", USER, "group")
     b = feishu_cards.action_button("x", feishu_cards.CANCEL, job_id="j", owner=owner)
-    assert b["value"] == {"action": "cancel", "job_id": "j", "model_id": "", "model_name": "", "lang": "en",
-                          "owner": USER, "chat_type": "group"}
+    assert b["value"] == {
+        "action": "cancel",
+        "job_id": "j",
+        "model_id": "",
+        "model_name": "",
+        "lang": "en",
+        "owner": USER,
+        "chat_type": "group",
+    }
     assert set(feishu_cards.USED_BY) == feishu_cards.ACTIONS
     # Again, Same seed and Try <model> share one use: a press on any drops all three
-    assert feishu_cards.USED_BY[feishu_cards.SAME_SEED] == feishu_cards.USED_BY[feishu_cards.AGAIN] == feishu_cards.RERUNS
+    assert (
+        feishu_cards.USED_BY[feishu_cards.SAME_SEED]
+        == feishu_cards.USED_BY[feishu_cards.AGAIN]
+        == feishu_cards.RERUNS
+    )
 
 
 def test_without_buttons_keeps_links_and_other_jobs_buttons() -> None:
     owner = feishu_cards.Owner("en", USER, "group")
-    card = feishu_cards.card("t", ["body"], actions=[
-        feishu_cards.link_button("open", "http://x"),
-        feishu_cards.action_button("again", feishu_cards.AGAIN, job_id="j1", owner=owner),
-        feishu_cards.action_button("again", feishu_cards.AGAIN, job_id="j2", owner=owner),
-    ])
+    card = feishu_cards.card(
+        "t",
+        ["body"],
+        actions=[
+            feishu_cards.link_button("open", "http://x"),
+            feishu_cards.action_button("again", feishu_cards.AGAIN, job_id="j1", owner=owner),
+            feishu_cards.action_button("again", feishu_cards.AGAIN, job_id="j2", owner=owner),
+        ],
+    )
     stripped = feishu_cards.without_buttons(card, "j1", feishu_cards.USED_BY[feishu_cards.AGAIN])
     assert stripped is not None
     assert [b.get("url") or b["value"]["job_id"] for b in buttons(stripped)] == ["http://x", "j2"]
     assert feishu_cards.without_buttons(stripped, "j1", feishu_cards.USED_BY[feishu_cards.AGAIN]) is None
     assert len(buttons(card)) == 3  # the original is left as it was
-
 
 
 def test_the_sdk_still_has_what_the_card_frame_fix_overrides() -> None:

@@ -62,7 +62,9 @@ async def test_the_long_connection_connects_serves_an_event_and_a_card_action_th
     assert adapter._ws_thread is not None and not adapter._ws_thread.is_alive()
 
 
-async def test_refused_credentials_end_start_and_a_later_start_connects(fake: FakeFeishu, core: ScriptedCore) -> None:
+async def test_refused_credentials_end_start_and_a_later_start_connects(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
     adapter = _adapter(fake, core)
     fake.refuse_app = True
     with pytest.raises(FeishuAuthError):

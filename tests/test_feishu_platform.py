@@ -77,7 +77,9 @@ async def test_uploads_and_media_follow_the_upload_rules(fake: FakeFeishu, stric
     # an mp4 upload is sent as media; as a "file" message it is refused
     assert await refused(strict_api.send(CHAT, "file", {"file_key": key})) == 230055
     assert await refused(strict_api.send(CHAT, "media", {"file_key": "file_v3_unknown"})) == 230001
-    assert await refused(strict_api.send(CHAT, "media", {"file_key": key, "image_key": "img_unknown"})) == 230001
+    assert (
+        await refused(strict_api.send(CHAT, "media", {"file_key": key, "image_key": "img_unknown"})) == 230001
+    )
     await strict_api.send(CHAT, "media", {"file_key": key})
     assert [m.msg_type for m in fake.sent()] == ["media"]
 
@@ -141,7 +143,9 @@ async def test_a_final_state_that_cannot_be_patched_is_sent_as_a_new_card(
     adapter = await make_adapter(fake, core)
     conv = adapter.conversation_for(ReplyTarget("feishu", CHAT, "ou_x", None, "en"))
     assert isinstance(conv, FeishuConversation)
-    await conv.notice(NoticeView("job1", "🎬", "🎬 Wan 2.6", "Wan 2.6", 25, 60, 120, cancel_label="❌ Cancel"))
+    await conv.notice(
+        NoticeView("job1", "🎬", "🎬 Wan 2.6", "Wan 2.6", 25, 60, 120, cancel_label="❌ Cancel")
+    )
     stale = conv.card.message_id
     assert stale is not None
     if lost == "recalled":
@@ -150,8 +154,9 @@ async def test_a_final_state_that_cannot_be_patched_is_sent_as_a_new_card(
         fake.age(stale, 15 * 86400)
     await conv.progress(ProgressView("job1", 40, 30, 60, "⏳ 40%"))  # lost, harmlessly
     await conv.card.flush()
-    await conv.failure(FailureView("job1", "❌ Failed", "❌ Failed\n• Reason: timeout", "timeout",
-                                   retry_label="🔁 Retry"))
+    await conv.failure(
+        FailureView("job1", "❌ Failed", "❌ Failed\n• Reason: timeout", "timeout", retry_label="🔁 Retry")
+    )
     new = [c for c in fake.of("create") if c.body["msg_type"] == "interactive" and c.sent_id != stale]
     assert len(new) == 1 and new[0].body["uuid"] == idempotency_key("job1", "card")
     assert "timeout" in card_text(new[0].content) and buttons(new[0].content)
@@ -167,15 +172,25 @@ async def test_a_delivery_repeated_after_a_restart_shows_one_video(
     adapter = await make_adapter(fake, core)
     reply_to = "om_group_text_0002" if chat == "group" else None  # in a group: replies to the request
     target = ReplyTarget("feishu", CHAT, "ou_x", reply_to, "en")
-    view = VideoView("job1", core.video_url, None, "✅ Video ready!", f"🔗 {core.video_url}", "Wan 2.6",
-                     duration_s=5.0, again_label="🔁 Again", requester="ou_x")
+    view = VideoView(
+        "job1",
+        core.video_url,
+        None,
+        "✅ Video ready!",
+        f"🔗 {core.video_url}",
+        "Wan 2.6",
+        duration_s=5.0,
+        again_label="🔁 Again",
+        requester="ou_x",
+    )
     first = adapter.conversation_for(target)
     await first.notice(NoticeView("job1", "🎬", "🎬 Wan 2.6", "Wan 2.6", 25, 60, 120))
     card_id = first.target_state["card_message_id"]  # type: ignore[attr-defined]
     await first.video(view)  # shown; then the bot is killed before "delivered" is saved
     # the restarted bot resumes the job with the state the core kept, and delivers it again
-    again = adapter.conversation_for(ReplyTarget("feishu", CHAT, "ou_x", reply_to, "en",
-                                                 {"card_message_id": card_id}))
+    again = adapter.conversation_for(
+        ReplyTarget("feishu", CHAT, "ou_x", reply_to, "en", {"card_message_id": card_id})
+    )
     await again.video(view)
     assert [m.msg_type for m in fake.sent()][-3:] == ["interactive", "media", "text"]
     assert len(fake.sent("media")) == 1 and len(fake.sent("text")) == 1
@@ -184,13 +199,17 @@ async def test_a_delivery_repeated_after_a_restart_shows_one_video(
     assert fake.rejected == []
 
 
-async def test_a_resumed_end_whose_card_is_gone_is_also_sent_once(fake: FakeFeishu, core: ScriptedCore) -> None:
+async def test_a_resumed_end_whose_card_is_gone_is_also_sent_once(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
     adapter = await make_adapter(fake, core)
     fake.plant_card("om_old", SHARED)
     fake.recall("om_old")
     failure = FailureView("job2", "❌ Failed", "❌ Failed", "timeout")
     for _ in range(2):  # delivered, killed, resumed, delivered again
-        conv = adapter.conversation_for(ReplyTarget("feishu", CHAT, "ou_x", None, "en", {"card_message_id": "om_old"}))
+        conv = adapter.conversation_for(
+            ReplyTarget("feishu", CHAT, "ou_x", None, "en", {"card_message_id": "om_old"})
+        )
         await conv.failure(failure)
     assert len(fake.sent("interactive")) == 2  # the planted card and one failure card
     assert [c.duplicate for c in fake.of("create")] == [False, True]

@@ -38,7 +38,12 @@ from bot.ima.types import CreditRule, TaskResult, TaskSpec
 from bot.sandbox import Sandbox, SandboxConfig
 
 SCALE = 0.002  # Wan 2.6's 60–120 s become 0.12–0.24 s
-IMAGES = {"text_to_video": 0, "image_to_video": 1, "first_last_frame_to_video": 2, "reference_image_to_video": 1}
+IMAGES = {
+    "text_to_video": 0,
+    "image_to_video": 1,
+    "first_last_frame_to_video": 2,
+    "reference_image_to_video": 1,
+}
 
 
 @pytest.fixture
@@ -49,8 +54,11 @@ async def sb(tmp_path: Path) -> AsyncIterator[Sandbox]:
 
 def client_for(sb: Sandbox, **kw: Any) -> ImaClient:
     options: dict[str, Any] = {
-        "base_url": sb.base_url, "api_key": sb.config.api_key, "upload_base_url": sb.base_url,
-        "upload_app_key": sb.config.upload_app_key, "timeout_s": 5.0,
+        "base_url": sb.base_url,
+        "api_key": sb.config.api_key,
+        "upload_base_url": sb.base_url,
+        "upload_app_key": sb.config.upload_app_key,
+        "timeout_s": 5.0,
     }
     options.update(kw)
     return ImaClient(**options)
@@ -83,8 +91,14 @@ def mp4_seconds(data: bytes) -> float:
         return float(container.duration / av.time_base)
 
 
-async def spec_for(client: ImaClient, category: str, model_id: str, prompt: str = "a cat surfing a wave",
-                   version: str | None = None, **params: Any) -> TaskSpec:
+async def spec_for(
+    client: ImaClient,
+    category: str,
+    model_id: str,
+    prompt: str = "a cat surfing a wave",
+    version: str | None = None,
+    **params: Any,
+) -> TaskSpec:
     product = await client.find_product(category, model_id, version)
     assert product is not None
     wanted = {**product.defaults(), **params}
@@ -95,8 +109,12 @@ async def spec_for(client: ImaClient, category: str, model_id: str, prompt: str 
 # -- end to end ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("category", "model_id"),
-    [("text_to_video", "wan2.6-t2v"), ("image_to_video", "wan2.6-i2v"),
-     ("first_last_frame_to_video", "kling-video-o1"), ("reference_image_to_video", "viduq2")],
+    [
+        ("text_to_video", "wan2.6-t2v"),
+        ("image_to_video", "wan2.6-i2v"),
+        ("first_last_frame_to_video", "kling-video-o1"),
+        ("reference_image_to_video", "viduq2"),
+    ],
 )
 async def test_each_category_goes_from_list_to_a_playable_mp4(
     sb: Sandbox, client: ImaClient, category: str, model_id: str
@@ -111,14 +129,22 @@ async def test_each_category_goes_from_list_to_a_playable_mp4(
     assert mp4_seconds(video) == pytest.approx(seconds, abs=0.5)
     assert result.duration_s == pytest.approx(seconds)
     [entry] = sb.ledger
-    assert (entry.task_id, entry.attribute_id, entry.credit) == (task_id, spec.rule.attribute_id, spec.rule.points)
+    assert (entry.task_id, entry.attribute_id, entry.credit) == (
+        task_id,
+        spec.rule.attribute_id,
+        spec.rule.points,
+    )
     assert list(entry.images) == list(spec.image_urls)
 
 
 async def test_products_flatten_every_leaf_of_each_category(client: ImaClient) -> None:
     counts = {c: len(await client.products(c)) for c in IMAGES}
-    assert counts == {"text_to_video": 14, "image_to_video": 14, "first_last_frame_to_video": 10,
-                      "reference_image_to_video": 9}
+    assert counts == {
+        "text_to_video": 14,
+        "image_to_video": 14,
+        "first_last_frame_to_video": 10,
+        "reference_image_to_video": 9,
+    }
 
 
 async def test_find_product_picks_a_pixverse_version_by_name(client: ImaClient) -> None:
@@ -301,9 +327,10 @@ async def test_categories_are_cached_separately(sb: Sandbox) -> None:
 async def test_the_cache_refetches_after_the_ttl(sb: Sandbox) -> None:
     now = [0.0]
     counter = Counter()
-    async with httpx.AsyncClient(event_hooks={"request": [counter]}) as http, client_for(
-        sb, http=http, product_ttl_s=600.0, clock=lambda: now[0]
-    ) as c:
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [counter]}) as http,
+        client_for(sb, http=http, product_ttl_s=600.0, clock=lambda: now[0]) as c,
+    ):
         await c.products("text_to_video")
         now[0] = 599.0
         await c.products("text_to_video")
@@ -320,9 +347,10 @@ async def test_the_cache_refetches_after_the_ttl(sb: Sandbox) -> None:
 async def test_an_expired_list_is_served_while_it_refreshes_but_not_forever(sb: Sandbox) -> None:
     now = [0.0]
     counter = Counter()
-    async with httpx.AsyncClient(event_hooks={"request": [counter]}) as http, client_for(
-        sb, http=http, product_ttl_s=600.0, clock=lambda: now[0]
-    ) as c:
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [counter]}) as http,
+        client_for(sb, http=http, product_ttl_s=600.0, clock=lambda: now[0]) as c,
+    ):
         first = await c.products("text_to_video")
         now[0] = 700.0
         assert await c.products("text_to_video") == first and counter.count() == 1  # no wait
@@ -332,15 +360,19 @@ async def test_an_expired_list_is_served_while_it_refreshes_but_not_forever(sb: 
 
 
 # -- secrets --------------------------------------------------------------------------------------
-async def test_the_key_stays_out_of_errors_reprs_and_logs(sb: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_key_stays_out_of_errors_reprs_and_logs(
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     key = sb.config.api_key
     texts: list[str] = []
     async with client_for(sb, upload_app_key="wrong") as c:
         texts += [repr(c), str(c)]
         sb.force_create_error(status=500)
-        for call in (c.upload_image(png("red"), "image/png"),
-                     c.create(await spec_for(c, "text_to_video", "wan2.6-t2v"))):
+        for call in (
+            c.upload_image(png("red"), "image/png"),
+            c.create(await spec_for(c, "text_to_video", "wan2.6-t2v")),
+        ):
             try:
                 await call
             except ImaError as e:
@@ -366,7 +398,9 @@ async def test_from_settings_reaches_the_api_and_the_upload_host(settings: Setti
 async def test_hundreds_of_concurrent_polls_keep_a_bounded_number_on_the_wire(tmp_path: Path) -> None:
     from bot.ima.client import MAX_IN_FLIGHT
 
-    async with Sandbox(SandboxConfig(port=0, time_scale=SCALE, latency_ms=20, media_dir=tmp_path / "m")) as slow:
+    async with Sandbox(
+        SandboxConfig(port=0, time_scale=SCALE, latency_ms=20, media_dir=tmp_path / "m")
+    ) as slow:
         in_flight = peak = 0
 
         async def sent(_: httpx.Request) -> None:

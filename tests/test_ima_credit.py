@@ -36,14 +36,41 @@ def wan() -> Product:
 
 def veo() -> Product:
     rules = (
-        CreditRule(901, 70, {"resolution": "720p", "duration": "4s", "compression_quality": "optimized",
-                             "generate_audio": False}),
-        CreditRule(902, 140, {"resolution": "720p", "duration": "8s", "compression_quality": "optimized",
-                              "generate_audio": False}),
-        CreditRule(903, 180, {"resolution": "720p", "duration": "8s", "compression_quality": "optimized",
-                              "generate_audio": True}),
-        CreditRule(904, 330, {"resolution": "4K", "duration": "4s", "compression_quality": "high",
-                              "generate_audio": True}),
+        CreditRule(
+            901,
+            70,
+            {
+                "resolution": "720p",
+                "duration": "4s",
+                "compression_quality": "optimized",
+                "generate_audio": False,
+            },
+        ),
+        CreditRule(
+            902,
+            140,
+            {
+                "resolution": "720p",
+                "duration": "8s",
+                "compression_quality": "optimized",
+                "generate_audio": False,
+            },
+        ),
+        CreditRule(
+            903,
+            180,
+            {
+                "resolution": "720p",
+                "duration": "8s",
+                "compression_quality": "optimized",
+                "generate_audio": True,
+            },
+        ),
+        CreditRule(
+            904,
+            330,
+            {"resolution": "4K", "duration": "4s", "compression_quality": "high", "generate_audio": True},
+        ),
     )
     return Product("text_to_video", "veo-31", "veo-3.1-generate-preview", "Google Veo 3.1", rules)
 
@@ -55,7 +82,10 @@ def pixverse(name: str = "Pixverse V5.5", form: tuple[FormField, ...] = ()) -> P
 
 # -- match_rule ---------------------------------------------------------------------------------
 def test_match_rule_picks_the_rule_whose_duration_and_resolution_match() -> None:
-    assert match_rule(wan(), {"duration": 10, "resolution": "1080P", "aspect_ratio": "9:16"}).attribute_id == 2060
+    assert (
+        match_rule(wan(), {"duration": 10, "resolution": "1080P", "aspect_ratio": "9:16"}).attribute_id
+        == 2060
+    )
 
 
 def test_match_rule_compares_case_and_type_insensitively() -> None:
@@ -63,7 +93,12 @@ def test_match_rule_compares_case_and_type_insensitively() -> None:
 
 
 def test_match_rule_distinguishes_veo_rules_by_quality_and_audio() -> None:
-    params = {"resolution": "720P", "duration": 8, "compression_quality": "optimized", "generate_audio": "true"}
+    params = {
+        "resolution": "720P",
+        "duration": 8,
+        "compression_quality": "optimized",
+        "generate_audio": "true",
+    }
     assert match_rule(veo(), params).attribute_id == 903
     assert match_rule(veo(), {**params, "generate_audio": False}).attribute_id == 902
 
@@ -145,7 +180,9 @@ def test_other_rule_returns_none_when_every_rule_was_tried() -> None:
 
 
 # -- pixverse -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("name", "model"), [("Pixverse V5.5", "v5.5"), ("Pixverse V4", "v4"), ("pixverse v5", "v5")])
+@pytest.mark.parametrize(
+    ("name", "model"), [("Pixverse V5.5", "v5.5"), ("Pixverse V4", "v4"), ("pixverse v5", "v5")]
+)
 def test_pixverse_model_is_taken_from_the_version_name(name: str, model: str) -> None:
     assert pixverse_model(pixverse(name)) == model
 
@@ -161,7 +198,9 @@ def test_pixverse_model_is_none_for_other_models() -> None:
 # -- build_parameters ---------------------------------------------------------------------------
 def test_build_parameters_layers_rule_then_defaults_then_request() -> None:
     rule = CreditRule(2060, 80, {"duration": 10, "resolution": "1080P", "extra": "from-rule"})
-    inner = build_parameters(wan(), rule, {"duration": 10, "resolution": "1080P", "aspect_ratio": "9:16"}, "p", [])
+    inner = build_parameters(
+        wan(), rule, {"duration": 10, "resolution": "1080P", "aspect_ratio": "9:16"}, "p", []
+    )
     assert inner["extra"] == "from-rule"
     assert inner["shot_type"] == "single"
     assert inner["aspect_ratio"] == "9:16"
@@ -181,7 +220,9 @@ def test_build_parameters_cast_mirrors_the_rule() -> None:
 
 
 def test_build_parameters_nests_prompt_images_and_n() -> None:
-    inner = build_parameters(wan(), wan().credit_rules[0], {"prompt": "ignored"}, "a dog", ["https://x/a.png"])
+    inner = build_parameters(
+        wan(), wan().credit_rules[0], {"prompt": "ignored"}, "a dog", ["https://x/a.png"]
+    )
     assert (inner["prompt"], inner["n"], inner["input_images"]) == ("a dog", 1, ["https://x/a.png"])
 
 
@@ -204,27 +245,35 @@ def test_build_parameters_skips_requested_none_values() -> None:
 def test_build_create_body_text_to_video_has_the_reference_shape() -> None:
     product = wan()
     rule = product.credit_rules[0]
-    body = build_create_body(TaskSpec("text_to_video", product, rule, "a puppy", {"duration": 5,
-                                                                                  "resolution": "720P"}))
+    body = build_create_body(
+        TaskSpec("text_to_video", product, rule, "a puppy", {"duration": 5, "resolution": "720P"})
+    )
     assert body == {
         "task_type": "text_to_video",
         "enable_multi_model": False,
         "src_img_url": [],
-        "parameters": [{
-            "attribute_id": 2057,
-            "model_id": "wan2.6-t2v",
-            "model_name": "Wan 2.6",
-            "model_version": "wan2.6-t2v",
-            "app": "ima",
-            "platform": "web",
-            "category": "text_to_video",
-            "credit": 25,
-            "parameters": {
-                "duration": 5, "resolution": "720P", "aspect_ratio": "16:9", "shot_type": "single",
-                "prompt": "a puppy", "n": 1, "input_images": [],
-                "cast": {"points": 25, "attribute_id": 2057},
-            },
-        }],
+        "parameters": [
+            {
+                "attribute_id": 2057,
+                "model_id": "wan2.6-t2v",
+                "model_name": "Wan 2.6",
+                "model_version": "wan2.6-t2v",
+                "app": "ima",
+                "platform": "web",
+                "category": "text_to_video",
+                "credit": 25,
+                "parameters": {
+                    "duration": 5,
+                    "resolution": "720P",
+                    "aspect_ratio": "16:9",
+                    "shot_type": "single",
+                    "prompt": "a puppy",
+                    "n": 1,
+                    "input_images": [],
+                    "cast": {"points": 25, "attribute_id": 2057},
+                },
+            }
+        ],
     }
 
 
@@ -239,7 +288,9 @@ def test_build_create_body_mirrors_images_in_input_images() -> None:
 
 def test_build_create_body_sends_first_and_last_frame_in_order() -> None:
     product = Product("first_last_frame_to_video", "k", "kling-video-o1", "Kling O1", wan().credit_rules)
-    spec = TaskSpec("first_last_frame_to_video", product, product.credit_rules[0], "go", {}, ("https://a", "https://b"))
+    spec = TaskSpec(
+        "first_last_frame_to_video", product, product.credit_rules[0], "go", {}, ("https://a", "https://b")
+    )
     assert build_create_body(spec)["src_img_url"] == ["https://a", "https://b"]
 
 

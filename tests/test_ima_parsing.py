@@ -16,15 +16,24 @@ from bot.ima.upload import file_type_for, new_nonce, sign, suffix_for
 
 
 def leaf(id_: str, model_id: str, name: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "3", "id": id_, "model_id": model_id, "name": name,
-            "credit_rules": [{"attribute_id": 1, "points": 5, "attributes": {"duration": 5}}], **extra}
+    return {
+        "type": "3",
+        "id": id_,
+        "model_id": model_id,
+        "name": name,
+        "credit_rules": [{"attribute_id": 1, "points": 5, "attributes": {"duration": 5}}],
+        **extra,
+    }
 
 
 # -- product tree -------------------------------------------------------------------------------
 def test_product_list_finds_leaves_at_any_depth() -> None:
     tree = [
         {"type": "2", "name": "Wan", "children": [leaf("a", "wan", "Wan 2.6")]},
-        {"type": "1", "children": [{"type": "2", "children": [{"type": "2", "children": [leaf("b", "k", "Kling")]}]}]},
+        {
+            "type": "1",
+            "children": [{"type": "2", "children": [{"type": "2", "children": [leaf("b", "k", "Kling")]}]}],
+        },
         leaf("c", "top", "Top level"),
     ]
     assert [p.id for p in parse_product_list(tree, "text_to_video")] == ["a", "b", "c"]
@@ -41,10 +50,19 @@ def test_product_list_accepts_data_as_an_object_with_a_list() -> None:
 
 
 def test_product_list_drops_rules_without_attribute_id() -> None:
-    node = leaf("a", "m", "M", credit_rules=[{"attribute_id": 0, "points": 1}, {"attribute_id": "12", "points": "30",
-                                                                              "attributes": {"mode": "pro"}}])
+    node = leaf(
+        "a",
+        "m",
+        "M",
+        credit_rules=[
+            {"attribute_id": 0, "points": 1},
+            {"attribute_id": "12", "points": "30", "attributes": {"mode": "pro"}},
+        ],
+    )
     [product] = parse_product_list([node], "t")
-    assert [(r.attribute_id, r.points, r.attributes) for r in product.credit_rules] == [(12, 30, {"mode": "pro"})]
+    assert [(r.attribute_id, r.points, r.attributes) for r in product.credit_rules] == [
+        (12, 30, {"mode": "pro"})
+    ]
 
 
 def test_product_list_skips_leaves_without_model_id() -> None:
@@ -64,12 +82,19 @@ def test_form_field_options_may_be_plain_values() -> None:
 
 def test_virtual_field_value_comes_from_its_mapping() -> None:
     raw = {
-        "field": "size", "value": "fallback", "is_ui_virtual": True,
+        "field": "size",
+        "value": "fallback",
+        "is_ui_virtual": True,
         "ui_params": [{"field": "resolution", "value": "1080P"}, {"field": "aspect_ratio", "value": "16:9"}],
-        "value_mapping": {"mapping_rules": [
-            {"source_values": {"resolution": "720P", "aspect_ratio": "16:9"}, "target_value": "1280*720"},
-            {"source_values": {"resolution": "1080p", "aspect_ratio": "16:9"}, "target_value": "1920*1080"},
-        ]},
+        "value_mapping": {
+            "mapping_rules": [
+                {"source_values": {"resolution": "720P", "aspect_ratio": "16:9"}, "target_value": "1280*720"},
+                {
+                    "source_values": {"resolution": "1080p", "aspect_ratio": "16:9"},
+                    "target_value": "1920*1080",
+                },
+            ]
+        },
     }
     field = parse_field(raw)
     assert field is not None
@@ -77,23 +102,42 @@ def test_virtual_field_value_comes_from_its_mapping() -> None:
 
 
 def test_virtual_field_without_a_matching_mapping_keeps_its_own_value() -> None:
-    raw = {"field": "size", "value": "fallback", "ui_params": [{"field": "resolution", "value": "4K"}],
-           "value_mapping": {"mapping_rules": [{"source_values": {"resolution": "720P"}, "target_value": "s"}]}}
+    raw = {
+        "field": "size",
+        "value": "fallback",
+        "ui_params": [{"field": "resolution", "value": "4K"}],
+        "value_mapping": {"mapping_rules": [{"source_values": {"resolution": "720P"}, "target_value": "s"}]},
+    }
     field = parse_field(raw)
     assert field is not None and field.value == "fallback"
 
 
 def test_product_defaults_come_from_form_config() -> None:
-    node = leaf("a", "m", "M", form_config=[{"field": "duration", "value": 5}, {"field": "seed", "value": None},
-                                            {"field": "aspect_ratio", "value": "16:9"}])
+    node = leaf(
+        "a",
+        "m",
+        "M",
+        form_config=[
+            {"field": "duration", "value": 5},
+            {"field": "seed", "value": None},
+            {"field": "aspect_ratio", "value": "16:9"},
+        ],
+    )
     [product] = parse_product_list([node], "t")
     assert product.defaults() == {"duration": 5, "aspect_ratio": "16:9"}
 
 
 # -- detail -------------------------------------------------------------------------------------
 def media(**kw: Any) -> dict[str, Any]:
-    return {"resource_status": 1, "status": "success", "url": "https://cdn/v.mp4", "cover": "https://cdn/c.jpg",
-            "duration_str": "5s", "format": "mp4", **kw}
+    return {
+        "resource_status": 1,
+        "status": "success",
+        "url": "https://cdn/v.mp4",
+        "cover": "https://cdn/c.jpg",
+        "duration_str": "5s",
+        "format": "mp4",
+        **kw,
+    }
 
 
 def test_detail_null_resource_status_is_running() -> None:
@@ -111,7 +155,11 @@ def test_detail_without_medias_is_running() -> None:
 def test_detail_done_when_every_media_is_ready_with_a_url() -> None:
     result = parse_detail("t", {"medias": [media(), media(url="https://cdn/2.mp4")]})
     assert (result.state, result.url, result.cover, result.duration_s) == (
-        "done", "https://cdn/v.mp4", "https://cdn/c.jpg", 5.0)
+        "done",
+        "https://cdn/v.mp4",
+        "https://cdn/c.jpg",
+        5.0,
+    )
 
 
 def test_detail_waits_while_one_media_is_still_processing() -> None:
@@ -124,7 +172,9 @@ def test_detail_keeps_polling_while_the_url_is_empty() -> None:
 
 
 def test_detail_accepts_the_watermark_url_when_allowed() -> None:
-    result = parse_detail("t", {"medias": [media(url=None, watermark_url="https://cdn/wm.mp4")]}, allow_watermark=True)
+    result = parse_detail(
+        "t", {"medias": [media(url=None, watermark_url="https://cdn/wm.mp4")]}, allow_watermark=True
+    )
     assert (result.state, result.url) == ("done", "https://cdn/wm.mp4")
 
 
@@ -143,8 +193,19 @@ def test_detail_task_level_failed_status_is_failed() -> None:
     assert parse_detail("t", {"status": "failed", "medias": [media(resource_status=0)]}).state == "failed"
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("5s", 5.0), ("10", 10.0), ("4.5s", 4.5), ("00:08", 8.0),
-                                                ("1:02:03", 3723.0), ("6秒", 6.0), ("", None), (None, None)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("5s", 5.0),
+        ("10", 10.0),
+        ("4.5s", 4.5),
+        ("00:08", 8.0),
+        ("1:02:03", 3723.0),
+        ("6秒", 6.0),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_duration_str_is_parsed_to_seconds(text: Any, seconds: float | None) -> None:
     assert parse_duration(text) == seconds
 
@@ -214,7 +275,14 @@ def test_upload_nonce_is_21_hex_characters() -> None:
     assert len(nonce) == 21 and all(c in "0123456789abcdef" for c in nonce)
 
 
-@pytest.mark.parametrize(("ct", "suffix", "ftype"), [("image/jpeg", "jpg", "picture"), ("image/png", "png", "picture"),
-                                                     ("image/webp", "webp", "picture"), ("video/mp4", "mp4", "video")])
+@pytest.mark.parametrize(
+    ("ct", "suffix", "ftype"),
+    [
+        ("image/jpeg", "jpg", "picture"),
+        ("image/png", "png", "picture"),
+        ("image/webp", "webp", "picture"),
+        ("video/mp4", "mp4", "video"),
+    ],
+)
 def test_upload_suffix_and_type_follow_the_content_type(ct: str, suffix: str, ftype: str) -> None:
     assert (suffix_for(ct), file_type_for(ct)) == (suffix, ftype)

@@ -78,7 +78,9 @@ async def test_create_malformed_success_answer_is_create_uncertain(client: ImaCl
 
 @respx.mock
 async def test_create_success_without_task_id_is_create_uncertain(client: ImaClient) -> None:
-    respx.post(f"{BASE}/open/v1/tasks/create").mock(return_value=httpx.Response(200, json={"code": 0, "data": {}}))
+    respx.post(f"{BASE}/open/v1/tasks/create").mock(
+        return_value=httpx.Response(200, json={"code": 0, "data": {}})
+    )
     with pytest.raises(CreateUncertain):
         await client.create(spec())
 
@@ -92,7 +94,9 @@ async def test_create_gateway_timeout_is_create_uncertain(client: ImaClient) -> 
 
 @respx.mock
 async def test_create_gateway_500_without_the_envelope_is_create_uncertain(client: ImaClient) -> None:
-    respx.post(f"{BASE}/open/v1/tasks/create").mock(return_value=httpx.Response(500, text="<html>oops</html>"))
+    respx.post(f"{BASE}/open/v1/tasks/create").mock(
+        return_value=httpx.Response(500, text="<html>oops</html>")
+    )
     with pytest.raises(CreateUncertain):
         await client.create(spec())
 
@@ -174,7 +178,9 @@ async def test_error_messages_echoing_the_key_are_masked(client: ImaClient) -> N
 async def test_the_key_never_reaches_logs_or_reprs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     respx.get(f"{UPLOAD}/api/rest/oss/getuploadtoken").mock(
-        return_value=httpx.Response(200, json={"code": 0, "data": {"ful": f"{UPLOAD}/put/1", "fdl": "https://cdn/1"}})
+        return_value=httpx.Response(
+            200, json={"code": 0, "data": {"ful": f"{UPLOAD}/put/1", "fdl": "https://cdn/1"}}
+        )
     )
     respx.put(f"{UPLOAD}/put/1").mock(return_value=httpx.Response(500))
     respx.post(f"{BASE}/open/v1/tasks/create").mock(side_effect=httpx.ReadTimeout("timed out"))
@@ -197,7 +203,9 @@ async def test_the_key_never_reaches_logs_or_reprs(caplog: pytest.LogCaptureFixt
 @respx.mock
 async def test_upload_sends_the_signed_token_request_then_puts_the_bytes() -> None:
     token = respx.get(f"{UPLOAD}/api/rest/oss/getuploadtoken").mock(
-        return_value=httpx.Response(200, json={"code": 0, "data": {"ful": f"{UPLOAD}/put/9", "fdl": "https://cdn/9.png"}})
+        return_value=httpx.Response(
+            200, json={"code": 0, "data": {"ful": f"{UPLOAD}/put/9", "fdl": "https://cdn/9.png"}}
+        )
     )
     put = respx.put(f"{UPLOAD}/put/9").mock(return_value=httpx.Response(200))
     async with ImaClient(base_url=BASE, api_key=KEY, upload_base_url=UPLOAD, upload_app_key="appkey") as c:
@@ -205,7 +213,12 @@ async def test_upload_sends_the_signed_token_request_then_puts_the_bytes() -> No
     assert url == "https://cdn/9.png"
     q = dict(token.calls.last.request.url.params)
     assert (q["appUid"], q["cmimToken"], q["appId"], q["appKey"]) == (KEY, KEY, "webAgent", "appkey")
-    assert (q["fService"], q["fType"], q["fSuffix"], q["fContentType"]) == ("privite", "picture", "png", "image/png")
+    assert (q["fService"], q["fType"], q["fSuffix"], q["fContentType"]) == (
+        "privite",
+        "picture",
+        "png",
+        "image/png",
+    )
     assert len(q["nonce"]) == 21 and q["sign"].isupper()
     sent = put.calls.last.request
     assert sent.content == b"\x89PNG" and sent.headers["content-type"] == "image/png"
@@ -214,10 +227,14 @@ async def test_upload_sends_the_signed_token_request_then_puts_the_bytes() -> No
 
 @respx.mock
 async def test_a_failed_product_fetch_is_not_cached(client: ImaClient) -> None:
-    route = respx.get(f"{BASE}/open/v1/product/list").mock(side_effect=[
-        httpx.Response(500, json={"code": 500, "message": "busy"}),
-        httpx.Response(200, json={"code": 0, "data": [{"type": "3", "id": "v", "model_id": "m", "name": "M"}]}),
-    ])
+    route = respx.get(f"{BASE}/open/v1/product/list").mock(
+        side_effect=[
+            httpx.Response(500, json={"code": 500, "message": "busy"}),
+            httpx.Response(
+                200, json={"code": 0, "data": [{"type": "3", "id": "v", "model_id": "m", "name": "M"}]}
+            ),
+        ]
+    )
     with pytest.raises(ServerError):
         await client.products("text_to_video")
     assert [p.id for p in await client.products("text_to_video")] == ["v"]
@@ -227,7 +244,9 @@ async def test_a_failed_product_fetch_is_not_cached(client: ImaClient) -> None:
 @respx.mock
 async def test_concurrent_callers_share_one_failing_fetch(client: ImaClient) -> None:
     route = respx.get(f"{BASE}/open/v1/product/list").mock(return_value=httpx.Response(503))
-    results = await asyncio.gather(*(client.products("text_to_video") for _ in range(10)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(client.products("text_to_video") for _ in range(10)), return_exceptions=True
+    )
     assert all(isinstance(r, ImaError) and r.kind == "model_unavailable" for r in results)
     assert route.call_count == 1
 
@@ -236,7 +255,9 @@ async def test_concurrent_callers_share_one_failing_fetch(client: ImaClient) -> 
 async def test_one_caller_giving_up_does_not_cancel_the_shared_fetch(client: ImaClient) -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0.05)
-        return httpx.Response(200, json={"code": 0, "data": [{"type": "3", "id": "v", "model_id": "m", "name": "M"}]})
+        return httpx.Response(
+            200, json={"code": 0, "data": [{"type": "3", "id": "v", "model_id": "m", "name": "M"}]}
+        )
 
     route = respx.get(f"{BASE}/open/v1/product/list").mock(side_effect=slow)
     impatient = asyncio.create_task(client.products("text_to_video"))

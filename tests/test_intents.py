@@ -14,11 +14,17 @@ from bot.sandbox import Sandbox
 from tests.conftest import RecordingConversation, close_core, make_settings, open_core
 
 
-def say(text: str, *, user: str = "u1", chat: str = "chat", event: str | None = None, mentioned: bool = True) -> Incoming:
-    return Incoming(platform="console", chat_id=chat, user_id=user, text=text, event_id=event, mentioned=mentioned)
+def say(
+    text: str, *, user: str = "u1", chat: str = "chat", event: str | None = None, mentioned: bool = True
+) -> Incoming:
+    return Incoming(
+        platform="console", chat_id=chat, user_id=user, text=text, event_id=event, mentioned=mentioned
+    )
 
 
-async def run(core: BotCore, text: str, conv: RecordingConversation | None = None, **kw: object) -> RecordingConversation:
+async def run(
+    core: BotCore, text: str, conv: RecordingConversation | None = None, **kw: object
+) -> RecordingConversation:
     conv = conv or RecordingConversation()
     job = await core.handle(say(text, **kw), conv)  # type: ignore[arg-type]
     if job is not None:
@@ -27,14 +33,35 @@ async def run(core: BotCore, text: str, conv: RecordingConversation | None = Non
 
 
 CHATTER = [
-    "help", "帮助", "/help", "有哪些模型?", "/models", "你好", "取消", "好的", "asdkjh qwe zzxq", "谢谢",
-    "thanks, looks great", "🙂", "jobs", "我的任务", "yes", "no", "不用了", "how are you?", "以后都用Runway",
-    "用Runway生成海浪", "生成一段视频", "我现在用的什么模型",
+    "help",
+    "帮助",
+    "/help",
+    "有哪些模型?",
+    "/models",
+    "你好",
+    "取消",
+    "好的",
+    "asdkjh qwe zzxq",
+    "谢谢",
+    "thanks, looks great",
+    "🙂",
+    "jobs",
+    "我的任务",
+    "yes",
+    "no",
+    "不用了",
+    "how are you?",
+    "以后都用Runway",
+    "用Runway生成海浪",
+    "生成一段视频",
+    "我现在用的什么模型",
 ]
 
 
 @pytest.mark.parametrize("text", CHATTER)
-async def test_chatter_and_commands_answer_in_words_and_spend_nothing(core: BotCore, sandbox: Sandbox, text: str) -> None:
+async def test_chatter_and_commands_answer_in_words_and_spend_nothing(
+    core: BotCore, sandbox: Sandbox, text: str
+) -> None:
     conv = await run(core, text)
     assert sandbox.ledger == []
     assert conv.kinds() == ["text"], conv.events
@@ -56,7 +83,9 @@ async def test_an_unknown_model_is_named_and_the_offered_ones_listed(core: BotCo
     assert "Runway" in text and "Wan 2.6" in text
 
 
-async def test_a_preference_alone_is_saved_and_confirmed_without_a_video(core: BotCore, sandbox: Sandbox) -> None:
+async def test_a_preference_alone_is_saved_and_confirmed_without_a_video(
+    core: BotCore, sandbox: Sandbox
+) -> None:
     conv = await run(core, "以后都用海螺")
     assert "Hailuo 2.3" in conv.texts()[0] and sandbox.ledger == []
     assert "Hailuo 2.3" in (await run(core, "我现在用的什么模型")).texts()[0]
@@ -68,7 +97,9 @@ async def test_group_chatter_without_a_mention_gets_no_answer(core: BotCore, san
         assert conv.events == [] and sandbox.ledger == []
 
 
-async def test_yes_after_a_failure_reruns_once_with_the_suggested_model(core: BotCore, sandbox: Sandbox) -> None:
+async def test_yes_after_a_failure_reruns_once_with_the_suggested_model(
+    core: BotCore, sandbox: Sandbox
+) -> None:
     first = await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
     failure = first.of("failure")[0]
     assert isinstance(failure, FailureView) and sandbox.ledger == []
@@ -99,10 +130,14 @@ async def test_a_failure_button_pressed_twice_starts_one_task(core: BotCore, san
     failure = first.of("failure")[0]
     assert isinstance(failure, FailureView)
     convs = [RecordingConversation(), RecordingConversation()]
-    jobs = await asyncio.gather(*(
-        core.rerun(failure.job_id, user_id="u1", model_id=failure.alternatives[0].model_id, conversation=c)
-        for c in convs
-    ))
+    jobs = await asyncio.gather(
+        *(
+            core.rerun(
+                failure.job_id, user_id="u1", model_id=failure.alternatives[0].model_id, conversation=c
+            )
+            for c in convs
+        )
+    )
     started = [j for j in jobs if j is not None]
     assert len(started) == 1
     await asyncio.wait_for(started[0].wait(), 60)
@@ -112,9 +147,12 @@ async def test_a_failure_button_pressed_twice_starts_one_task(core: BotCore, san
 
 async def test_a_burst_from_one_person_starts_at_most_their_limit(core: BotCore, sandbox: Sandbox) -> None:
     convs = [RecordingConversation() for _ in range(50)]
-    jobs = await asyncio.gather(*(
-        core.handle(say(f"a red fox running number {i}", event=f"e{i}"), c) for i, c in enumerate(convs)  # type: ignore[arg-type]
-    ))
+    jobs = await asyncio.gather(
+        *(
+            core.handle(say(f"a red fox running number {i}", event=f"e{i}"), c)
+            for i, c in enumerate(convs)  # type: ignore[arg-type]
+        )
+    )
     started = [j for j in jobs if j is not None]
     assert len(started) == core.settings.bot_max_jobs_per_user
     await asyncio.wait_for(asyncio.gather(*(j.wait() for j in started)), 60)
@@ -150,7 +188,9 @@ async def test_cancel_stops_a_running_job_and_says_it_may_be_charged(core: BotCo
     assert row is not None and row.status == "cancelled"
 
 
-async def test_a_prompt_longer_than_the_service_takes_is_refused_before_paying(core: BotCore, sandbox: Sandbox) -> None:
+async def test_a_prompt_longer_than_the_service_takes_is_refused_before_paying(
+    core: BotCore, sandbox: Sandbox
+) -> None:
     conv = await run(core, "a cat " * 1200)
     assert "5000" in conv.texts()[0] and sandbox.ledger == []
 
@@ -162,6 +202,7 @@ async def test_animate_without_a_picture_asks_for_it(core: BotCore, sandbox: San
 
 # -- the price question ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def asking_core(sandbox: Sandbox, tmp_path: Path) -> BotCore:
     core = await open_core(make_settings(sandbox, tmp_path / "ask.sqlite3", bot_confirm_above_credits=100))
@@ -169,7 +210,9 @@ async def asking_core(sandbox: Sandbox, tmp_path: Path) -> BotCore:
     await close_core(core)
 
 
-async def test_an_expensive_job_waits_for_a_yes_and_creates_nothing_before(asking_core: BotCore, sandbox: Sandbox) -> None:
+async def test_an_expensive_job_waits_for_a_yes_and_creates_nothing_before(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
     conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
     notice = conv.of("notice")[0]
     assert isinstance(notice, NoticeView) and notice.confirm_label and "122" in notice.text
@@ -183,9 +226,12 @@ async def test_the_confirm_button_works_once(asking_core: BotCore, sandbox: Sand
     conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
     notice = conv.of("notice")[0]
     assert isinstance(notice, NoticeView)
-    presses = await asyncio.gather(*(
-        asking_core.confirm(notice.job_id, user_id="u1", conversation=RecordingConversation()) for _ in range(3)
-    ))
+    presses = await asyncio.gather(
+        *(
+            asking_core.confirm(notice.job_id, user_id="u1", conversation=RecordingConversation())
+            for _ in range(3)
+        )
+    )
     started = [j for j in presses if j is not None]
     assert len(started) == 1
     await asyncio.wait_for(started[0].wait(), 60)

@@ -26,7 +26,8 @@ def _imports(path: Path, top_level_only: bool) -> list[str]:
 def test_the_core_never_imports_adapters_or_platform_sdks() -> None:
     offenders = [
         f"{path.relative_to(ROOT)}: {name}"
-        for path in (ROOT / "bot").rglob("*.py") if path.name != "__main__.py"
+        for path in (ROOT / "bot").rglob("*.py")
+        if path.name != "__main__.py"
         for name in _imports(path, top_level_only=False)
         if name.split(".")[0] in FORBIDDEN
     ]

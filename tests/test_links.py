@@ -102,7 +102,9 @@ async def pictures() -> AsyncIterator[Pictures]:
         return response
 
     async def declared(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "image/png", "Content-Length": str(50 * 1024 * 1024)})
+        response = web.StreamResponse(
+            headers={"Content-Type": "image/png", "Content-Length": str(50 * 1024 * 1024)}
+        )
         await response.prepare(request)
         await response.write(body)
         state.sent += len(body)
@@ -143,55 +145,142 @@ async def refused(url: str, rules: LinkRules | None = None, max_bytes: int = CAP
 
 
 # -- every spelling of a host, in one form --------------------------------------------------------
-@pytest.mark.parametrize("spelling", [
-    "127.0.0.1", "127.1", "127.0.1", "0177.0.0.1", "0177.1", "0x7f.0.0.1", "0x7F.0.0.1", "0x7f.1",
-    "2130706433", "0x7f000001", "017700000001", "0x7f.0x0.0x0.0x1", "00000177.0.0.01",
-    "%31%32%37.0.0.1", "%31%32%37%2e%30%2e%30%2e%31", "１２７．０．０．１", "１２７.０.０.１", "127。0。0。1",
-    "127.0.0.1.", "127.0.0.1..", "１２７.1.", "0x7f.1.",
-])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "127.0.0.1",
+        "127.1",
+        "127.0.1",
+        "0177.0.0.1",
+        "0177.1",
+        "0x7f.0.0.1",
+        "0x7F.0.0.1",
+        "0x7f.1",
+        "2130706433",
+        "0x7f000001",
+        "017700000001",
+        "0x7f.0x0.0x0.0x1",
+        "00000177.0.0.01",
+        "%31%32%37.0.0.1",
+        "%31%32%37%2e%30%2e%30%2e%31",
+        "１２７．０．０．１",
+        "１２７.０.０.１",
+        "127。0。0。1",
+        "127.0.0.1.",
+        "127.0.0.1..",
+        "１２７.1.",
+        "0x7f.1.",
+    ],
+)
 def test_every_spelling_of_loopback_is_one_address(spelling: str) -> None:
     assert canonical_host(spelling) == LOOPBACK
 
 
-@pytest.mark.parametrize("name, ascii_name", [
-    ("Example.COM.", "example.com"), ("bücher.example", "xn--bcher-kva.example"),
-    ("ｌｏｃａｌｔｅｓｔ．ｍｅ", "localtest.me"), ("%6c%6f%63%61%6c%74%65%73%74.me", "localtest.me"),
-    ("BÜCHER.example", "xn--bcher-kva.example"), ("cdn_1.example.com", "cdn_1.example.com"),
-])
+@pytest.mark.parametrize(
+    "name, ascii_name",
+    [
+        ("Example.COM.", "example.com"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("ｌｏｃａｌｔｅｓｔ．ｍｅ", "localtest.me"),
+        ("%6c%6f%63%61%6c%74%65%73%74.me", "localtest.me"),
+        ("BÜCHER.example", "xn--bcher-kva.example"),
+        ("cdn_1.example.com", "cdn_1.example.com"),
+    ],
+)
 def test_names_are_lower_case_ascii_idna(name: str, ascii_name: str) -> None:
     assert canonical_host(name) == ascii_name
 
 
-@pytest.mark.parametrize("host", [
-    "1.2.3.999", "256.0.0.1", "example.123", "0x7g.0.0.1", "1.2.3.4.5", "089.0.0.1", "%2531%2532%2537.0.0.1",
-    "exa mple.com", "a..b.com", "-bad-.com", "",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "1.2.3.999",
+        "256.0.0.1",
+        "example.123",
+        "0x7g.0.0.1",
+        "1.2.3.4.5",
+        "089.0.0.1",
+        "%2531%2532%2537.0.0.1",
+        "exa mple.com",
+        "a..b.com",
+        "-bad-.com",
+        "",
+    ],
+)
 def test_hosts_no_browser_would_take_are_refused(host: str) -> None:
     with pytest.raises(ValueError):
         canonical_host(host)
 
 
 # -- which addresses are public -------------------------------------------------------------------
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "127.255.255.254", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-    "100.64.0.1", "100.127.255.254", "0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.250", "240.0.0.1",
-    "255.255.255.255", "192.0.0.1", "192.0.2.1", "198.18.0.1", "198.51.100.1", "203.0.113.9", "192.88.99.1",
-    "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "fec0::1", "ff02::1", "ff0e::1", "2001:db8::1", "100::1",
-    "2001::1",  # Teredo
-    "::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",  # IPv4-mapped
-    "::127.0.0.1", "::10.0.0.1", "::8.8.8.8",  # IPv4-compatible (deprecated, reserved)
-    "2002:7f00:1::", "2002:a00:1::1", "2002:c0a8:101::",  # 6to4 of private addresses
-    "64:ff9b::127.0.0.1", "64:ff9b::a00:1", "64:ff9b::169.254.169.254",  # NAT64 of private addresses
-    "64:ff9b:1::8.8.8.8",  # NAT64 for local use
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.255.255.254",
+        "10.0.0.1",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "100.127.255.254",
+        "0.0.0.0",
+        "0.1.2.3",
+        "224.0.0.1",
+        "239.255.255.250",
+        "240.0.0.1",
+        "255.255.255.255",
+        "192.0.0.1",
+        "192.0.2.1",
+        "198.18.0.1",
+        "198.51.100.1",
+        "203.0.113.9",
+        "192.88.99.1",
+        "::",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "fec0::1",
+        "ff02::1",
+        "ff0e::1",
+        "2001:db8::1",
+        "100::1",
+        "2001::1",  # Teredo
+        "::ffff:127.0.0.1",
+        "::ffff:7f00:1",
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",  # IPv4-mapped
+        "::127.0.0.1",
+        "::10.0.0.1",
+        "::8.8.8.8",  # IPv4-compatible (deprecated, reserved)
+        "2002:7f00:1::",
+        "2002:a00:1::1",
+        "2002:c0a8:101::",  # 6to4 of private addresses
+        "64:ff9b::127.0.0.1",
+        "64:ff9b::a00:1",
+        "64:ff9b::169.254.169.254",  # NAT64 of private addresses
+        "64:ff9b:1::8.8.8.8",  # NAT64 for local use
+    ],
+)
 def test_private_and_special_addresses_are_not_public(address: str) -> None:
     assert not is_public(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", [
-    "8.8.8.8", "93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e",
-    "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",  # carrying a public IPv4 address
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "93.184.216.34",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "2a00:1450:4001:80b::200e",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",  # carrying a public IPv4 address
+    ],
+)
 def test_public_addresses_are_public(address: str) -> None:
     assert is_public(ipaddress.ip_address(address))
 
@@ -204,27 +293,49 @@ def test_allow_loopback_allows_loopback_and_nothing_else() -> None:
 
 
 # -- refused before any connection ----------------------------------------------------------------
-@pytest.mark.parametrize("host", [
-    "127.1", "0x7f.0.0.1", "0177.0.0.1", "%31%32%37.0.0.1", "１２７．０．０．１", "127.0.0.1.", "2130706433",
-    "[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::127.0.0.1]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]",
-    "10.0.0.8", "169.254.169.254", "100.64.1.1", "224.0.0.251", "0.0.0.0", "[fe80::1%25eth0]",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.1",
+        "0x7f.0.0.1",
+        "0177.0.0.1",
+        "%31%32%37.0.0.1",
+        "１２７．０．０．１",
+        "127.0.0.1.",
+        "2130706433",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[::127.0.0.1]",
+        "[2002:7f00:1::]",
+        "[64:ff9b::7f00:1]",
+        "10.0.0.8",
+        "169.254.169.254",
+        "100.64.1.1",
+        "224.0.0.251",
+        "0.0.0.0",
+        "[fe80::1%25eth0]",
+    ],
+)
 async def test_every_spelling_of_a_private_address_is_refused(host: str, pictures: Pictures) -> None:
     error = await refused(f"http://{host}:{pictures.port}/cat.png")
     assert error.kind == "link_private"
     assert pictures.requests == []
 
 
-@pytest.mark.parametrize("name, addresses", [
-    ("localtest.me", ["127.0.0.1"]),
-    ("a.127.0.0.1.nip.io", ["127.0.0.1"]),
-    ("127.0.0.1.nip.io", ["127.0.0.1"]),
-    ("10.0.0.1.nip.io", ["10.0.0.1"]),
-    ("metadata.example", ["169.254.169.254"]),
-    ("v6.example", ["::1"]),
-    ("mapped.example", ["::ffff:127.0.0.1"]),
-    ("both.example", ["93.184.216.34", "10.0.0.1"]),  # one private answer is enough to refuse
-])
+@pytest.mark.parametrize(
+    "name, addresses",
+    [
+        ("localtest.me", ["127.0.0.1"]),
+        ("a.127.0.0.1.nip.io", ["127.0.0.1"]),
+        ("127.0.0.1.nip.io", ["127.0.0.1"]),
+        ("10.0.0.1.nip.io", ["10.0.0.1"]),
+        ("metadata.example", ["169.254.169.254"]),
+        ("v6.example", ["::1"]),
+        ("mapped.example", ["::ffff:127.0.0.1"]),
+        ("both.example", ["93.184.216.34", "10.0.0.1"]),  # one private answer is enough to refuse
+    ],
+)
 async def test_names_that_resolve_to_private_addresses_are_refused(name: str, addresses: list[str]) -> None:
     resolver = Resolver({name: addresses})
     error = await refused(f"https://{name}/cat.png", LinkRules(resolver=resolver))
@@ -244,11 +355,21 @@ async def test_loopback_is_refused_by_default(pictures: Pictures) -> None:
     assert error.kind == "link_private" and pictures.requests == []
 
 
-@pytest.mark.parametrize("url", [
-    "file:///etc/passwd.png", "ftp://example.com/a.png", "gopher://example.com/a.png", "https://user:pw@example.com/a.png",
-    "https://user@example.com/a.png", "https:///a.png", "https://[::1/a.png", "https://1.2.3.999/a.png",
-    "https://example.com:99999/a.png", "javascript:alert(1)//a.png",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd.png",
+        "ftp://example.com/a.png",
+        "gopher://example.com/a.png",
+        "https://user:pw@example.com/a.png",
+        "https://user@example.com/a.png",
+        "https:///a.png",
+        "https://[::1/a.png",
+        "https://1.2.3.999/a.png",
+        "https://example.com:99999/a.png",
+        "javascript:alert(1)//a.png",
+    ],
+)
 async def test_links_that_are_not_http_are_refused(url: str) -> None:
     resolver = Resolver({})
     error = await refused(url, LinkRules(resolver=resolver))
@@ -261,7 +382,9 @@ async def test_an_unknown_name_is_unreachable() -> None:
 
 
 # -- fetched from the checked address only --------------------------------------------------------
-async def test_a_picture_is_fetched_from_the_checked_address_with_its_name_as_host(pictures: Pictures) -> None:
+async def test_a_picture_is_fetched_from_the_checked_address_with_its_name_as_host(
+    pictures: Pictures,
+) -> None:
     rules = loopback_rules()
     data = await fetch_picture(pictures.url("/cat.png", host="pictures.test"), CAP, rules=rules)
     assert data == png()
@@ -271,8 +394,12 @@ async def test_a_picture_is_fetched_from_the_checked_address_with_its_name_as_ho
 
 def test_the_request_goes_to_the_address_and_keeps_the_name() -> None:
     link = parse_link("https://Pictures.Example:8443/a%20b.png?w=1#frag")
-    assert link.pinned_url(ipaddress.ip_address("93.184.216.34")) == "https://93.184.216.34:8443/a%20b.png?w=1"
-    assert link.pinned_url(ipaddress.ip_address("2606:4700::1")) == "https://[2606:4700::1]:8443/a%20b.png?w=1"
+    assert (
+        link.pinned_url(ipaddress.ip_address("93.184.216.34")) == "https://93.184.216.34:8443/a%20b.png?w=1"
+    )
+    assert (
+        link.pinned_url(ipaddress.ip_address("2606:4700::1")) == "https://[2606:4700::1]:8443/a%20b.png?w=1"
+    )
     assert link.host_header() == "pictures.example:8443" and link.name == "pictures.example"
     assert parse_link("https://pictures.example/a.png").host_header() == "pictures.example"
     assert parse_link("http://[2606:4700::1]/a.png").host_header() == "[2606:4700::1]"
@@ -280,7 +407,12 @@ def test_the_request_goes_to_the_address_and_keeps_the_name() -> None:
 
 async def test_redirects_are_followed_up_to_three(pictures: Pictures) -> None:
     data = await fetch_picture(pictures.url("/hops/2", host="pictures.test"), CAP, rules=loopback_rules())
-    assert data == png() and [p for p, _ in pictures.requests] == ["/hops/2", "/hops/1", "/hops/0", "/cat.png"]
+    assert data == png() and [p for p, _ in pictures.requests] == [
+        "/hops/2",
+        "/hops/1",
+        "/hops/0",
+        "/cat.png",
+    ]
 
 
 async def test_a_fourth_redirect_is_refused(pictures: Pictures) -> None:
@@ -289,13 +421,20 @@ async def test_a_fourth_redirect_is_refused(pictures: Pictures) -> None:
     assert "/cat.png" not in [p for p, _ in pictures.requests]
 
 
-@pytest.mark.parametrize("where, kind", [
-    ("http://10.0.0.8/cat.png", "link_private"), ("http://169.254.169.254/latest/meta-data", "link_private"),
-    ("http://0xa.0.0.8/cat.png", "link_private"), ("http://%31%30.0.0.8/cat.png", "link_private"),
-    ("http://１０.0.0.8/cat.png", "link_private"), ("http://167772168/cat.png", "link_private"),
-    ("http://[::ffff:10.0.0.1]/cat.png", "link_private"), ("http://internal.example/cat.png", "link_private"),
-    ("file:///etc/passwd", "bad_url"),
-])
+@pytest.mark.parametrize(
+    "where, kind",
+    [
+        ("http://10.0.0.8/cat.png", "link_private"),
+        ("http://169.254.169.254/latest/meta-data", "link_private"),
+        ("http://0xa.0.0.8/cat.png", "link_private"),
+        ("http://%31%30.0.0.8/cat.png", "link_private"),
+        ("http://１０.0.0.8/cat.png", "link_private"),
+        ("http://167772168/cat.png", "link_private"),
+        ("http://[::ffff:10.0.0.1]/cat.png", "link_private"),
+        ("http://internal.example/cat.png", "link_private"),
+        ("file:///etc/passwd", "bad_url"),
+    ],
+)
 async def test_a_redirect_to_a_private_address_is_refused(pictures: Pictures, where: str, kind: str) -> None:
     # loopback is allowed for the picture server itself; nothing else private is
     rules = loopback_rules(**{"internal.example": ["192.168.0.10"]})
@@ -328,7 +467,9 @@ async def test_a_declared_length_over_the_cap_is_refused_before_reading(pictures
 
 async def test_a_picture_just_under_the_cap_is_read(pictures: Pictures) -> None:
     assert await fetch_picture(pictures.url("/cat.png"), len(png()), rules=loopback_rules()) == png()
-    assert (await refused(pictures.url("/cat.png"), loopback_rules(), max_bytes=len(png()) - 1)).kind == "link_too_large"
+    assert (
+        await refused(pictures.url("/cat.png"), loopback_rules(), max_bytes=len(png()) - 1)
+    ).kind == "link_too_large"
 
 
 async def test_an_error_status_is_said(pictures: Pictures) -> None:
@@ -348,14 +489,33 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
         pytest.skip("openssl is not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pictures.test",
-         "-addext", "subjectAltName=DNS:pictures.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=pictures.test",
+            "-addext",
+            "subjectAltName=DNS:pictures.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
 
-async def test_https_checks_the_certificate_against_the_name_not_the_address(certificate: tuple[Path, Path]) -> None:
+async def test_https_checks_the_certificate_against_the_name_not_the_address(
+    certificate: tuple[Path, Path],
+) -> None:
     cert, key = certificate
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
@@ -399,7 +559,9 @@ async def test_a_linked_page_that_is_not_a_picture_is_refused(pictures: Pictures
     assert e.value.kind == "not_image" and e.value.values["name"] == "page.png"
 
 
-async def test_the_default_rules_are_used_when_none_are_given(pictures: Pictures, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_default_rules_are_used_when_none_are_given(
+    pictures: Pictures, monkeypatch: pytest.MonkeyPatch
+) -> None:
     link = ImageInput(url=pictures.url("/cat.png"))
     with pytest.raises(ImageRejected) as e:
         await check_images((link,), CAP)
@@ -409,8 +571,19 @@ async def test_the_default_rules_are_used_when_none_are_given(pictures: Pictures
     assert checked.data == png()
 
 
-@pytest.mark.parametrize("kind", ["bad_url", "link_private", "link_unreachable", "link_status", "link_redirects",
-                                  "link_too_large", "not_image", "too_many_pixels"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "bad_url",
+        "link_private",
+        "link_unreachable",
+        "link_status",
+        "link_redirects",
+        "link_too_large",
+        "not_image",
+        "too_many_pixels",
+    ],
+)
 @pytest.mark.parametrize("language", ["en", "zh", "zh-Hant"])
 def test_every_refusal_has_words_in_every_language(kind: str, language: str) -> None:
     text = t(f"image.{kind}", language, name="cat.png", limit="10.0 MB", status=404)
@@ -424,8 +597,9 @@ async def test_a_picture_link_in_the_text_is_fetched_uploaded_and_animated(
     monkeypatch.setattr(links, "RULES", loopback_rules())
     link = pictures.url("/photos/cat.png", host="pictures.test")
     conv = RecordingConversation()
-    job = await core.handle(Incoming(platform="console", chat_id="chat", user_id="u1", text=f"把这张图动起来 {link}"),
-                            conv)  # type: ignore[arg-type]
+    job = await core.handle(
+        Incoming(platform="console", chat_id="chat", user_id="u1", text=f"把这张图动起来 {link}"), conv
+    )  # type: ignore[arg-type]
     assert job is not None, conv.events
     await asyncio.wait_for(job.wait(), 60)
     assert conv.kinds()[-1] == "video", conv.events
@@ -437,17 +611,30 @@ async def test_a_picture_link_in_the_text_is_fetched_uploaded_and_animated(
     assert [p for p, _ in pictures.requests] == ["/photos/cat.png"]
 
 
-@pytest.mark.parametrize("link", ["http://127.1/a.png", "https://0x7f.0.0.1/a.jpg", "https://0177.0.0.1/a.jpg",
-                                  "https://%31%32%37.0.0.1/a.png", "https://１２７．０．０．１/a.png",
-                                  "https://localtest.me/a.png", "https://app.127.0.0.1.nip.io/a.png"])
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://127.1/a.png",
+        "https://0x7f.0.0.1/a.jpg",
+        "https://0177.0.0.1/a.jpg",
+        "https://%31%32%37.0.0.1/a.png",
+        "https://１２７．０．０．１/a.png",
+        "https://localtest.me/a.png",
+        "https://app.127.0.0.1.nip.io/a.png",
+    ],
+)
 async def test_a_private_picture_link_is_refused_in_words_and_nothing_is_spent(
     core: BotCore, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, link: str
 ) -> None:
     # the names answer loopback, as they do on the internet (the test asks no real DNS)
-    monkeypatch.setattr(links, "RULES", LinkRules(resolver=Resolver({"localtest.me": ["127.0.0.1"],
-                                                                     "app.127.0.0.1.nip.io": ["127.0.0.1"]})))
+    monkeypatch.setattr(
+        links,
+        "RULES",
+        LinkRules(resolver=Resolver({"localtest.me": ["127.0.0.1"], "app.127.0.0.1.nip.io": ["127.0.0.1"]})),
+    )
     conv = RecordingConversation()
-    job = await core.handle(Incoming(platform="console", chat_id="chat", user_id="u1", text=f"animate this {link}"),
-                            conv)  # type: ignore[arg-type]
+    job = await core.handle(
+        Incoming(platform="console", chat_id="chat", user_id="u1", text=f"animate this {link}"), conv
+    )  # type: ignore[arg-type]
     assert job is None
     assert conv.texts() == [t("image.link_private", "en")] and sandbox.ledger == []

@@ -35,8 +35,10 @@ def isolated_logging() -> Iterator[None]:
     root = logging.getLogger()
     saved_root = (list(root.handlers), root.level)
     names = {*logs.LIBRARIES, "bot", "probe"}
-    saved = {n: (list(logging.getLogger(n).handlers), logging.getLogger(n).level, logging.getLogger(n).propagate)
-             for n in names}
+    saved = {
+        n: (list(logging.getLogger(n).handlers), logging.getLogger(n).level, logging.getLogger(n).propagate)
+        for n in names
+    }
     try:
         yield
     finally:
@@ -65,12 +67,22 @@ def configured(**values: object) -> io.StringIO:
 # -- libraries -------------------------------------------------------------------------------------
 def test_library_levels_default_to_warning_and_can_be_set_all_or_one() -> None:
     assert set(logs.library_levels("WARNING").values()) == {logging.WARNING}
-    assert {"aiosqlite", "httpcore", "httpx", "websockets", "discord", "Lark", "lark_oapi"} <= set(logs.LIBRARIES)
+    assert {"aiosqlite", "httpcore", "httpx", "websockets", "discord", "Lark", "lark_oapi"} <= set(
+        logs.LIBRARIES
+    )
     assert set(logs.library_levels("debug").values()) == {logging.DEBUG}
     some = logs.library_levels("aiosqlite=DEBUG, httpx=info")
-    assert (some["aiosqlite"], some["httpx"], some["discord"]) == (logging.DEBUG, logging.INFO, logging.WARNING)
+    assert (some["aiosqlite"], some["httpx"], some["discord"]) == (
+        logging.DEBUG,
+        logging.INFO,
+        logging.WARNING,
+    )
     mixed = logs.library_levels("INFO,websockets=ERROR,asyncio=DEBUG")
-    assert (mixed["httpcore"], mixed["websockets"], mixed["asyncio"]) == (logging.INFO, logging.ERROR, logging.DEBUG)
+    assert (mixed["httpcore"], mixed["websockets"], mixed["asyncio"]) == (
+        logging.INFO,
+        logging.ERROR,
+        logging.DEBUG,
+    )
     with pytest.raises(ValueError, match="unknown log level"):
         logs.library_levels("LOUD")
 
@@ -131,7 +143,9 @@ def test_secrets_are_masked_in_messages_arguments_and_tracebacks() -> None:
         log.info("key=%s", SECRET)
         log.info(f"inline {SECRET}")
         try:
-            raise RuntimeError(f"upload to https://up.example/?appKey={SECRET} failed; token discord-token-xyz")
+            raise RuntimeError(
+                f"upload to https://up.example/?appKey={SECRET} failed; token discord-token-xyz"
+            )
         except RuntimeError:
             log.exception("upload failed")
         log.warning("where am I", stack_info=True, extra={"detail": SECRET})
@@ -163,8 +177,9 @@ async def test_a_whole_conversation_at_debug_logs_no_prompt(sandbox: Sandbox, tm
         core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3"))
         try:
             conv = RecordingConversation()
-            job = await core.handle(Incoming(platform="console", chat_id="c", user_id="u", text=f"make a video of {prompt}"),
-                                    conv)  # type: ignore[arg-type]
+            job = await core.handle(
+                Incoming(platform="console", chat_id="c", user_id="u", text=f"make a video of {prompt}"), conv
+            )  # type: ignore[arg-type]
             assert job is not None
             await asyncio.wait_for(job.wait(), 60)
             assert conv.kinds()[-1] == "video"
@@ -183,7 +198,11 @@ def test_bot_log_dir_writes_a_daily_file(tmp_path: Path) -> None:
     with isolated_logging():
         configured(bot_log_dir=tmp_path / "logs", ima_api_key=SecretStr(SECRET))
         logging.getLogger("bot.probe").warning("into the file with %s", SECRET)
-        [handler] = [h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.TimedRotatingFileHandler)]
+        [handler] = [
+            h
+            for h in logging.getLogger().handlers
+            if isinstance(h, logging.handlers.TimedRotatingFileHandler)
+        ]
         handler.flush()
         assert handler.when == "MIDNIGHT" and handler.backupCount == 7
         text = (tmp_path / "logs" / "bot.log").read_text(encoding="utf-8")
@@ -233,12 +252,25 @@ def test_the_console_keeps_routine_lines_out_of_the_terminal_but_in_the_file(tmp
 def test_python_m_bot_at_debug_writes_the_day_file_without_prompts_or_sql(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
-    env.update(IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG="C.UTF-8",
-               PYTHONIOENCODING="utf-8", PYTHONPATH=str(root), BOT_LOG_LEVEL="DEBUG",
-               BOT_LOG_DIR=str(tmp_path / "logs"))
-    done = subprocess.run([sys.executable, "-m", "bot", "console"],
-                          input="make a 5 second video of a purple giraffe reading a newspaper\n",
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False)
+    env.update(
+        IMA_SANDBOX_TIME_SCALE="0.01",
+        BOT_DB_PATH=str(tmp_path / "bot.sqlite3"),
+        LANG="C.UTF-8",
+        PYTHONIOENCODING="utf-8",
+        PYTHONPATH=str(root),
+        BOT_LOG_LEVEL="DEBUG",
+        BOT_LOG_DIR=str(tmp_path / "logs"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input="make a 5 second video of a purple giraffe reading a newspaper\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "Video ready" in done.stdout
     day_file = (tmp_path / "logs" / "bot.log").read_text(encoding="utf-8")

@@ -37,8 +37,12 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def png_header(width: int, height: int) -> bytes:
     """A PNG that claims width x height: signature, IHDR, a tiny IDAT, IEND (a few dozen bytes)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def jpeg_claiming(width: int, height: int) -> bytes:
@@ -47,7 +51,7 @@ def jpeg_claiming(width: int, height: int) -> bytes:
     Image.new("RGB", (16, 16), (1, 2, 3)).save(buf, "JPEG")
     data = bytearray(buf.getvalue())
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -58,14 +62,25 @@ def real_png() -> bytes:
 
 
 # -- the pixel count, from the header ---------------------------------------------------------------
-@pytest.mark.parametrize("data", [
-    png_header(12000, 12000),  # 144 MP: Pillow itself only warns
-    png_header(40_001, 1000),
-    png_header(20000, 20000),  # 400 MP: Pillow's own guard speaks first
-    png_header(1, 2**31 - 1),
-    jpeg_claiming(12000, 12000),
-    jpeg_claiming(65000, 65000),
-], ids=["png-12000x12000", "png-40M+1000", "png-20000x20000", "png-1xhuge", "jpeg-12000x12000", "jpeg-65000x65000"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        png_header(12000, 12000),  # 144 MP: Pillow itself only warns
+        png_header(40_001, 1000),
+        png_header(20000, 20000),  # 400 MP: Pillow's own guard speaks first
+        png_header(1, 2**31 - 1),
+        jpeg_claiming(12000, 12000),
+        jpeg_claiming(65000, 65000),
+    ],
+    ids=[
+        "png-12000x12000",
+        "png-40M+1000",
+        "png-20000x20000",
+        "png-1xhuge",
+        "jpeg-12000x12000",
+        "jpeg-65000x65000",
+    ],
+)
 async def test_a_picture_claiming_too_many_pixels_is_refused_in_words(data: bytes) -> None:
     assert len(data) < 2000  # a few bytes on the wire, a bomb once decoded
     with pytest.raises(ImageRejected) as e:
@@ -102,8 +117,12 @@ async def test_a_picture_at_the_limit_passes_the_pixel_check() -> None:
 async def test_an_attached_bomb_is_refused_and_nothing_is_spent(core: BotCore, sandbox: Sandbox) -> None:
     conv = RecordingConversation()
     image = ImageInput(data=png_header(12000, 12000), filename="huge.png")
-    job = await core.handle(Incoming(platform="console", chat_id="chat", user_id="u1", text="animate this picture",
-                                     images=(image,)), conv)  # type: ignore[arg-type]
+    job = await core.handle(
+        Incoming(
+            platform="console", chat_id="chat", user_id="u1", text="animate this picture", images=(image,)
+        ),
+        conv,
+    )  # type: ignore[arg-type]
     assert job is None and sandbox.ledger == []
     assert conv.texts() == [t("image.too_many_pixels", "en", name="huge.png", limit=40)]
 
@@ -116,8 +135,13 @@ class _Core:
 
 def _adapter(max_bytes: int = 10 * MB) -> tuple[ConsoleAdapter, io.StringIO]:
     err = io.StringIO()
-    adapter = ConsoleAdapter(_Core(), stdin=io.StringIO(), stdout=io.StringIO(), stderr=err,  # type: ignore[arg-type]
-                             max_image_bytes=max_bytes)
+    adapter = ConsoleAdapter(
+        _Core(),
+        stdin=io.StringIO(),
+        stdout=io.StringIO(),
+        stderr=err,  # type: ignore[arg-type]
+        max_image_bytes=max_bytes,
+    )
     return adapter, err
 
 
@@ -127,7 +151,9 @@ def sparse(path: Path, size: int) -> Path:
     return path
 
 
-def test_an_oversized_file_is_refused_without_reading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_oversized_file_is_refused_without_reading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     big = sparse(tmp_path / "huge.png", 300 * MB)
     opened: list[str] = []
     real_open = Path.open
@@ -141,7 +167,9 @@ def test_an_oversized_file_is_refused_without_reading_it(tmp_path: Path, monkeyp
     adapter, err = _adapter()
     adapter._attach(str(big))
     assert adapter._pending == [] and opened == []
-    assert err.getvalue().strip() == t("console.image_too_large", "en", name="huge.png", size="300.0 MB", limit="10.0 MB")
+    assert err.getvalue().strip() == t(
+        "console.image_too_large", "en", name="huge.png", size="300.0 MB", limit="10.0 MB"
+    )
 
 
 def test_a_file_within_the_limit_is_attached(tmp_path: Path) -> None:
@@ -171,15 +199,30 @@ def test_an_unreadable_file_is_said(tmp_path: Path) -> None:
     secret.chmod(0)
     adapter, err = _adapter()
     adapter._attach(str(secret))
-    assert adapter._pending == [] and err.getvalue().strip() == t("console.image_unreadable", "en", path=str(secret))
+    assert adapter._pending == [] and err.getvalue().strip() == t(
+        "console.image_unreadable", "en", path=str(secret)
+    )
 
 
 def test_the_console_refuses_a_300_mb_file_in_words(tmp_path: Path) -> None:
     big = sparse(tmp_path / "huge.png", 300 * MB)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
-    env.update(IMA_SANDBOX_TIME_SCALE="0.01", BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG="C.UTF-8",
-               PYTHONIOENCODING="utf-8", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "bot", "console"], input=f"/image {big}\n", capture_output=True,
-                          text=True, cwd=tmp_path, env=env, timeout=120, check=False)
+    env.update(
+        IMA_SANDBOX_TIME_SCALE="0.01",
+        BOT_DB_PATH=str(tmp_path / "bot.sqlite3"),
+        LANG="C.UTF-8",
+        PYTHONIOENCODING="utf-8",
+        PYTHONPATH=str(ROOT),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input=f"/image {big}\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "huge.png is 300.0 MB, larger than 10.0 MB" in done.stderr

@@ -41,8 +41,11 @@ async def core_with_one_connection(settings: Settings) -> BotCore:
     """A core whose IMA client sends one request at a time, so a second create waits for the
     wire the way hundreds do behind the real limit (MAX_IN_FLIGHT) under load."""
     client = ImaClient(
-        base_url=settings.ima_base_url, api_key=settings.ima_api_key or "", upload_base_url=settings.ima_im_base_url,
-        upload_app_key=settings.ima_upload_app_key, max_in_flight=1,
+        base_url=settings.ima_base_url,
+        api_key=settings.ima_api_key or "",
+        upload_base_url=settings.ima_im_base_url,
+        upload_app_key=settings.ima_upload_app_key,
+        max_in_flight=1,
     )
     store = await Store.open(settings.bot_db_path)
     return BotCore(settings=settings, client=client, store=store, catalog=load_catalog())
@@ -55,7 +58,9 @@ async def until(condition: Callable[[], Awaitable[bool]]) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_a_job_whose_create_never_left_the_machine_resumes_and_delivers(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_a_job_whose_create_never_left_the_machine_resumes_and_delivers(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     settings = make_settings(sandbox, tmp_path / "b.sqlite3")
     first = await core_with_one_connection(settings)
     sandbox.force_create_hang(2)  # the first create holds the only connection
@@ -74,9 +79,12 @@ async def test_a_job_whose_create_never_left_the_machine_resumes_and_delivers(sa
     second = await open_core(settings)
     try:
         convs: dict[str, RecordingConversation] = {}
-        resumed = await second.resume(lambda target: convs.setdefault(target.user_id, RecordingConversation()))
-        statuses = dict(zip([r.job_id for r in resumed], await asyncio.gather(*(r.wait() for r in resumed)),
-                            strict=True))
+        resumed = await second.resume(
+            lambda target: convs.setdefault(target.user_id, RecordingConversation())
+        )
+        statuses = dict(
+            zip([r.job_id for r in resumed], await asyncio.gather(*(r.wait() for r in resumed)), strict=True)
+        )
         assert statuses == {a.job_id: "uncertain", b.job_id: "delivered"}
         assert convs["b"].kinds()[-1] == "video" and "failure" not in convs["b"].kinds()
         await asyncio.sleep(2)  # a's late answer is in; nothing else may have been created
@@ -85,11 +93,21 @@ async def test_a_job_whose_create_never_left_the_machine_resumes_and_delivers(sa
         await close_core(second)
 
 
-async def test_a_picture_job_resumes_from_the_pictures_kept_at_intake(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_a_picture_job_resumes_from_the_pictures_kept_at_intake(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     settings = make_settings(sandbox, tmp_path / "b.sqlite3")
     store = await Store.open(settings.bot_db_path)
-    job = Job(id="j-picture", platform="console", chat_id="c", user_id="u", language="en",
-              task_type="image_to_video", prompt="the fox turns its head", request={"text": "animate this"})
+    job = Job(
+        id="j-picture",
+        platform="console",
+        chat_id="c",
+        user_id="u",
+        language="en",
+        task_type="image_to_video",
+        prompt="the fox turns its head",
+        request={"text": "animate this"},
+    )
     assert await store.intake("console", ["ev-1"], job, [StoredImage("image/png", png())])
     await store.close()  # the bot died before the job's turn came
 
@@ -114,14 +132,18 @@ async def test_a_picture_job_waiting_for_a_slot_survives_a_restart(sandbox: Sand
     assert a is not None
     await until(lambda: _status_is(first, a.job_id, "running"))
     picture = ImageInput(data=png(), filename="fox.png", content_type="image/png")
-    b = await first.handle(say("animate this picture, the fox turns its head", "b", (picture,)), RecordingConversation())
+    b = await first.handle(
+        say("animate this picture, the fox turns its head", "b", (picture,)), RecordingConversation()
+    )
     assert b is not None
     await close_core(first)
 
     second = await open_core(make_settings(sandbox, tmp_path / "b.sqlite3"))
     try:
         conv = RecordingConversation()
-        resumed = {r.job_id: r for r in await second.resume(lambda target: conv if target.user_id == "b" else None)}
+        resumed = {
+            r.job_id: r for r in await second.resume(lambda target: conv if target.user_id == "b" else None)
+        }
         assert await resumed[b.job_id].wait() == "delivered", conv.events
         assert [e.task_type for e in sandbox.ledger] == ["text_to_video", "image_to_video"]
     finally:
@@ -167,8 +189,13 @@ def test_ctrl_c_in_the_console_stops_cleanly_and_leaves_the_job_resumable(tmp_pa
     # generation takes ~60-120 s here: Ctrl-C comes while the job is being generated
     env.update(IMA_SANDBOX_TIME_SCALE="1", BOT_DB_PATH=str(db), LANG="C.UTF-8", PYTHONIOENCODING="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "console"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
+        [sys.executable, "-m", "bot", "console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     try:
         assert proc.stdin is not None
@@ -204,8 +231,13 @@ def test_ctrl_c_at_the_prompt_ends_at_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
     env.update(BOT_DB_PATH=str(tmp_path / "bot.sqlite3"), LANG="C.UTF-8", PYTHONIOENCODING="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "console"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
+        [sys.executable, "-m", "bot", "console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     try:
         assert proc.stderr is not None

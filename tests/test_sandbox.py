@@ -30,8 +30,11 @@ def walk(nodes: list[dict[str, Any]], depth: int = 1) -> list[tuple[int, dict[st
 
 
 async def products(http: httpx.AsyncClient, sb: Sandbox, category: str) -> list[dict[str, Any]]:
-    r = await http.get(f"{sb.base_url}/open/v1/product/list", headers=HEADERS,
-                       params={"app": "ima", "platform": "web", "category": category})
+    r = await http.get(
+        f"{sb.base_url}/open/v1/product/list",
+        headers=HEADERS,
+        params={"app": "ima", "platform": "web", "category": category},
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["code"] == 0 and body["message"] == "success"
@@ -56,24 +59,41 @@ def rule_for(node: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     return rule
 
 
-def body(node: dict[str, Any], category: str, prompt: str = "a sunset over mountains",
-         images: list[str] | None = None, **params: Any) -> dict[str, Any]:
+def body(
+    node: dict[str, Any],
+    category: str,
+    prompt: str = "a sunset over mountains",
+    images: list[str] | None = None,
+    **params: Any,
+) -> dict[str, Any]:
     """A correct create body for `node` (defaults overridden by `params`)."""
     if images is None:
         images = {"text_to_video": [], "first_last_frame_to_video": [IMG, IMG]}.get(category, [IMG])
     inner = defaults(node) | params
     rule = rule_for(node, inner)
-    inner |= {"prompt": prompt, "n": 1, "input_images": list(images),
-              "cast": {"points": rule["points"], "attribute_id": rule["attribute_id"]}}
+    inner |= {
+        "prompt": prompt,
+        "n": 1,
+        "input_images": list(images),
+        "cast": {"points": rule["points"], "attribute_id": rule["attribute_id"]},
+    }
     return {
         "task_type": category,
         "enable_multi_model": False,
         "src_img_url": list(images),
-        "parameters": [{
-            "attribute_id": rule["attribute_id"], "model_id": node["model_id"], "model_name": node["name"],
-            "model_version": node["id"], "app": "ima", "platform": "web", "category": category,
-            "credit": rule["points"], "parameters": inner,
-        }],
+        "parameters": [
+            {
+                "attribute_id": rule["attribute_id"],
+                "model_id": node["model_id"],
+                "model_name": node["name"],
+                "model_version": node["id"],
+                "app": "ima",
+                "platform": "web",
+                "category": category,
+                "credit": rule["points"],
+                "parameters": inner,
+            }
+        ],
     }
 
 
@@ -114,8 +134,12 @@ def expect_error(r: httpx.Response, code: int, text: str = "", *, status: int = 
 
 
 # -- product list --------------------------------------------------------------------------------
-CATEGORY_SIZES = {"text_to_video": 14, "image_to_video": 14, "first_last_frame_to_video": 10,
-                  "reference_image_to_video": 9}
+CATEGORY_SIZES = {
+    "text_to_video": 14,
+    "image_to_video": 14,
+    "first_last_frame_to_video": 10,
+    "reference_image_to_video": 9,
+}
 
 
 @pytest.mark.parametrize(("category", "count"), CATEGORY_SIZES.items())
@@ -141,28 +165,49 @@ async def test_some_leaves_sit_one_level_deeper(sb: Sandbox, http: httpx.AsyncCl
 
 
 @pytest.mark.parametrize("category", CATEGORY_SIZES)
-async def test_every_leaf_defaults_match_exactly_one_rule(sb: Sandbox, http: httpx.AsyncClient, category: str) -> None:
+async def test_every_leaf_defaults_match_exactly_one_rule(
+    sb: Sandbox, http: httpx.AsyncClient, category: str
+) -> None:
     for n in await leaves(http, sb, category):
         assert len([r for r in n["credit_rules"] if matches(r, defaults(n))]) == 1, n["name"]
 
 
 async def test_attribute_ids_are_unique_across_the_catalog(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    ids = [r["attribute_id"] for c in CATEGORY_SIZES for n in await leaves(http, sb, c) for r in n["credit_rules"]]
+    ids = [
+        r["attribute_id"]
+        for c in CATEGORY_SIZES
+        for n in await leaves(http, sb, c)
+        for r in n["credit_rules"]
+    ]
     assert len(ids) == len(set(ids))
 
 
-async def test_wan_text_to_video_rules_are_the_known_attribute_ids(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_wan_text_to_video_rules_are_the_known_attribute_ids(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     wan = await leaf(http, sb, "text_to_video", "Wan 2.6")
-    got = {r["attribute_id"]: (r["points"], r["attributes"]["resolution"], int(r["attributes"]["duration"]))
-           for r in wan["credit_rules"]}
-    assert got == {2057: (25, "720P", 5), 2058: (40, "1080P", 5), 2059: (50, "720P", 10),
-                   2060: (80, "1080P", 10), 2061: (75, "720P", 15), 2062: (120, "1080P", 15)}
+    got = {
+        r["attribute_id"]: (r["points"], r["attributes"]["resolution"], int(r["attributes"]["duration"]))
+        for r in wan["credit_rules"]
+    }
+    assert got == {
+        2057: (25, "720P", 5),
+        2058: (40, "1080P", 5),
+        2059: (50, "720P", 10),
+        2060: (80, "1080P", 10),
+        2061: (75, "720P", 15),
+        2062: (120, "1080P", 15),
+    }
 
 
-async def test_kling_o1_text_to_video_rules_are_the_known_attribute_ids(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_kling_o1_text_to_video_rules_are_the_known_attribute_ids(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     kling = await leaf(http, sb, "text_to_video", "Kling O1")
-    got = {r["attribute_id"]: (r["points"], int(r["attributes"]["duration"]), r["attributes"]["mode"])
-           for r in kling["credit_rules"]}
+    got = {
+        r["attribute_id"]: (r["points"], int(r["attributes"]["duration"]), r["attributes"]["mode"])
+        for r in kling["credit_rules"]
+    }
     assert got == {2313: (48, 5, "std"), 2314: (60, 5, "pro"), 2315: (96, 10, "std"), 2316: (120, 10, "pro")}
 
 
@@ -172,14 +217,27 @@ async def test_veo_prices_resolution_duration_and_quality(sb: Sandbox, http: htt
     assert {a["resolution"] for a in attrs} == {"720P", "1080P", "4K"}
     assert {int(a["duration"]) for a in attrs} == {4, 8}
     assert {a["compression_quality"] for a in attrs} >= {"optimized", "high"}
-    assert min(r["points"] for r in veo["credit_rules"]) == 70 and max(r["points"] for r in veo["credit_rules"]) == 330
+    assert (
+        min(r["points"] for r in veo["credit_rules"]) == 70
+        and max(r["points"] for r in veo["credit_rules"]) == 330
+    )
 
 
 T2V_PRICES = {  # name: (lowest points, highest points or None for "N+")
-    "Wan 2.6": (25, 120), "Hailuo 2.3": (32, None), "Hailuo 2.0": (5, None), "Vidu Q2": (5, 70),
-    "SeeDance 1.5 Pro": (20, None), "Sora 2 Pro": (122, None), "Kling O1": (48, 120), "Kling 2.6": (80, None),
-    "Google Veo 3.1": (70, 330), "Pixverse V5.5": (30, None), "Pixverse V5": (25, None),
-    "Pixverse V4.5": (20, None), "Pixverse V4": (12, None), "Pixverse V3.5": (12, None),
+    "Wan 2.6": (25, 120),
+    "Hailuo 2.3": (32, None),
+    "Hailuo 2.0": (5, None),
+    "Vidu Q2": (5, 70),
+    "SeeDance 1.5 Pro": (20, None),
+    "Sora 2 Pro": (122, None),
+    "Kling O1": (48, 120),
+    "Kling 2.6": (80, None),
+    "Google Veo 3.1": (70, 330),
+    "Pixverse V5.5": (30, None),
+    "Pixverse V5": (25, None),
+    "Pixverse V4.5": (20, None),
+    "Pixverse V4": (12, None),
+    "Pixverse V3.5": (12, None),
 }
 
 
@@ -193,18 +251,27 @@ async def test_text_to_video_prices_follow_the_reference_ranges(
         assert max(points) == prices[1]
 
 
-async def test_hailuo_is_six_seconds_768p_and_vidu_q2_spans_540p_to_1080p(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_hailuo_is_six_seconds_768p_and_vidu_q2_spans_540p_to_1080p(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     hailuo = await leaf(http, sb, "text_to_video", "Hailuo 2.3")
-    assert {(int(r["attributes"]["duration"]), r["attributes"]["resolution"]) for r in hailuo["credit_rules"]} == {(6, "768P")}
+    assert {
+        (int(r["attributes"]["duration"]), r["attributes"]["resolution"]) for r in hailuo["credit_rules"]
+    } == {(6, "768P")}
     vidu = await leaf(http, sb, "text_to_video", "Vidu Q2")
     assert {r["attributes"]["resolution"] for r in vidu["credit_rules"]} == {"540P", "720P", "1080P"}
     assert {int(r["attributes"]["duration"]) for r in vidu["credit_rules"]} == {5, 10}
 
 
 @pytest.mark.parametrize("category", CATEGORY_SIZES)
-async def test_pixverse_v55_v5_v4_lack_the_model_field(sb: Sandbox, http: httpx.AsyncClient, category: str) -> None:
-    fields = {n["name"]: {f["field"] for f in n["form_config"]}
-              for n in await leaves(http, sb, category) if n["model_id"] == "pixverse"}
+async def test_pixverse_v55_v5_v4_lack_the_model_field(
+    sb: Sandbox, http: httpx.AsyncClient, category: str
+) -> None:
+    fields = {
+        n["name"]: {f["field"] for f in n["form_config"]}
+        for n in await leaves(http, sb, category)
+        if n["model_id"] == "pixverse"
+    }
     for name in ("Pixverse V5.5", "Pixverse V5", "Pixverse V4"):
         assert "model" not in fields[name]
     for name in ("Pixverse V4.5", "Pixverse V3.5"):
@@ -212,22 +279,31 @@ async def test_pixverse_v55_v5_v4_lack_the_model_field(sb: Sandbox, http: httpx.
 
 
 @pytest.mark.parametrize("category", CATEGORY_SIZES)
-async def test_every_leaf_is_known_to_the_bot_catalog(sb: Sandbox, http: httpx.AsyncClient, category: str) -> None:
+async def test_every_leaf_is_known_to_the_bot_catalog(
+    sb: Sandbox, http: httpx.AsyncClient, category: str
+) -> None:
     catalog = load_catalog()
     for n in await leaves(http, sb, category):
         assert catalog.by_id(n["model_id"], category, n["name"]) is not None, n["name"]
 
 
 async def test_an_unknown_category_is_a_bad_request(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    r = await http.get(f"{sb.base_url}/open/v1/product/list", headers=HEADERS,
-                       params={"app": "ima", "platform": "web", "category": "text_to_music"})
+    r = await http.get(
+        f"{sb.base_url}/open/v1/product/list",
+        headers=HEADERS,
+        params={"app": "ima", "platform": "web", "category": "text_to_music"},
+    )
     expect_error(r, 400, "unknown category")
 
 
 # -- auth ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer ima_wrong"}, {"Authorization": KEY}])
-async def test_a_missing_or_unknown_key_is_http_401(sb: Sandbox, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    r = await http.get(f"{sb.base_url}/open/v1/product/list", headers=headers, params={"category": "text_to_video"})
+async def test_a_missing_or_unknown_key_is_http_401(
+    sb: Sandbox, http: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    r = await http.get(
+        f"{sb.base_url}/open/v1/product/list", headers=headers, params={"category": "text_to_video"}
+    )
     expect_error(r, 401, "unauthorized", status=401)
     r = await http.post(f"{sb.base_url}/open/v1/tasks/create", headers=headers, json={})
     expect_error(r, 401, status=401)
@@ -235,15 +311,22 @@ async def test_a_missing_or_unknown_key_is_http_401(sb: Sandbox, http: httpx.Asy
 
 async def test_another_accepted_key_is_configurable(tmp_path: Path, http: httpx.AsyncClient) -> None:
     async with Sandbox(SandboxConfig(port=0, api_key="ima_other", media_dir=tmp_path)) as s:
-        r = await http.get(f"{s.base_url}/open/v1/product/list", headers=HEADERS, params={"category": "text_to_video"})
+        r = await http.get(
+            f"{s.base_url}/open/v1/product/list", headers=HEADERS, params={"category": "text_to_video"}
+        )
         assert r.status_code == 401
-        r = await http.get(f"{s.base_url}/open/v1/product/list", headers={"Authorization": "Bearer ima_other"},
-                           params={"category": "text_to_video"})
+        r = await http.get(
+            f"{s.base_url}/open/v1/product/list",
+            headers={"Authorization": "Bearer ima_other"},
+            params={"category": "text_to_video"},
+        )
         assert r.status_code == 200 and r.json()["code"] == 0
 
 
 # -- create: success, balance ---------------------------------------------------------------------
-async def test_a_valid_create_answers_an_id_and_charges_the_rule(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_a_valid_create_answers_an_id_and_charges_the_rule(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     wan = await leaf(http, sb, "text_to_video", "Wan 2.6")
     r = await create(http, sb, body(wan, "text_to_video", resolution="1080P", duration=10))
     assert r.status_code == 200 and r.json()["code"] == 0 and r.json()["message"] == "success"
@@ -327,7 +410,9 @@ async def test_pixverse_without_model_is_400017(sb: Sandbox, http: httpx.AsyncCl
     expect_error(await create(http, sb, b), 400017, "Invalid value for model")
 
 
-async def test_pixverse_with_the_model_inferred_from_its_name_is_accepted(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_pixverse_with_the_model_inferred_from_its_name_is_accepted(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     b = body(await leaf(http, sb, "image_to_video", "Pixverse V4"), "image_to_video", model="v4")
     assert (await create(http, sb, b)).json()["code"] == 0
 
@@ -356,14 +441,18 @@ async def test_a_missing_cast_is_400(sb: Sandbox, http: httpx.AsyncClient) -> No
     expect_error(await create(http, sb, b), 400, "cast")
 
 
-async def test_images_that_differ_between_src_img_url_and_input_images_are_400(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_images_that_differ_between_src_img_url_and_input_images_are_400(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     b = body(await leaf(http, sb, "image_to_video", "Wan 2.6"), "image_to_video")
     b["src_img_url"] = ["https://example.com/other.jpg"]
     expect_error(await create(http, sb, b), 400, "same images")
 
 
 @pytest.mark.parametrize("count", [1, 3])
-async def test_first_last_frame_needs_exactly_two_images(sb: Sandbox, http: httpx.AsyncClient, count: int) -> None:
+async def test_first_last_frame_needs_exactly_two_images(
+    sb: Sandbox, http: httpx.AsyncClient, count: int
+) -> None:
     node = await leaf(http, sb, "first_last_frame_to_video", "Kling O1")
     b = body(node, "first_last_frame_to_video", images=[IMG] * count)
     expect_error(await create(http, sb, b), 400, "exactly 2")
@@ -375,9 +464,12 @@ async def test_an_image_task_without_an_image_is_400(sb: Sandbox, http: httpx.As
     expect_error(await create(http, sb, b), 400, "image")
 
 
-@pytest.mark.parametrize(("field", "value"), [("model_id", "kling-o1"), ("model_version", "wan2.5"),
-                                              ("model_id", "wan2.6-i2v")])
-async def test_an_unknown_model_or_version_is_400(sb: Sandbox, http: httpx.AsyncClient, field: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value"), [("model_id", "kling-o1"), ("model_version", "wan2.5"), ("model_id", "wan2.6-i2v")]
+)
+async def test_an_unknown_model_or_version_is_400(
+    sb: Sandbox, http: httpx.AsyncClient, field: str, value: str
+) -> None:
     b = body(await leaf(http, sb, "text_to_video", "Wan 2.6"), "text_to_video")
     b["parameters"][0][field] = value
     expect_error(await create(http, sb, b), 400, "unknown model")
@@ -394,10 +486,19 @@ async def test_a_body_that_is_not_json_is_400(sb: Sandbox, http: httpx.AsyncClie
 
 
 # -- create: Sora moderation -------------------------------------------------------------------------
-@pytest.mark.parametrize("prompt", [
-    "A person walking on the beach", "a WOMAN dancing", "Mickey Mouse dancing", "two girls laughing",
-    "一个女人在海边跳舞", "米老鼠在跳舞", "明星走红毯", "一群人在街上",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "A person walking on the beach",
+        "a WOMAN dancing",
+        "Mickey Mouse dancing",
+        "two girls laughing",
+        "一个女人在海边跳舞",
+        "米老鼠在跳舞",
+        "明星走红毯",
+        "一群人在街上",
+    ],
+)
 async def test_sora_refuses_people_and_characters_with_a_content_policy_error(
     sb: Sandbox, http: httpx.AsyncClient, prompt: str
 ) -> None:
@@ -406,7 +507,9 @@ async def test_sora_refuses_people_and_characters_with_a_content_policy_error(
     assert sb.ledger == [] and sb.balance == 10000
 
 
-@pytest.mark.parametrize("prompt", ["A sunset over mountains", "a bird flying through clouds", "manta rays", "海浪拍打礁石"])
+@pytest.mark.parametrize(
+    "prompt", ["A sunset over mountains", "a bird flying through clouds", "manta rays", "海浪拍打礁石"]
+)
 async def test_sora_accepts_landscapes_and_animals(sb: Sandbox, http: httpx.AsyncClient, prompt: str) -> None:
     b = body(await leaf(http, sb, "text_to_video", "Sora 2 Pro"), "text_to_video", prompt=prompt)
     assert (await create(http, sb, b)).json()["code"] == 0

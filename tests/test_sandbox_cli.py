@@ -25,10 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_cli_serves_until_interrupted_and_writes_its_port(tmp_path: Path) -> None:
     port_file = tmp_path / "port"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = ("import sys; from bot.sandbox.cli import main; "
-            f"sys.exit(main(['--port', '0', '--port-file', {str(port_file)!r}, '--seed', '4']))")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = (
+        "import sys; from bot.sandbox.cli import main; "
+        f"sys.exit(main(['--port', '0', '--port-file', {str(port_file)!r}, '--seed', '4']))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -56,24 +64,45 @@ def test_the_cli_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("IMA_SANDBOX_TIME_SCALE", raising=False)
     args = build_parser().parse_args([])
     assert (args.host, args.port, args.api_key, args.balance, args.time_scale) == (
-        "127.0.0.1", 8765, "ima_sandbox_key", 10000, 1.0)
+        "127.0.0.1",
+        8765,
+        "ima_sandbox_key",
+        10000,
+        1.0,
+    )
 
 
-@pytest.mark.parametrize("argv", [["--fail-rate", "1.5"], ["--error-rate-429", "-0.1"], ["--time-scale", "0"]])
+@pytest.mark.parametrize(
+    "argv", [["--fail-rate", "1.5"], ["--error-rate-429", "-0.1"], ["--time-scale", "0"]]
+)
 def test_the_cli_refuses_out_of_range_options(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(argv)
 
 
-@pytest.mark.parametrize(("ratio", "size"), [("16:9", (320, 180)), ("9:16", (180, 320)), ("1:1", (240, 240)),
-                                             ("2:1", (320, 160)), ("nonsense", (320, 180))])
+@pytest.mark.parametrize(
+    ("ratio", "size"),
+    [
+        ("16:9", (320, 180)),
+        ("9:16", (180, 320)),
+        ("1:1", (240, 240)),
+        ("2:1", (320, 160)),
+        ("nonsense", (320, 180)),
+    ],
+)
 def test_frame_sizes_are_small_even_and_keep_the_ratio(ratio: str, size: tuple[int, int]) -> None:
     assert frame_size(ratio) == size
 
 
 def test_a_five_second_clip_renders_in_well_under_a_second(tmp_path: Path) -> None:
-    job = RenderJob(tmp_path / "v.mp4", tmp_path / "c.jpg", "一只小狗 a puppy runs across a meadow " * 5,
-                    "Wan 2.6", 5, "9:16")
+    job = RenderJob(
+        tmp_path / "v.mp4",
+        tmp_path / "c.jpg",
+        "一只小狗 a puppy runs across a meadow " * 5,
+        "Wan 2.6",
+        5,
+        "9:16",
+    )
     t0 = time.perf_counter()
     render(job)
     assert time.perf_counter() - t0 < 1.0

@@ -48,8 +48,9 @@ async def start(http: httpx.AsyncClient, sb: Sandbox, b: dict[str, Any]) -> str:
     return str(r.json()["data"]["id"])
 
 
-async def until_settled(http: httpx.AsyncClient, sb: Sandbox, task_id: str, limit: float = 20,
-                        every: float = 0.02) -> dict[str, Any]:
+async def until_settled(
+    http: httpx.AsyncClient, sb: Sandbox, task_id: str, limit: float = 20, every: float = 0.02
+) -> dict[str, Any]:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         data = await detail(http, sb, task_id)
@@ -63,8 +64,13 @@ def decode(data: bytes) -> tuple[float, int, int, str, str]:
     with av.open(io.BytesIO(data), mode="r") as c:
         s = c.streams.video[0]
         assert c.duration is not None
-        return c.duration / 1_000_000, s.codec_context.width, s.codec_context.height, s.codec_context.name, \
-            str(s.codec_context.pix_fmt)
+        return (
+            c.duration / 1_000_000,
+            s.codec_context.width,
+            s.codec_context.height,
+            s.codec_context.name,
+            str(s.codec_context.pix_fmt),
+        )
 
 
 # -- a task runs to a real video ------------------------------------------------------------------
@@ -85,11 +91,14 @@ async def test_a_text_to_video_task_ends_with_a_playable_mp4_of_the_asked_durati
     assert cover.format == "JPEG" and cover.size == (w, h)
 
 
-@pytest.mark.parametrize(("name", "params", "ratio", "seconds"), [
-    ("Google Veo 3.1", {"aspect_ratio": "9:16", "duration": 4}, 9 / 16, 4),
-    ("Wan 2.6", {"aspect_ratio": "1:1", "duration": 10}, 1.0, 10),
-    ("Hailuo 2.0", {"aspect_ratio": "4:3"}, 4 / 3, 6),
-])
+@pytest.mark.parametrize(
+    ("name", "params", "ratio", "seconds"),
+    [
+        ("Google Veo 3.1", {"aspect_ratio": "9:16", "duration": 4}, 9 / 16, 4),
+        ("Wan 2.6", {"aspect_ratio": "1:1", "duration": 10}, 1.0, 10),
+        ("Hailuo 2.0", {"aspect_ratio": "4:3"}, 4 / 3, 6),
+    ],
+)
 async def test_the_video_follows_the_requested_aspect_ratio_and_duration(
     sb: Sandbox, http: httpx.AsyncClient, name: str, params: dict[str, Any], ratio: float, seconds: int
 ) -> None:
@@ -101,16 +110,21 @@ async def test_the_video_follows_the_requested_aspect_ratio_and_duration(
     assert media["duration_str"] == f"{seconds}s"
 
 
-async def test_a_running_task_alternates_pending_and_processing(tmp_path: Path, http: httpx.AsyncClient) -> None:
+async def test_a_running_task_alternates_pending_and_processing(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
     async with Sandbox(SandboxConfig(port=0, time_scale=1.0, media_dir=tmp_path)) as s:
         task_id = await start(http, s, await wan_body(http, s))
-        seen = [(m["resource_status"], m["status"]) for m in
-                [(await detail(http, s, task_id))["medias"][0] for _ in range(4)]]
+        seen = [
+            (m["resource_status"], m["status"])
+            for m in [(await detail(http, s, task_id))["medias"][0] for _ in range(4)]
+        ]
     assert seen == [(None, "pending"), (0, "processing"), (None, "pending"), (0, "processing")]
 
 
-async def test_done_needs_the_file_as_well_as_the_time(sb: Sandbox, http: httpx.AsyncClient,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_done_needs_the_file_as_well_as_the_time(
+    sb: Sandbox, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gate = threading.Event()
     real = server_module.render
 
@@ -132,11 +146,17 @@ async def test_an_unknown_task_id_is_an_error(sb: Sandbox, http: httpx.AsyncClie
 
 
 # -- forced outcomes --------------------------------------------------------------------------------
-async def test_a_forced_task_failure_reports_status_2_with_the_message(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_a_forced_task_failure_reports_status_2_with_the_message(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     sb.force_task_failure(message="model exploded")
     data = await until_settled(http, sb, await start(http, sb, await wan_body(http, sb)))
     [media] = data["medias"]
-    assert media["resource_status"] == 2 and media["status"] == "failed" and media["error_msg"] == "model exploded"
+    assert (
+        media["resource_status"] == 2
+        and media["status"] == "failed"
+        and media["error_msg"] == "model exploded"
+    )
 
 
 async def test_a_forced_never_finishing_task_stays_processing(sb: Sandbox, http: httpx.AsyncClient) -> None:
@@ -147,7 +167,9 @@ async def test_a_forced_never_finishing_task_stays_processing(sb: Sandbox, http:
     assert (await detail(http, sb, stuck))["medias"][0]["resource_status"] in (None, 0)
 
 
-async def test_a_forced_http_500_charges_nothing_and_is_used_once(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_a_forced_http_500_charges_nothing_and_is_used_once(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     sb.force_create_error(status=500)
     b = await wan_body(http, sb)
     r = await create(http, sb, b)
@@ -160,7 +182,10 @@ async def test_a_forced_body_code_comes_with_http_200(sb: Sandbox, http: httpx.A
     sb.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
     r = await create(http, sb, await wan_body(http, sb))
     assert r.status_code == 200 and r.json() == {
-        "code": 6010, "message": "Attribute ID does not match the calculated rule", "data": None}
+        "code": 6010,
+        "message": "Attribute ID does not match the calculated rule",
+        "data": None,
+    }
 
 
 async def test_forced_outcomes_are_used_in_order(sb: Sandbox, http: httpx.AsyncClient) -> None:
@@ -172,7 +197,9 @@ async def test_forced_outcomes_are_used_in_order(sb: Sandbox, http: httpx.AsyncC
     assert got == [(500, 500), (429, 429), (200, 6006), (200, 0)]
 
 
-async def test_a_forced_task_outcome_waits_for_a_task_that_is_created(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_a_forced_task_outcome_waits_for_a_task_that_is_created(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     sb.force_task_failure(message="forced")
     bad = await wan_body(http, sb, duration=10)
     bad["parameters"][0]["credit"] = 1
@@ -181,7 +208,9 @@ async def test_a_forced_task_outcome_waits_for_a_task_that_is_created(sb: Sandbo
     assert data["medias"][0]["error_msg"] == "forced"
 
 
-async def test_a_hanging_create_still_creates_and_charges_the_task(sb: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_a_hanging_create_still_creates_and_charges_the_task(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
     sb.force_create_hang(2)
     with pytest.raises(httpx.ReadTimeout):
         await create(http, sb, await wan_body(http, sb), timeout=0.3)
@@ -207,13 +236,24 @@ async def test_stopping_releases_a_hanging_create(tmp_path: Path, http: httpx.As
 async def statuses(tmp_path: Path, http: httpx.AsyncClient, seed: int) -> list[int]:
     cfg = SandboxConfig(port=0, seed=seed, error_rate_429=0.3, error_rate_500=0.2, media_dir=tmp_path)
     async with Sandbox(cfg) as s:
-        return [(await http.get(f"{s.base_url}/open/v1/product/list", headers=HEADERS,
-                                params={"category": "text_to_video"})).status_code for _ in range(40)]
+        return [
+            (
+                await http.get(
+                    f"{s.base_url}/open/v1/product/list",
+                    headers=HEADERS,
+                    params={"category": "text_to_video"},
+                )
+            ).status_code
+            for _ in range(40)
+        ]
 
 
 async def test_injected_errors_repeat_with_the_seed(tmp_path: Path, http: httpx.AsyncClient) -> None:
-    first, again, other = (await statuses(tmp_path, http, 5), await statuses(tmp_path, http, 5),
-                           await statuses(tmp_path, http, 6))
+    first, again, other = (
+        await statuses(tmp_path, http, 5),
+        await statuses(tmp_path, http, 5),
+        await statuses(tmp_path, http, 6),
+    )
     assert first == again and first != other
     assert {200, 429, 500} == set(first)
 
@@ -234,7 +274,9 @@ async def test_random_task_failures_repeat_with_the_seed(tmp_path: Path, http: h
 async def test_latency_is_added_to_api_requests(tmp_path: Path, http: httpx.AsyncClient) -> None:
     async with Sandbox(SandboxConfig(port=0, latency_ms=150, media_dir=tmp_path)) as s:
         t0 = time.monotonic()
-        await http.get(f"{s.base_url}/open/v1/product/list", headers=HEADERS, params={"category": "text_to_video"})
+        await http.get(
+            f"{s.base_url}/open/v1/product/list", headers=HEADERS, params={"category": "text_to_video"}
+        )
         assert time.monotonic() - t0 >= 0.15
 
 
@@ -290,9 +332,19 @@ async def test_a_temporary_media_dir_is_removed_on_stop(http: httpx.AsyncClient)
 # -- upload ---------------------------------------------------------------------------------------------
 def token_query(**over: str) -> dict[str, str]:
     ts, nonce = str(int(time.time())), "0123456789abcdef01234"
-    q = {"appUid": KEY, "appId": "webAgent", "appKey": DEFAULT_UPLOAD_APP_KEY, "cmimToken": KEY,
-         "sign": sign("webAgent", DEFAULT_UPLOAD_APP_KEY, ts, nonce), "timestamp": ts, "nonce": nonce,
-         "fService": "privite", "fType": "picture", "fSuffix": "png", "fContentType": "image/png"}
+    q = {
+        "appUid": KEY,
+        "appId": "webAgent",
+        "appKey": DEFAULT_UPLOAD_APP_KEY,
+        "cmimToken": KEY,
+        "sign": sign("webAgent", DEFAULT_UPLOAD_APP_KEY, ts, nonce),
+        "timestamp": ts,
+        "nonce": nonce,
+        "fService": "privite",
+        "fType": "picture",
+        "fSuffix": "png",
+        "fContentType": "image/png",
+    }
     q.update(over)
     return q
 
@@ -310,13 +362,16 @@ async def test_an_upload_round_trip_serves_the_same_bytes(sb: Sandbox, http: htt
     assert again.status_code == 403  # presigned URLs are single-use
 
 
-@pytest.mark.parametrize(("over", "status", "code"), [
-    ({"sign": "0" * 40}, 200, 400),
-    ({"appKey": "someone_elses_key"}, 200, 400),
-    ({"appUid": "ima_wrong", "cmimToken": "ima_wrong"}, 401, 401),
-    ({"cmimToken": ""}, 401, 401),
-    ({"timestamp": "1000"}, 200, 400),
-])
+@pytest.mark.parametrize(
+    ("over", "status", "code"),
+    [
+        ({"sign": "0" * 40}, 200, 400),
+        ({"appKey": "someone_elses_key"}, 200, 400),
+        ({"appUid": "ima_wrong", "cmimToken": "ima_wrong"}, 401, 401),
+        ({"cmimToken": ""}, 401, 401),
+        ({"timestamp": "1000"}, 200, 400),
+    ],
+)
 async def test_a_bad_upload_token_request_is_refused(
     sb: Sandbox, http: httpx.AsyncClient, over: dict[str, str], status: int, code: int
 ) -> None:
@@ -329,12 +384,16 @@ async def test_a_bad_upload_token_request_is_refused(
 
 async def test_an_upload_over_the_cap_is_413(tmp_path: Path, http: httpx.AsyncClient) -> None:
     async with Sandbox(SandboxConfig(port=0, max_upload_bytes=1000, media_dir=tmp_path)) as s:
-        ful = (await http.get(f"{s.base_url}/api/rest/oss/getuploadtoken", params=token_query())).json()["data"]["ful"]
+        ful = (await http.get(f"{s.base_url}/api/rest/oss/getuploadtoken", params=token_query())).json()[
+            "data"
+        ]["ful"]
         r = await http.put(ful, content=b"x" * 1001, headers={"Content-Type": "image/png"})
         assert r.status_code == 413
 
 
 async def test_an_upload_with_another_content_type_is_403(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    ful = (await http.get(f"{sb.base_url}/api/rest/oss/getuploadtoken", params=token_query())).json()["data"]["ful"]
+    ful = (await http.get(f"{sb.base_url}/api/rest/oss/getuploadtoken", params=token_query())).json()["data"][
+        "ful"
+    ]
     r = await http.put(ful, content=b"data", headers={"Content-Type": "image/jpeg"})
     assert r.status_code == 403

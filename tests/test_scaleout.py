@@ -35,7 +35,9 @@ LEASE_S = 0.6
 async def open_process(settings: Settings, owner: str) -> BotCore:
     """One bot process: its own IMA client and its own connection pool to the shared database."""
     store = await Store.open(settings.db_url, lease_s=settings.bot_lease_s, owner=owner)
-    return BotCore(settings=settings, client=ImaClient.from_settings(settings), store=store, catalog=load_catalog())
+    return BotCore(
+        settings=settings, client=ImaClient.from_settings(settings), store=store, catalog=load_catalog()
+    )
 
 
 def kill(core: BotCore) -> None:
@@ -68,8 +70,10 @@ async def test_an_event_delivered_to_two_processes_is_one_job_paid_and_delivered
     a, b = await open_process(pg_settings, "a"), await open_process(pg_settings, "b")
     conv_a, conv_b = RecordingConversation(), RecordingConversation()
     try:
-        started = await asyncio.gather(a.handle(say("make a video of a fox in the snow"), conv_a),
-                                       b.handle(say("make a video of a fox in the snow"), conv_b))
+        started = await asyncio.gather(
+            a.handle(say("make a video of a fox in the snow"), conv_a),
+            b.handle(say("make a video of a fox in the snow"), conv_b),
+        )
         runs = [r for r in started if r is not None]
         assert len(runs) == 1
         assert await runs[0].wait() == "delivered"
@@ -114,7 +118,9 @@ async def test_a_killed_process_is_taken_over_within_the_lease_time_and_paid_onc
         await close_core(b)
 
 
-async def test_a_stopping_process_hands_its_jobs_over_at_once(sandbox: Sandbox, pg_settings: Settings) -> None:
+async def test_a_stopping_process_hands_its_jobs_over_at_once(
+    sandbox: Sandbox, pg_settings: Settings
+) -> None:
     slow = pg_settings.model_copy(update={"bot_lease_s": 30.0})
     a, b = await open_process(slow, "a"), await open_process(pg_settings, "b")
     conv_a, conv_b = RecordingConversation(), RecordingConversation()
@@ -139,13 +145,17 @@ async def test_a_stopping_process_hands_its_jobs_over_at_once(sandbox: Sandbox, 
         await close_core(b)
 
 
-async def test_one_persons_job_places_are_shared_by_every_process(sandbox: Sandbox, pg_settings: Settings) -> None:
+async def test_one_persons_job_places_are_shared_by_every_process(
+    sandbox: Sandbox, pg_settings: Settings
+) -> None:
     one = pg_settings.model_copy(update={"bot_max_jobs_per_user": 1})
     a, b = await open_process(one, "a"), await open_process(one, "b")
     conv_a, conv_b = RecordingConversation(), RecordingConversation()
     try:
-        started = await asyncio.gather(a.handle(say("make a video of a paper boat", event="e1"), conv_a),
-                                       b.handle(say("make a video of a hot air balloon", event="e2"), conv_b))
+        started = await asyncio.gather(
+            a.handle(say("make a video of a paper boat", event="e1"), conv_a),
+            b.handle(say("make a video of a hot air balloon", event="e2"), conv_b),
+        )
         assert len([r for r in started if r is not None]) == 1
         refusal = a.t("chat.too_many_jobs", "en", limit=1)
         assert (conv_a.texts() + conv_b.texts()).count(refusal) == 1, conv_a.texts() + conv_b.texts()
@@ -158,7 +168,10 @@ async def test_one_persons_job_places_are_shared_by_every_process(sandbox: Sandb
 
 # -- settings -------------------------------------------------------------------------------------------
 def test_the_database_is_chosen_by_url_and_the_path_still_works(tmp_path: Path) -> None:
-    assert Settings(_env_file=None, bot_db_path=tmp_path / "x.sqlite3").db_url == f"sqlite:///{tmp_path}/x.sqlite3"  # type: ignore[call-arg]
+    assert (
+        Settings(_env_file=None, bot_db_path=tmp_path / "x.sqlite3").db_url
+        == f"sqlite:///{tmp_path}/x.sqlite3"
+    )  # type: ignore[call-arg]
     url = "postgresql://bot:secret@127.0.0.1:5432/bot"
     assert Settings(_env_file=None, bot_db_url=url).db_url == url  # type: ignore[call-arg]
     assert Settings(_env_file=None, bot_db_url="").db_url == "sqlite:///data/bot.sqlite3"  # type: ignore[call-arg]
@@ -198,4 +211,3 @@ def test_discord_shards_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> No
         client(DISCORD_SHARD_IDS="1")
     with pytest.raises(ValueError, match="not below"):
         client(DISCORD_SHARD_COUNT="2", DISCORD_SHARD_IDS="0,2")
-

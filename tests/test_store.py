@@ -15,8 +15,16 @@ from bot.store.postgres import PG_MIGRATIONS
 
 
 def _job(job_id: str = "j1", user: str = "u1", chat: str = "c") -> Job:
-    return Job(id=job_id, platform="console", chat_id=chat, user_id=user, language="zh",
-               task_type="text_to_video", prompt="小狗", request={"duration": 5})
+    return Job(
+        id=job_id,
+        platform="console",
+        chat_id=chat,
+        user_id=user,
+        language="zh",
+        task_type="text_to_video",
+        prompt="小狗",
+        request={"duration": 5},
+    )
 
 
 @pytest.fixture
@@ -61,9 +69,11 @@ async def test_an_old_sqlite_file_is_migrated_forward(tmp_path: object) -> None:
     path = Path(str(tmp_path)) / "old.sqlite3"
     with sqlite3.connect(path) as conn:  # a file as version 3 left it
         conn.executescript(f"BEGIN; {''.join(MIGRATIONS[:3])}; PRAGMA user_version = 3; COMMIT;")
-        conn.execute("INSERT INTO jobs (id, platform, chat_id, user_id, language, status, task_type, prompt, request, "
-                     "created_at, updated_at) VALUES ('old', 'console', 'c', 'u', 'en', 'running', 'text_to_video', "
-                     "'p', '{}', 1, 1)")
+        conn.execute(
+            "INSERT INTO jobs (id, platform, chat_id, user_id, language, status, task_type, prompt, request, "
+            "created_at, updated_at) VALUES ('old', 'console', 'c', 'u', 'en', 'running', 'text_to_video', "
+            "'p', '{}', 1, 1)"
+        )
     store = await Store.open(f"sqlite:///{path}")
     assert await store.schema_version() == len(MIGRATIONS)
     assert [j.id for j in await store.claim_jobs()] == ["old"]
@@ -81,8 +91,15 @@ async def test_a_job_round_trips_with_its_json_fields(store: Store) -> None:
     job = _job()
     job.request = JobRequest(text="小狗 🐶", controls={"seed": 7})
     await store.add_job(job)
-    await store.save_job(job, status="running", task_ids=["t1"], params={"duration": 10}, credits=25,
-                         target_state={"card": "x"}, started_at=1234.5678)
+    await store.save_job(
+        job,
+        status="running",
+        task_ids=["t1"],
+        params={"duration": 10},
+        credits=25,
+        target_state={"card": "x"},
+        started_at=1234.5678,
+    )
     again = await store.get_job("j1")
     assert again is not None and again.status == "running" and again.task_ids == ["t1"]
     assert again.params == {"duration": 10} and again.request == job.request and again.credits == 25
@@ -104,7 +121,12 @@ async def test_unfinished_jobs_are_those_not_delivered_or_failed(store: Store) -
         job.created_at = 1000 + i
         await store.add_job(job)
         await store.save_job(job, status=status)
-    assert [j.status for j in await store.unfinished_jobs()] == ["accepted", "creating", "running", "delivering"]
+    assert [j.status for j in await store.unfinished_jobs()] == [
+        "accepted",
+        "creating",
+        "running",
+        "delivering",
+    ]
 
 
 async def test_a_finished_job_stays_finished(store: Store) -> None:
@@ -119,8 +141,9 @@ async def test_a_finished_job_stays_finished(store: Store) -> None:
 
 
 async def test_recent_and_active_jobs_are_one_persons(store: Store) -> None:
-    for i, (user, status) in enumerate([("a", "running"), ("a", "delivered"), ("b", "running"),
-                                        ("a", "awaiting_confirm")]):
+    for i, (user, status) in enumerate(
+        [("a", "running"), ("a", "delivered"), ("b", "running"), ("a", "awaiting_confirm")]
+    ):
         job = _job(f"j{i}", user=user)
         job.created_at = 1000 + i
         await store.add_job(job)
@@ -131,7 +154,10 @@ async def test_recent_and_active_jobs_are_one_persons(store: Store) -> None:
 
 
 async def test_pictures_are_kept_with_their_job_until_dropped(store: Store) -> None:
-    images = [StoredImage("image/png", b"\x89PNG\x00\xff"), StoredImage("image/jpeg", None, "https://x/y.jpg")]
+    images = [
+        StoredImage("image/png", b"\x89PNG\x00\xff"),
+        StoredImage("image/jpeg", None, "https://x/y.jpg"),
+    ]
     assert await store.intake("console", ["e1"], _job(), images)
     assert await store.job_images("j1") == images
     await store.drop_job_images("j1")
@@ -173,8 +199,13 @@ async def test_old_seen_events_are_pruned(store: Store) -> None:
 async def test_one_event_delivered_to_several_processes_is_taken_once(db_url: str) -> None:
     stores = [await Store.open(db_url) for _ in range(3 if _shared(db_url) else 1)]
     try:
-        taken = await asyncio.gather(*(s.intake("feishu", [f"ev{i}"], _job(f"j{i}-{n}"))
-                                       for i in range(20) for n, s in enumerate(stores)))
+        taken = await asyncio.gather(
+            *(
+                s.intake("feishu", [f"ev{i}"], _job(f"j{i}-{n}"))
+                for i in range(20)
+                for n, s in enumerate(stores)
+            )
+        )
         assert sum(taken) == 20
         assert len(await stores[0].unfinished_jobs()) == 20
     finally:
@@ -186,6 +217,7 @@ async def test_one_event_delivered_to_several_processes_is_taken_once(db_url: st
 async def test_job_places_are_counted_in_the_database_when_asked(db_url: str) -> None:
     stores = [await Store.open(db_url) for _ in range(2 if _shared(db_url) else 1)]
     try:
+
         async def take(i: int) -> bool:
             try:
                 return await stores[i % len(stores)].intake("console", [f"e{i}"], _job(f"j{i}"), max_active=3)
@@ -279,9 +311,12 @@ async def test_a_burst_across_processes_cannot_overspend(db_url: str) -> None:
     stores = [await Store.open(db_url) for _ in range(3 if _shared(db_url) else 1)]
     try:
         since = time.time() - 10
-        refusals = await asyncio.gather(*(stores[i % len(stores)].reserve_spend(_job(f"j{i}", chat=f"c{i % 2}"), 30,
-                                                                                 since, 100, 1000)
-                                          for i in range(12)))
+        refusals = await asyncio.gather(
+            *(
+                stores[i % len(stores)].reserve_spend(_job(f"j{i}", chat=f"c{i % 2}"), 30, since, 100, 1000)
+                for i in range(12)
+            )
+        )
         assert sum(r is None for r in refusals) == 3
         assert (await stores[0].usage("console", since, user_id="u1"))[0][1] == 90
     finally:

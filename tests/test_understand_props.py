@@ -15,9 +15,45 @@ from bot.understand.normalize import fold
 
 # Text mixing the words the parser looks for with anything at all.
 WORDS = st.sampled_from(
-    ["用", "可灵", "海螺2.3", "kling o1", "vidu q2 pro", "10秒", "十五秒", "1分钟", "半分钟", "4k", "1080p", "高清",
-     "16:9", "竖屏", "square", "首尾帧", "参考这张图", "把图动起来", "推荐一个", "以后都用", "用最便宜的", " ", ",",
-     "，", "the", "a", "video", "视频", "万", "pixverse v5", "5", ".", "-", "seconds", "minute", "ＫＬＩＮＧ", "豎屏"]
+    [
+        "用",
+        "可灵",
+        "海螺2.3",
+        "kling o1",
+        "vidu q2 pro",
+        "10秒",
+        "十五秒",
+        "1分钟",
+        "半分钟",
+        "4k",
+        "1080p",
+        "高清",
+        "16:9",
+        "竖屏",
+        "square",
+        "首尾帧",
+        "参考这张图",
+        "把图动起来",
+        "推荐一个",
+        "以后都用",
+        "用最便宜的",
+        " ",
+        ",",
+        "，",
+        "the",
+        "a",
+        "video",
+        "视频",
+        "万",
+        "pixverse v5",
+        "5",
+        ".",
+        "-",
+        "seconds",
+        "minute",
+        "ＫＬＩＮＧ",
+        "豎屏",
+    ]
 )
 MIXED = st.lists(st.one_of(WORDS, st.text(max_size=5)), max_size=60).map("".join)
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -53,7 +89,11 @@ def test_fold_keeps_length(text: str) -> None:
 def test_dispatch_scanner_equals_single_alternation(text: str) -> None:
     lx = load_lexicon()
     folded = fold(text)
-    full = [(m.lastgroup, m.start(), m.end()) for m in lx.scanner.full_pattern().finditer(folded) if m.end() > m.start()]
+    full = [
+        (m.lastgroup, m.start(), m.end())
+        for m in lx.scanner.full_pattern().finditer(folded)
+        if m.end() > m.start()
+    ]
     assert lx.scanner.scan(folded) == full
 
 

@@ -13,23 +13,42 @@ from bot.understand import parse
 
 # text -> the fields that must come out (prompt compared exactly)
 CASES: list[tuple[str, dict[str, Any]]] = [
-    ("别用sora,随便换个模型,做一段城市夜景延时摄影",
-     {"model_id": None, "excluded_models": ["sora-2-pro"], "prompt": "城市夜景延时摄影"}),
-    ("make a video: a dog on a skateboard (not sora please)",
-     {"model_id": None, "excluded_models": ["sora-2-pro"], "preference": None, "prompt": "a dog on a skateboard"}),
+    (
+        "别用sora,随便换个模型,做一段城市夜景延时摄影",
+        {"model_id": None, "excluded_models": ["sora-2-pro"], "prompt": "城市夜景延时摄影"},
+    ),
+    (
+        "make a video: a dog on a skateboard (not sora please)",
+        {
+            "model_id": None,
+            "excluded_models": ["sora-2-pro"],
+            "preference": None,
+            "prompt": "a dog on a skateboard",
+        },
+    ),
     ("這次用海螺2.3,但別記住,下次還是你推薦", {"model_id": "MiniMax-Hailuo-2.3", "preference": None}),
     ("这次用海螺2.3,但别记住,下次还是你推荐", {"model_id": "MiniMax-Hailuo-2.3", "preference": None}),
-    ("just this once use veo: a bird", {"model_id": "veo-3.1-generate-preview", "preference": None, "prompt": "a bird"}),
+    (
+        "just this once use veo: a bird",
+        {"model_id": "veo-3.1-generate-preview", "preference": None, "prompt": "a bird"},
+    ),
     ("小猫跳起来", {"prompt": "小猫跳起来"}),
     ('A man says "hello world"', {"prompt": 'A man says "hello world"'}),
-    ("a girl says 'I am 5 seconds late' in 4k",
-     {"duration": None, "resolution": "4K", "prompt": "a girl says 'I am 5 seconds late'"}),
-    ('a neon sign that says "NO SORA"', {"model_id": None, "preference": None, "prompt": 'a neon sign that says "NO SORA"'}),
+    (
+        "a girl says 'I am 5 seconds late' in 4k",
+        {"duration": None, "resolution": "4K", "prompt": "a girl says 'I am 5 seconds late'"},
+    ),
+    (
+        'a neon sign that says "NO SORA"',
+        {"model_id": None, "preference": None, "prompt": 'a neon sign that says "NO SORA"'},
+    ),
     ("两分半钟的纪录片", {"duration": 150, "prompt": "纪录片"}),
     ("不要竖屏,要横屏的赛车漂移", {"aspect_ratio": "16:9", "prompt": "赛车漂移"}),
     ("not vertical, a cat running", {"aspect_ratio": None, "prompt": "a cat running"}),
-    ("Use Hailuo 2.0 to make a square 1080p video of a cat",
-     {"model_id": "MiniMax-Hailuo-02", "aspect_ratio": "1:1", "resolution": "1080P", "prompt": "a cat"}),
+    (
+        "Use Hailuo 2.0 to make a square 1080p video of a cat",
+        {"model_id": "MiniMax-Hailuo-02", "aspect_ratio": "1:1", "resolution": "1080P", "prompt": "a cat"},
+    ),
     ("超清的海边日落", {"resolution": "1080P", "prompt": "海边日落"}),
     ("超高清的海边日落", {"resolution": "4K"}),
     ("直式影片,一隻貓", {"aspect_ratio": "9:16", "prompt": "一隻貓"}),
@@ -45,8 +64,14 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("时长:10秒,比例:竖屏,主题:海边日落", {"duration": 10, "aspect_ratio": "9:16", "prompt": "海边日落"}),
     ("anything but kling: a cat", {"excluded_models": ["kling-video-o1"], "prompt": "a cat"}),
     ("除了sora都行,一只猫", {"excluded_models": ["sora-2-pro"], "prompt": "一只猫"}),
-    ("avoid veo, make a bird flying", {"excluded_models": ["veo-3.1-generate-preview"], "prompt": "a bird flying"}),
-    ("don't use kling, a cat in the rain", {"excluded_models": ["kling-video-o1"], "prompt": "a cat in the rain"}),
+    (
+        "avoid veo, make a bird flying",
+        {"excluded_models": ["veo-3.1-generate-preview"], "prompt": "a bird flying"},
+    ),
+    (
+        "don't use kling, a cat in the rain",
+        {"excluded_models": ["kling-video-o1"], "prompt": "a cat in the rain"},
+    ),
     ("no people, an empty street", {"prompt": "no people, an empty street"}),
     ("非常漂亮的风景", {"prompt": "非常漂亮的风景"}),
     ("你好,帮我生成一只猫在跳舞", {"prompt": "一只猫在跳舞"}),
@@ -73,7 +98,9 @@ def test_an_unknown_model_ruled_out_is_not_reported_as_asked_for() -> None:
     assert parse("不要用Runway,生成海浪").unknown_model is None
 
 
-DESCRIPTIONS = st.sampled_from(["一只猫在跳舞", "a cat dancing in the rain", "海边日落", "a red fox in the snow"])
+DESCRIPTIONS = st.sampled_from(
+    ["一只猫在跳舞", "a cat dancing in the rain", "海边日落", "a red fox in the snow"]
+)
 QUOTED = st.sampled_from(['"use sora, 10秒, 竖屏"', "“用可灵 4K”", "「帮助 取消」", '"NO SORA"'])
 
 
@@ -84,14 +111,30 @@ def test_quoted_words_come_out_unchanged(description: str, quoted: str) -> None:
     assert r.model_id is None and r.duration is None and r.aspect_ratio is None and r.intent == "video"
 
 
-INSTRUCTIONS = st.sampled_from([
-    "用可灵", "10秒", "竖屏", "4K", "with Kling", "vertical", "ten seconds", "别用sora", "not sora", "这次用海螺",
-    "just this once", "1080p", "横屏", "use veo",
-])
+INSTRUCTIONS = st.sampled_from(
+    [
+        "用可灵",
+        "10秒",
+        "竖屏",
+        "4K",
+        "with Kling",
+        "vertical",
+        "ten seconds",
+        "别用sora",
+        "not sora",
+        "这次用海螺",
+        "just this once",
+        "1080p",
+        "横屏",
+        "use veo",
+    ]
+)
 
 
 @given(
-    description=DESCRIPTIONS, before=st.lists(INSTRUCTIONS, max_size=2), after=st.lists(INSTRUCTIONS, max_size=2),
+    description=DESCRIPTIONS,
+    before=st.lists(INSTRUCTIONS, max_size=2),
+    after=st.lists(INSTRUCTIONS, max_size=2),
     sep=st.sampled_from([", ", ",", "，", "; ", " "]),
 )
 def test_the_prompt_keeps_the_description_and_drops_the_instructions(
@@ -109,6 +152,8 @@ def test_any_unicode_parses(text: str, images: int) -> None:
     assert r.intent in ("video", "help", "models", "jobs", "cancel", "prefer", "confirm", "decline", "chat")
 
 
-@pytest.mark.parametrize("text", ["\ud800 a cat", "\x00\x00help", "\u202e一只猫\u202c", "一" * 310 + "秒", " " * 8000, "\n" * 8000])
+@pytest.mark.parametrize(
+    "text", ["\ud800 a cat", "\x00\x00help", "\u202e一只猫\u202c", "一" * 310 + "秒", " " * 8000, "\n" * 8000]
+)
 def test_hostile_strings_parse(text: str) -> None:
     parse(text)

@@ -31,7 +31,10 @@ def test_table_is_large_and_covers_every_task_type_and_both_preferences() -> Non
     expects = [c["expect"] for c in CASES]
     assert len(CASES) >= 150
     assert {e["task_type"] for e in expects} == {
-        "text_to_video", "image_to_video", "first_last_frame_to_video", "reference_image_to_video",
+        "text_to_video",
+        "image_to_video",
+        "first_last_frame_to_video",
+        "reference_image_to_video",
     }
     assert {e["preference"] for e in expects} == {"save", "clear", None}
     assert {e["resolution"] for e in expects} >= {"540P", "720P", "768P", "1080P", "4K"}
@@ -87,7 +90,9 @@ def test_model_after_a_measure_word_is_content() -> None:
         ("kling 2.1 master 一只猫", 0, "kling-2.1-master", None),  # known by name only
     ],
 )
-def test_model_for_a_task_it_does_not_do(text: str, images: int, model_key: str, model_id: str | None) -> None:
+def test_model_for_a_task_it_does_not_do(
+    text: str, images: int, model_key: str, model_id: str | None
+) -> None:
     r = parse(text, images=images)
     assert (r.model_key, r.model_id) == (model_key, model_id)
 

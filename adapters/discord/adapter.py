@@ -36,14 +36,21 @@ class ImaDiscordClient(discord.Client):
     """discord.Client that registers the commands and the restart-proof buttons at start."""
 
     def __init__(
-        self, handlers: Handlers, settings: Settings, *, intents: discord.Intents, ready: asyncio.Event | None = None,
-        sync_state: Path | None = None, **shards: Any,
+        self,
+        handlers: Handlers,
+        settings: Settings,
+        *,
+        intents: discord.Intents,
+        ready: asyncio.Event | None = None,
+        sync_state: Path | None = None,
+        **shards: Any,
     ) -> None:
         # user text can reach message content (a model name echoed back): never let it ping
         # @everyone, roles or users; replying to an @-mention still notifies its author
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
-        super().__init__(intents=intents, allowed_mentions=mentions, max_ratelimit_timeout=MAX_RATELIMIT_WAIT_S,
-                         **shards)
+        super().__init__(
+            intents=intents, allowed_mentions=mentions, max_ratelimit_timeout=MAX_RATELIMIT_WAIT_S, **shards
+        )
         self.handlers = handlers
         #: read by the buttons' callbacks (RerunButton, JobActionButton, SameSeedButton)
         self.button_handler = handlers
@@ -124,7 +131,10 @@ def client_class(settings: Settings) -> tuple[type[ImaDiscordClient], dict[str, 
         return ImaDiscordClient, {}
     if count == "auto":
         return ShardedImaDiscordClient, {}
-    return ShardedImaDiscordClient, {"shard_count": count, "shard_ids": list(settings.discord_shard_ids) or None}
+    return ShardedImaDiscordClient, {
+        "shard_count": count,
+        "shard_ids": list(settings.discord_shard_ids) or None,
+    }
 
 
 def intents(message_content: bool) -> discord.Intents:
@@ -139,8 +149,14 @@ class DiscordAdapter:
 
     platform = "discord"
 
-    def __init__(self, settings: Settings, core: Core, *, fetcher: VideoFetcher | None = None,
-                 sync_state: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        core: Core,
+        *,
+        fetcher: VideoFetcher | None = None,
+        sync_state: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.core = core
         self.fetcher = fetcher or VideoFetcher(timeout_s=options().pacing.video_fetch_timeout_s)
@@ -148,15 +164,23 @@ class DiscordAdapter:
         self.handlers = Handlers(core, settings, self.conversations)
         self._ready = asyncio.Event()  # shared by the client and its replacement, if any
         #: beside the database: the hash of the command tree last synced globally
-        self.sync_state = sync_state if sync_state is not None else settings.bot_db_path.parent / SYNC_STATE_FILE
+        self.sync_state = (
+            sync_state if sync_state is not None else settings.bot_db_path.parent / SYNC_STATE_FILE
+        )
         self._message_content = True
         self.client = self._client(message_content=True)
         self._stopping = False
 
     def _client(self, *, message_content: bool) -> ImaDiscordClient:
         cls, shards = client_class(self.settings)
-        return cls(self.handlers, self.settings, intents=intents(message_content), ready=self._ready,
-                   sync_state=self.sync_state, **shards)
+        return cls(
+            self.handlers,
+            self.settings,
+            intents=intents(message_content),
+            ready=self._ready,
+            sync_state=self.sync_state,
+            **shards,
+        )
 
     @property
     def connected(self) -> bool:
@@ -172,7 +196,10 @@ class DiscordAdapter:
             return
         missing = sdk.missing_features()
         if missing:
-            log.error("discord.py lacks what the adapter relies on (%s); see adapters/discord/sdk.py", ", ".join(missing))
+            log.error(
+                "discord.py lacks what the adapter relies on (%s); see adapters/discord/sdk.py",
+                ", ".join(missing),
+            )
         token = self.settings.discord_token.get_secret_value()
         if self.client.is_closed():  # an earlier attempt failed: a closed client cannot start again
             self.client = self._client(message_content=self._message_content)
@@ -186,9 +213,11 @@ class DiscordAdapter:
                 if self._stopping:
                     return
                 # messages that @-mention the bot carry their content even without the intent
-                log.warning("Discord: the Message Content intent is not enabled for this application; "
-                            "continuing without it (enable it in the developer portal, see the README, "
-                            "Discord section)")
+                log.warning(
+                    "Discord: the Message Content intent is not enabled for this application; "
+                    "continuing without it (enable it in the developer portal, see the README, "
+                    "Discord section)"
+                )
                 self._message_content = False
                 self.client = self._client(message_content=False)
                 await self.client.start(token)
@@ -210,5 +239,9 @@ class DiscordAdapter:
         or posts a new one in the job's channel."""
         channel = self.client.get_partial_messageable(int(target.chat_id))
         message_id = target.state.get("message_id")
-        message = channel.get_partial_message(int(message_id)) if message_id and message_id.isdigit() else None
-        return self.conversations.for_channel(channel, message, requester=target.user_id, language=target.language)
+        message = (
+            channel.get_partial_message(int(message_id)) if message_id and message_id.isdigit() else None
+        )
+        return self.conversations.for_channel(
+            channel, message, requester=target.user_id, language=target.language
+        )

@@ -30,8 +30,13 @@ class ButtonHandler(Protocol):
     """What a press calls (`Handlers`), found on the client as `button_handler`."""
 
     async def rerun(
-        self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None, requester: str | None = None,
-        *, same_seed: bool = False,
+        self,
+        interaction: discord.Interaction[Any],
+        job_id: str,
+        model_id: str | None,
+        requester: str | None = None,
+        *,
+        same_seed: bool = False,
     ) -> None: ...
 
     async def job_action(
@@ -68,7 +73,7 @@ def _requester(requester: str | None) -> str | None:
 
 
 class RerunButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
-    """"Retry" / "Again" (no model: the same one) or "switch to model X" for a finished job."""
+    """ "Retry" / "Again" (no model: the same one) or "switch to model X" for a finished job."""
 
     def __init__(
         self, job_id: str, model_id: str | None, button: discord.ui.Button[Any], requester: str | None = None
@@ -85,7 +90,13 @@ class RerunButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPL
 
     @classmethod
     def make(
-        cls, job_id: str, model_id: str | None, label: str, *, primary: bool = False, requester: str | None = None
+        cls,
+        job_id: str,
+        model_id: str | None,
+        label: str,
+        *,
+        primary: bool = False,
+        requester: str | None = None,
     ) -> RerunButton:
         """The button; the requester is left out of the custom_id when it would not fit."""
         user = _requester(requester)
@@ -121,7 +132,9 @@ _ACTION_STYLES = {
 class JobActionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ACTION_TEMPLATE):
     """Confirm or No thanks on a job waiting for its requester's OK; ❌ Cancel while it runs."""
 
-    def __init__(self, action: str, job_id: str, button: discord.ui.Button[Any], requester: str | None = None) -> None:
+    def __init__(
+        self, action: str, job_id: str, button: discord.ui.Button[Any], requester: str | None = None
+    ) -> None:
         super().__init__(button)
         self.action = action
         self.job_id = job_id
@@ -156,7 +169,7 @@ class JobActionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=A
 
 
 class SameSeedButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=SEED_TEMPLATE):
-    """"Same seed" on a finished video: the job again with its model and the seed its task ran with."""
+    """ "Same seed" on a finished video: the job again with its model and the seed its task ran with."""
 
     def __init__(self, job_id: str, button: discord.ui.Button[Any], requester: str | None = None) -> None:
         super().__init__(button)

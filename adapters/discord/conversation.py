@@ -175,8 +175,9 @@ class DiscordConversation:
 
     async def video(self, view: VideoView) -> None:
         data = await self.fetcher.fetch_if_fits(view.url, self.upload_limit)
-        await self._show_end(view.job_id, ("video", False),
-                             render.video(view, data, filename_for(view.url), self.requester))
+        await self._show_end(
+            view.job_id, ("video", False), render.video(view, data, filename_for(view.url), self.requester)
+        )
         if view.requester:
             await self._ping(view.requester, view.job_id)
 
@@ -209,7 +210,9 @@ class DiscordConversation:
         try:
             async with self._lock:
                 if self.interaction is not None and self.token_alive and self.interaction.response.is_done():
-                    msg = await self.interaction.followup.send(content=content, allowed_mentions=mentions, wait=True)
+                    msg = await self.interaction.followup.send(
+                        content=content, allowed_mentions=mentions, wait=True
+                    )
                 elif self.channel is not None:
                     extra = {"nonce": nonce_for(job_id, "r")} if job_id else {}
                     msg = await self.channel.send(content=content, allowed_mentions=mentions, **extra)
@@ -255,7 +258,9 @@ class DiscordConversation:
         if status.message_id is None or partial is None:
             self._status = None
             return
-        self._status = _Status(partial(status.message_id).edit, token_bound=False, message_id=status.message_id)
+        self._status = _Status(
+            partial(status.message_id).edit, token_bound=False, message_id=status.message_id
+        )
 
     # -- output ------------------------------------------------------------------------------------
     async def _show_end(self, job_id: str, state: tuple[str, bool], out: Rendered) -> None:

@@ -46,7 +46,7 @@ def roles_of(user: object) -> tuple[str, ...]:
 
 
 def language_of(locale: object) -> str:
-    """"zh" for a Chinese Discord locale, else "en"."""
+    """ "zh" for a Chinese Discord locale, else "en"."""
     value = getattr(locale, "value", locale)
     return normalize_language(str(value)) if value else "en"
 
@@ -122,33 +122,52 @@ class Conversations:
 
     def _make(self, **kw: Any) -> DiscordConversation:
         return DiscordConversation(
-            fetcher=self.fetcher, min_interval_s=self.pacing.progress_min_interval_s,
-            token_margin_s=self.pacing.token_margin_s, clock=self.clock, now=self.now, **kw,
+            fetcher=self.fetcher,
+            min_interval_s=self.pacing.progress_min_interval_s,
+            token_margin_s=self.pacing.token_margin_s,
+            clock=self.clock,
+            now=self.now,
+            **kw,
         )
 
-    def for_interaction(self, interaction: discord.Interaction[Any], language: str | None = None) -> DiscordConversation:
+    def for_interaction(
+        self, interaction: discord.Interaction[Any], language: str | None = None
+    ) -> DiscordConversation:
         """The job (or answer) of a slash command or a button press, by whoever used it."""
         limit = getattr(interaction, "filesize_limit", None) or self.pacing.default_upload_limit
         channel: Any = interaction.channel
         return self._make(
-            channel=channel, interaction=interaction, upload_limit=limit, requester=str(interaction.user.id),
+            channel=channel,
+            interaction=interaction,
+            upload_limit=limit,
+            requester=str(interaction.user.id),
             language=language or language_of(interaction.locale),
         )
 
     def for_message(self, message: discord.Message, language: str | None = None) -> DiscordConversation:
         limit = message.guild.filesize_limit if message.guild else self.pacing.default_upload_limit
         return self._make(
-            channel=message.channel, reply_to=message, upload_limit=limit, requester=str(message.author.id),
+            channel=message.channel,
+            reply_to=message,
+            upload_limit=limit,
+            requester=str(message.author.id),
             language=language or DEFAULT_LANGUAGE,
         )
 
     def for_channel(
-        self, channel: Sendable, message: discord.PartialMessage | None = None, *,
-        requester: str | None = None, language: str | None = None,
+        self,
+        channel: Sendable,
+        message: discord.PartialMessage | None = None,
+        *,
+        requester: str | None = None,
+        language: str | None = None,
     ) -> DiscordConversation:
         """A resumed job's conversation: it edits `message`, or posts in the channel."""
         return self._make(
-            channel=channel, message=message, upload_limit=self.pacing.default_upload_limit, requester=requester,
+            channel=channel,
+            message=message,
+            upload_limit=self.pacing.default_upload_limit,
+            requester=requester,
             language=language or DEFAULT_LANGUAGE,
         )
 
@@ -156,7 +175,9 @@ class Conversations:
 class Handlers:
     """The adapter's behaviour, one method per command, button and event."""
 
-    def __init__(self, core: Core, settings: Settings, conversations: Conversations, table: Options | None = None) -> None:
+    def __init__(
+        self, core: Core, settings: Settings, conversations: Conversations, table: Options | None = None
+    ) -> None:
         self.core = core
         self.settings = settings
         self.conversations = conversations
@@ -191,7 +212,9 @@ class Handlers:
         files = opts.attachments
         rejection = attachments.check(files, self.settings.bot_max_image_bytes)
         if rejection is not None:
-            await interaction.response.send_message(self.core.t(rejection.key, lang, **rejection.values), ephemeral=True)
+            await interaction.response.send_message(
+                self.core.t(rejection.key, lang, **rejection.values), ephemeral=True
+            )
             return
         await interaction.response.defer(thinking=True)
         conv = self.conversations.for_interaction(interaction, detect_language(opts.prompt, lang))
@@ -199,9 +222,15 @@ class Handlers:
         if images is None:
             return
         incoming = Incoming(
-            platform=PLATFORM, chat_id=str(interaction.channel_id), user_id=str(interaction.user.id),
-            text=opts.prompt, images=images, event_id=f"interaction:{interaction.id}", language=lang,
-            overrides=opts.overrides(self.table), roles=roles_of(interaction.user),
+            platform=PLATFORM,
+            chat_id=str(interaction.channel_id),
+            user_id=str(interaction.user.id),
+            text=opts.prompt,
+            images=images,
+            event_id=f"interaction:{interaction.id}",
+            language=lang,
+            overrides=opts.overrides(self.table),
+            roles=roles_of(interaction.user),
         )
         try:
             job = await self.core.handle(incoming, conv)
@@ -222,18 +251,23 @@ class Handlers:
 
     def _choice_name(self, c: ModelChoice, lang: str) -> str:
         credits = (
-            str(c.credits_min) if c.credits_min == c.credits_max
+            str(c.credits_min)
+            if c.credits_min == c.credits_max
             else self.core.t("discord.credits_range", lang, min=c.credits_min, max=c.credits_max)
         )
         name = self.core.t("discord.choice_model", lang, model=c.name, credits=credits, est_max=c.est_max_s)
         return _clip(name, _MAX_CHOICE_NAME)
 
-    async def model_autocomplete(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+    async def model_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
         """Models for the task type the other options imply, with credits, filtered by what was typed."""
         lang = language_of(interaction.locale)
         task = self._task_of(interaction.namespace)
         try:
-            choices = await asyncio.wait_for(self.core.model_choices(task, lang), self.table.pacing.autocomplete_timeout_s)
+            choices = await asyncio.wait_for(
+                self.core.model_choices(task, lang), self.table.pacing.autocomplete_timeout_s
+            )
         except TimeoutError:
             return []
         needle = current.strip().lower()
@@ -241,7 +275,9 @@ class Handlers:
         ids = [c.model_id for c in choices]
         # model ids shared by several versions (Pixverse) are ambiguous: send the name instead
         return [
-            app_commands.Choice(name=self._choice_name(c, lang), value=c.model_id if ids.count(c.model_id) == 1 else c.name)
+            app_commands.Choice(
+                name=self._choice_name(c, lang), value=c.model_id if ids.count(c.model_id) == 1 else c.name
+            )
             for c in hits[:_MAX_CHOICES]
         ]
 
@@ -253,12 +289,18 @@ class Handlers:
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         per_task = await asyncio.gather(*(self.core.model_choices(task, lang) for task in TASK_TYPES))
-        embed = discord.Embed(title=self.core.t("discord.models.title", lang), colour=discord.Colour.blurple())
+        embed = discord.Embed(
+            title=self.core.t("discord.models.title", lang), colour=discord.Colour.blurple()
+        )
         for task, choices in zip(TASK_TYPES, per_task, strict=True):
             if not choices:
                 continue
             lines = [self._model_line(c, lang) for c in choices]
-            embed.add_field(name=self.core.t(f"task.{task}", lang), value=_clip("\n".join(lines), _MAX_FIELD), inline=False)
+            embed.add_field(
+                name=self.core.t(f"task.{task}", lang),
+                value=_clip("\n".join(lines), _MAX_FIELD),
+                inline=False,
+            )
         if not embed.fields:
             embed.description = self.core.t("discord.models.none", lang)
         else:
@@ -267,13 +309,23 @@ class Handlers:
 
     def _model_line(self, c: ModelChoice, lang: str) -> str:
         credits = (
-            str(c.credits_min) if c.credits_min == c.credits_max
+            str(c.credits_min)
+            if c.credits_min == c.credits_max
             else self.core.t("discord.credits_range", lang, min=c.credits_min, max=c.credits_max)
         )
-        return self.core.t("discord.models.line", lang, model=c.name, credits=credits, est_min=c.est_min_s, est_max=c.est_max_s)
+        return self.core.t(
+            "discord.models.line",
+            lang,
+            model=c.name,
+            credits=credits,
+            est_min=c.est_min_s,
+            est_max=c.est_max_s,
+        )
 
     # -- /prefer -----------------------------------------------------------------------------------
-    async def prefer_model(self, interaction: discord.Interaction[Any], model: str, task: str | None = None) -> None:
+    async def prefer_model(
+        self, interaction: discord.Interaction[Any], model: str, task: str | None = None
+    ) -> None:
         """Save a preferred model for a task type (text-to-video unless told)."""
         lang = language_of(interaction.locale)
         if await self._refuse(interaction, lang):
@@ -309,10 +361,16 @@ class Handlers:
         lines = []
         for j in jobs:
             line = self.core.t(
-                "discord.jobs.line", lang,
-                status=self.core.t(f"discord.jobs.status.{j.status}", lang), model=j.model_name or "—",
-                when=discord.utils.format_dt(datetime.datetime.fromtimestamp(j.created_at, datetime.UTC), "R"),
-                credits=self.core.t("discord.jobs.credits", lang, credits=j.credits) if j.credits is not None else "",
+                "discord.jobs.line",
+                lang,
+                status=self.core.t(f"discord.jobs.status.{j.status}", lang),
+                model=j.model_name or "—",
+                when=discord.utils.format_dt(
+                    datetime.datetime.fromtimestamp(j.created_at, datetime.UTC), "R"
+                ),
+                credits=self.core.t("discord.jobs.credits", lang, credits=j.credits)
+                if j.credits is not None
+                else "",
                 prompt=_clip(j.prompt, _PROMPT_PREVIEW),
             )
             if j.url:
@@ -326,15 +384,21 @@ class Handlers:
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         lang = language_of(interaction.locale)
         embed = discord.Embed(
-            title=self.core.t("discord.help.title", lang), description=self.core.t("discord.help.body", lang),
+            title=self.core.t("discord.help.title", lang),
+            description=self.core.t("discord.help.body", lang),
             colour=discord.Colour.blurple(),
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     # -- buttons: Retry / Again / Same seed / Try <model>, Confirm / No thanks, ❌ Cancel -------------
     async def rerun(
-        self, interaction: discord.Interaction[Any], job_id: str, model_id: str | None, requester: str | None = None,
-        *, same_seed: bool = False,
+        self,
+        interaction: discord.Interaction[Any],
+        job_id: str,
+        model_id: str | None,
+        requester: str | None = None,
+        *,
+        same_seed: bool = False,
     ) -> None:
         """A press on Retry, Again, Same seed or a suggested model: the core runs the job again
         (once between them), answering in a new message."""
@@ -363,7 +427,10 @@ class Handlers:
         await self._press(interaction, job_id, requester, act)
 
     async def _press(
-        self, interaction: discord.Interaction[Any], job_id: str, requester: str | None,
+        self,
+        interaction: discord.Interaction[Any],
+        job_id: str,
+        requester: str | None,
         act: Callable[[DiscordConversation, str], Awaitable[object]],
     ) -> None:
         """One button press: the core acts (once) and answers in words through a conversation.
@@ -398,8 +465,10 @@ class Handlers:
         """Whether `job_id` is among the person's recent jobs (asked quickly: the press must be
         answered within 3 s; when the core is slow, the press is taken as theirs)."""
         try:
-            jobs = await asyncio.wait_for(self.core.recent_jobs(PLATFORM, user_id, OWNER_LOOKUP),
-                                          self.table.pacing.autocomplete_timeout_s)
+            jobs = await asyncio.wait_for(
+                self.core.recent_jobs(PLATFORM, user_id, OWNER_LOOKUP),
+                self.table.pacing.autocomplete_timeout_s,
+            )
         except TimeoutError:
             return True
         return any(j.job_id == job_id for j in jobs)
@@ -422,7 +491,9 @@ class Handlers:
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         conv = self.conversations.for_interaction(interaction, lang)
-        await self.core.cancel(None, platform=PLATFORM, user_id=str(interaction.user.id), conversation=conv, language=lang)
+        await self.core.cancel(
+            None, platform=PLATFORM, user_id=str(interaction.user.id), conversation=conv, language=lang
+        )
         await self._finish_silent(interaction, conv)
 
     async def usage(self, interaction: discord.Interaction[Any]) -> None:
@@ -476,8 +547,14 @@ class Handlers:
         if images is None:
             return
         incoming = Incoming(
-            platform=PLATFORM, chat_id=str(message.channel.id), user_id=str(message.author.id), text=text,
-            images=images, event_id=f"message:{message.id}", reply_to=str(message.id), language=hint,
+            platform=PLATFORM,
+            chat_id=str(message.channel.id),
+            user_id=str(message.author.id),
+            text=text,
+            images=images,
+            event_id=f"message:{message.id}",
+            reply_to=str(message.id),
+            language=hint,
             roles=roles_of(message.author),
         )
         await self.core.handle(incoming, conv)
@@ -492,7 +569,13 @@ class Handlers:
             return
         hint = language_of(message.guild.preferred_locale)
         incoming = Incoming(
-            platform=PLATFORM, chat_id=str(message.channel.id), user_id=str(message.author.id), text=text,
-            event_id=f"message:{message.id}", reply_to=str(message.id), language=hint, mentioned=False,
+            platform=PLATFORM,
+            chat_id=str(message.channel.id),
+            user_id=str(message.author.id),
+            text=text,
+            event_id=f"message:{message.id}",
+            reply_to=str(message.id),
+            language=hint,
+            mentioned=False,
         )
         await self.core.handle(incoming, self.conversations.for_message(message, detect_language(text, hint)))

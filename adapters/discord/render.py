@@ -84,28 +84,39 @@ def bar(percent: int, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def _actions(job_id: str, labels: list[tuple[str, str | None]], requester: str | None) -> discord.ui.View | None:
+def _actions(
+    job_id: str, labels: list[tuple[str, str | None]], requester: str | None
+) -> discord.ui.View | None:
     """Confirm / No thanks / ❌ Cancel buttons for the labels the view set (None: no button)."""
     buttons = discord.ui.View(timeout=None)
     for action, label in labels:
         if label and JobActionButton.fits(action, job_id):
-            buttons.add_item(JobActionButton.make(action, job_id, _clip(label, _MAX_LABEL), requester=requester))
+            buttons.add_item(
+                JobActionButton.make(action, job_id, _clip(label, _MAX_LABEL), requester=requester)
+            )
     return buttons if buttons.children else None
 
 
 def _reruns(
-    job_id: str, same_label: str | None, alternatives: tuple[Alternative, ...], requester: str | None,
+    job_id: str,
+    same_label: str | None,
+    alternatives: tuple[Alternative, ...],
+    requester: str | None,
     same_seed_label: str | None = None,
 ) -> discord.ui.View | None:
     """Retry / Again (the same model, primary), Same seed (when offered) and one button per other model."""
     buttons = discord.ui.View(timeout=None)
     if same_label and RerunButton.fits(job_id, None):
-        buttons.add_item(RerunButton.make(job_id, None, _clip(same_label, _MAX_LABEL), primary=True, requester=requester))
+        buttons.add_item(
+            RerunButton.make(job_id, None, _clip(same_label, _MAX_LABEL), primary=True, requester=requester)
+        )
     if same_seed_label and SameSeedButton.fits(job_id):
         buttons.add_item(SameSeedButton.make(job_id, _clip(same_seed_label, _MAX_LABEL), requester=requester))
     for alt in alternatives:
         if RerunButton.fits(job_id, alt.model_id) and len(buttons.children) < 25:
-            buttons.add_item(RerunButton.make(job_id, alt.model_id, _clip(alt.label, _MAX_LABEL), requester=requester))
+            buttons.add_item(
+                RerunButton.make(job_id, alt.model_id, _clip(alt.label, _MAX_LABEL), requester=requester)
+            )
     return buttons if buttons.children else None
 
 
@@ -128,7 +139,10 @@ def progress(view: ProgressView, notice_view: NoticeView | None, requester: str 
 
 
 def video(
-    view: VideoView, file_bytes: bytes | None = None, filename: str = "video.mp4", requester: str | None = None
+    view: VideoView,
+    file_bytes: bytes | None = None,
+    filename: str = "video.mp4",
+    requester: str | None = None,
 ) -> Rendered:
     """The mp4 URL in the content (Discord shows a player), the caption in an embed beside it,
     with Again, Same seed (when the task's seed is known) and "Try <model>" buttons.
@@ -146,8 +160,14 @@ def video(
     buttons = _reruns(
         view.job_id, view.again_label, view.alternatives, view.requester or requester, view.same_seed_label
     )
-    return Rendered(content=content, embed=embed, view=buttons, file_bytes=file_bytes, filename=filename,
-                    unwrapped=unwrapped)
+    return Rendered(
+        content=content,
+        embed=embed,
+        view=buttons,
+        file_bytes=file_bytes,
+        filename=filename,
+        unwrapped=unwrapped,
+    )
 
 
 def failure(view: FailureView, requester: str | None = None) -> Rendered:

@@ -44,9 +44,13 @@ def missing_features() -> list[str]:
         missing.append("Client(max_ratelimit_timeout=...)")
     if not hasattr(discord, "RateLimited"):
         missing.append("discord.RateLimited")
-    for owner, name in ((discord.Interaction, "filesize_limit"), (discord.Interaction, "expires_at"),
-                        (discord.Client, "add_dynamic_items"), (discord.ui, "DynamicItem"),
-                        (app_commands.Command, "get_translated_payload")):
+    for owner, name in (
+        (discord.Interaction, "filesize_limit"),
+        (discord.Interaction, "expires_at"),
+        (discord.Client, "add_dynamic_items"),
+        (discord.ui, "DynamicItem"),
+        (app_commands.Command, "get_translated_payload"),
+    ):
         present = hasattr(owner, name) or name in getattr(owner, "__slots__", ())
         if not present:
             missing.append(f"{getattr(owner, '__name__', owner)}.{name}")

@@ -29,7 +29,10 @@ class LocaleTranslator(app_commands.Translator):
     locales/zh-Hant.toml (zh-TW)."""
 
     async def translate(
-        self, string: app_commands.locale_str, locale: discord.Locale, context: app_commands.TranslationContextTypes
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
     ) -> str | None:
         key = string.extras.get("key")
         language = i18n.normalize_language(str(locale.value))
@@ -56,8 +59,19 @@ def _task_choices() -> list[app_commands.Choice[str]]:
 
 #: /video options, in the order Discord shows them (at most 25; each has discord.cmd.video.<name>)
 VIDEO_OPTIONS = (
-    "prompt", "model", "duration", "resolution", "aspect_ratio", "image", "image2", "mode",
-    "sound", "negative_prompt", "seed", "shot_type", "prompt_extend",
+    "prompt",
+    "model",
+    "duration",
+    "resolution",
+    "aspect_ratio",
+    "image",
+    "image2",
+    "mode",
+    "sound",
+    "negative_prompt",
+    "seed",
+    "shot_type",
+    "prompt_extend",
 )
 
 
@@ -92,10 +106,24 @@ def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | ap
         shot_type: str | None = None,
         prompt_extend: str | None = None,
     ) -> None:
-        await h.video(interaction, VideoOptions(
-            prompt, model, duration, resolution, aspect_ratio, image, image2, mode,
-            sound=sound, negative_prompt=negative_prompt, seed=seed, shot_type=shot_type, prompt_extend=prompt_extend,
-        ))
+        await h.video(
+            interaction,
+            VideoOptions(
+                prompt,
+                model,
+                duration,
+                resolution,
+                aspect_ratio,
+                image,
+                image2,
+                mode,
+                sound=sound,
+                negative_prompt=negative_prompt,
+                seed=seed,
+                shot_type=shot_type,
+                prompt_extend=prompt_extend,
+            ),
+        )
 
     @video.autocomplete("model")
     async def video_model(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -108,13 +136,17 @@ def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | ap
     prefer = app_commands.Group(name="prefer", description=ls("discord.cmd.prefer.description"))
 
     @prefer.command(name="model", description=ls("discord.cmd.prefer.model.description"))
-    @app_commands.describe(model=ls("discord.cmd.prefer.model.model"), task=ls("discord.cmd.prefer.model.task"))
+    @app_commands.describe(
+        model=ls("discord.cmd.prefer.model.model"), task=ls("discord.cmd.prefer.model.task")
+    )
     @app_commands.choices(task=_task_choices())
     async def prefer_model(interaction: discord.Interaction, model: str, task: str | None = None) -> None:
         await h.prefer_model(interaction, model, task)
 
     @prefer_model.autocomplete("model")
-    async def prefer_model_model(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    async def prefer_model_model(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         return await h.model_autocomplete(interaction, current)
 
     @prefer.command(name="clear", description=ls("discord.cmd.prefer.clear.description"))

@@ -132,8 +132,10 @@ class FeishuAdapter:
         self._connected = False
         missing = ws.missing_internals()
         if missing:
-            log.error("lark-oapi lacks what the long connection relies on (%s); see adapters/feishu/ws.py",
-                      ", ".join(missing))
+            log.error(
+                "lark-oapi lacks what the long connection relies on (%s); see adapters/feishu/ws.py",
+                ", ".join(missing),
+            )
         await self.prepare()
         if self._closing:
             return
@@ -151,9 +153,14 @@ class FeishuAdapter:
 
     def conversation_for(self, target: ReplyTarget) -> Conversation:
         # a job keeps the id of the message it answers only in a group (a p2p chat needs no thread)
-        return self._conversation(target.chat_id, target.reply_to, target.language,
-                                  card_message_id=target.state.get(CARD_STATE_KEY), user_id=target.user_id,
-                                  chat_type="group" if target.reply_to else "p2p")
+        return self._conversation(
+            target.chat_id,
+            target.reply_to,
+            target.language,
+            card_message_id=target.state.get(CARD_STATE_KEY),
+            user_id=target.user_id,
+            chat_type="group" if target.reply_to else "p2p",
+        )
 
     async def wait_idle(self) -> None:
         """Wait until every handed-over event has reached the core (held images included)."""
@@ -168,8 +175,14 @@ class FeishuAdapter:
         # lark-oapi runs its connection on a loop of its own: a thread of its own keeps the bot's
         # loop free (adapters/feishu/ws.py)
         try:
-            ws.LongConnection.run_here(self._ws_created, self.app_id, self._app_secret, event_handler=self.dispatcher,
-                                       domain=self.domain, log_level=lark.LogLevel.INFO)
+            ws.LongConnection.run_here(
+                self._ws_created,
+                self.app_id,
+                self._app_secret,
+                event_handler=self.dispatcher,
+                domain=self.domain,
+                log_level=lark.LogLevel.INFO,
+            )
         except Exception as e:
             self._ws_failed(e)
         else:
@@ -253,8 +266,17 @@ class FeishuAdapter:
             return _toast("error", self.core.t("feishu.toast_failed", lang))
         owner = str(value.get("owner") or "") or None
         chat_type = str(value.get("chat_type") or "") or None
-        press = Press(action, job_id, operator, str(value.get("model_id") or "") or None, chat_id, message_id,
-                      lang, owner, chat_type)
+        press = Press(
+            action,
+            job_id,
+            operator,
+            str(value.get("model_id") or "") or None,
+            chat_id,
+            message_id,
+            lang,
+            owner,
+            chat_type,
+        )
         self._hand_over(self._press(press))
         if owner is not None and owner != operator:
             # someone else's job: the core says so in the chat; the buttons stay for the requester
@@ -262,9 +284,14 @@ class FeishuAdapter:
         name = str(value.get("model_name") or "")
         if action in (cards.RERUN, cards.AGAIN) and press.model_id and name:
             return _toast("info", self.core.t("feishu.toast_started", lang, model=name))
-        key = {cards.RERUN: "feishu.toast_retry", cards.AGAIN: "feishu.toast_again",
-               cards.SAME_SEED: "feishu.toast_same_seed", cards.CONFIRM: "feishu.toast_confirm",
-               cards.DECLINE: "feishu.toast_decline", cards.CANCEL: "feishu.toast_cancel"}[action]
+        key = {
+            cards.RERUN: "feishu.toast_retry",
+            cards.AGAIN: "feishu.toast_again",
+            cards.SAME_SEED: "feishu.toast_same_seed",
+            cards.CONFIRM: "feishu.toast_confirm",
+            cards.DECLINE: "feishu.toast_decline",
+            cards.CANCEL: "feishu.toast_cancel",
+        }[action]
         return _toast("info", self.core.t(key, lang))
 
     # -- on the bot's loop -----------------------------------------------------------------------
@@ -275,21 +302,33 @@ class FeishuAdapter:
         # Confirm continues the job on the pressed card (its notice becomes the progress card);
         # the others answer under it
         conv = self._conversation(
-            press.chat_id, press.message_id, press.language, user_id=press.operator, chat_type=press.chat_type,
+            press.chat_id,
+            press.message_id,
+            press.language,
+            user_id=press.operator,
+            chat_type=press.chat_type,
             card_message_id=press.message_id if press.action == cards.CONFIRM else None,
         )
         if press.action == cards.SAME_SEED:
-            await self.core.rerun(press.job_id, user_id=press.operator, model_id=None, conversation=conv,
-                                  same_seed=True)
+            await self.core.rerun(
+                press.job_id, user_id=press.operator, model_id=None, conversation=conv, same_seed=True
+            )
         elif press.action in (cards.RERUN, cards.AGAIN):
-            await self.core.rerun(press.job_id, user_id=press.operator, model_id=press.model_id, conversation=conv)
+            await self.core.rerun(
+                press.job_id, user_id=press.operator, model_id=press.model_id, conversation=conv
+            )
         elif press.action == cards.CONFIRM:
             await self.core.confirm(press.job_id, user_id=press.operator, conversation=conv)
         elif press.action == cards.DECLINE:
             await self.core.decline(press.job_id, user_id=press.operator, conversation=conv)
         else:
-            await self.core.cancel(press.job_id, platform=self.platform, user_id=press.operator, conversation=conv,
-                                   language=press.language)
+            await self.core.cancel(
+                press.job_id,
+                platform=self.platform,
+                user_id=press.operator,
+                conversation=conv,
+                language=press.language,
+            )
         if press.owner == press.operator:
             await self._drop_buttons(press)
 
@@ -328,10 +367,18 @@ class FeishuAdapter:
         reply_to = msg.message_id if msg.is_group else None
         if not mentioned:
             if msg.text:
-                await self._handle(Incoming(
-                    platform=self.platform, chat_id=msg.chat_id, user_id=msg.user_id, text=msg.text,
-                    event_id=msg.message_id, reply_to=reply_to, mentioned=False,
-                ), msg.chat_type)
+                await self._handle(
+                    Incoming(
+                        platform=self.platform,
+                        chat_id=msg.chat_id,
+                        user_id=msg.user_id,
+                        text=msg.text,
+                        event_id=msg.message_id,
+                        reply_to=reply_to,
+                        mentioned=False,
+                    ),
+                    msg.chat_type,
+                )
             return
         key = (msg.chat_id, msg.user_id)
         if msg.message_type == "image":
@@ -341,16 +388,22 @@ class FeishuAdapter:
         held = self._take(key)
         images = (await held.collect() if held else []) + await self._download_images(msg)
         incoming = Incoming(
-            platform=self.platform, chat_id=msg.chat_id, user_id=msg.user_id, text=msg.text,
-            images=tuple(images), event_id=msg.message_id, reply_to=reply_to,
+            platform=self.platform,
+            chat_id=msg.chat_id,
+            user_id=msg.user_id,
+            text=msg.text,
+            images=tuple(images),
+            event_id=msg.message_id,
+            reply_to=reply_to,
             extra_event_ids=tuple(held.message_ids) if held else (),
         )
         await self._handle(incoming, msg.chat_type)
 
     async def _handle(self, incoming: Incoming, chat_type: str) -> None:
         lang = detect_language(incoming.text, incoming.language)
-        conv = self._conversation(incoming.chat_id, incoming.reply_to, lang, user_id=incoming.user_id,
-                                  chat_type=chat_type)
+        conv = self._conversation(
+            incoming.chat_id, incoming.reply_to, lang, user_id=incoming.user_id, chat_type=chat_type
+        )
         await self.core.handle(incoming, conv)
 
     def _is_stale(self, msg: ReceivedMessage) -> bool:
@@ -371,8 +424,12 @@ class FeishuAdapter:
         self._refused_chats.add(msg.chat_id)
         text = self.core.t("feishu.not_allowed", detect_language(msg.text))
         try:
-            await self.api.send(msg.chat_id, "text", {"text": cards.fit_text(text)},
-                                reply_to=msg.message_id if msg.is_group else None)
+            await self.api.send(
+                msg.chat_id,
+                "text",
+                {"text": cards.fit_text(text)},
+                reply_to=msg.message_id if msg.is_group else None,
+            )
         except FeishuApiError as e:
             log.warning("could not answer a chat outside the allowlist: %s", e)
 
@@ -388,8 +445,13 @@ class FeishuAdapter:
         return out
 
     # -- an image, then its text -----------------------------------------------------------------
-    def _hold(self, key: tuple[str, str], message_id: str, download: asyncio.Future[list[ImageInput]],
-              reply_to: str | None) -> None:
+    def _hold(
+        self,
+        key: tuple[str, str],
+        message_id: str,
+        download: asyncio.Future[list[ImageInput]],
+        reply_to: str | None,
+    ) -> None:
         """Keep an image briefly: a text from the same person in the same chat joins it."""
         held = self._pending.setdefault(key, PendingImages())
         held.message_ids.append(message_id)
@@ -421,19 +483,43 @@ class FeishuAdapter:
         if not images:
             return  # every download failed: nothing to make a video from
         chat_id, user_id = key
-        await self._handle(Incoming(
-            platform=self.platform, chat_id=chat_id, user_id=user_id, text="", images=tuple(images),
-            event_id=held.message_ids[0], extra_event_ids=tuple(held.message_ids[1:]), reply_to=held.reply_to,
-        ), "group" if held.reply_to else "p2p")
+        await self._handle(
+            Incoming(
+                platform=self.platform,
+                chat_id=chat_id,
+                user_id=user_id,
+                text="",
+                images=tuple(images),
+                event_id=held.message_ids[0],
+                extra_event_ids=tuple(held.message_ids[1:]),
+                reply_to=held.reply_to,
+            ),
+            "group" if held.reply_to else "p2p",
+        )
 
-    def _conversation(self, chat_id: str, reply_to: str | None, language: str, *,
-                      card_message_id: str | None = None, user_id: str | None = None,
-                      chat_type: str | None = None) -> FeishuConversation:
+    def _conversation(
+        self,
+        chat_id: str,
+        reply_to: str | None,
+        language: str,
+        *,
+        card_message_id: str | None = None,
+        user_id: str | None = None,
+        chat_type: str | None = None,
+    ) -> FeishuConversation:
         # a card this process is still writing keeps its one patcher (latest state wins there)
         return FeishuConversation(
-            self.api, chat_id, reply_to=reply_to, language=language, card_message_id=card_message_id,
-            min_patch_interval_s=self.min_patch_interval_s, max_video_bytes=self.max_video_bytes,
-            user_id=user_id, chat_type=chat_type, card=self._cards.get(card_message_id), book=self._cards,
+            self.api,
+            chat_id,
+            reply_to=reply_to,
+            language=language,
+            card_message_id=card_message_id,
+            min_patch_interval_s=self.min_patch_interval_s,
+            max_video_bytes=self.max_video_bytes,
+            user_id=user_id,
+            chat_type=chat_type,
+            card=self._cards.get(card_message_id),
+            book=self._cards,
         )
 
 

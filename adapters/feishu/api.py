@@ -58,8 +58,17 @@ class FeishuApiError(Exception):
 class FeishuApi:
     """Sends, patches, uploads and downloads; every call carries a token fetched off the SDK."""
 
-    def __init__(self, domain: str, app_id: str, app_secret: str, *, timeout_s: float = 30.0,
-                 backoff_s: float = 1.0, max_wait_s: float = 30.0, rate_limit_retries: int = 4) -> None:
+    def __init__(
+        self,
+        domain: str,
+        app_id: str,
+        app_secret: str,
+        *,
+        timeout_s: float = 30.0,
+        backoff_s: float = 1.0,
+        max_wait_s: float = 30.0,
+        rate_limit_retries: int = 4,
+    ) -> None:
         self.token = TenantToken(domain, app_id, app_secret)
         #: on a rate limit: wait what Feishu says (or backoff_s, doubling), at most max_wait_s a time
         self.backoff_s = backoff_s
@@ -107,7 +116,7 @@ class FeishuApi:
             raise FeishuApiError(name, code, str(resp.msg))
 
     def _wait(self, resp: Any, attempt: int) -> float:
-        backoff = self.backoff_s * (2 ** attempt)
+        backoff = self.backoff_s * (2**attempt)
         headers = getattr(getattr(resp, "raw", None), "headers", None) or {}
         reset = next((v for k, v in headers.items() if k.lower() == _RESET_HEADER), None)
         try:
@@ -116,8 +125,15 @@ class FeishuApi:
             said = 0.0
         return min(max(said, backoff), self.max_wait_s)
 
-    async def send(self, chat_id: str, msg_type: str, content: dict[str, Any], *, reply_to: str | None = None,
-                   uuid: str | None = None) -> str:
+    async def send(
+        self,
+        chat_id: str,
+        msg_type: str,
+        content: dict[str, Any],
+        *,
+        reply_to: str | None = None,
+        uuid: str | None = None,
+    ) -> str:
         """Post a message to a chat (as a reply to `reply_to` when given); returns its message_id.
 
         `uuid` is Feishu's idempotency key (im-v1 message create / reply, request body `uuid`,
@@ -128,27 +144,50 @@ class FeishuApi:
             reply = ReplyMessageRequestBody.builder().msg_type(msg_type).content(body)
             if uuid:
                 reply = reply.uuid(uuid[:50])
-            resp = await self._call("message.reply", self.client.im.v1.message.areply, lambda: (
-                ReplyMessageRequest.builder().message_id(reply_to).request_body(reply.build()).build()))
+            resp = await self._call(
+                "message.reply",
+                self.client.im.v1.message.areply,
+                lambda: (
+                    ReplyMessageRequest.builder().message_id(reply_to).request_body(reply.build()).build()
+                ),
+            )
         else:
             create = CreateMessageRequestBody.builder().receive_id(chat_id).msg_type(msg_type).content(body)
             if uuid:
                 create = create.uuid(uuid[:50])
-            resp = await self._call("message.create", self.client.im.v1.message.acreate, lambda: (
-                CreateMessageRequest.builder().receive_id_type("chat_id").request_body(create.build()).build()))
+            resp = await self._call(
+                "message.create",
+                self.client.im.v1.message.acreate,
+                lambda: (
+                    CreateMessageRequest.builder()
+                    .receive_id_type("chat_id")
+                    .request_body(create.build())
+                    .build()
+                ),
+            )
         return str(resp.data.message_id)
 
     async def patch_card(self, message_id: str, card: dict[str, Any]) -> None:
         """Replace an interactive card in place."""
         content = dumps(card)
-        await self._call("message.patch", self.client.im.v1.message.apatch, lambda: (
-            PatchMessageRequest.builder().message_id(message_id)
-            .request_body(PatchMessageRequestBody.builder().content(content).build()).build()))
+        await self._call(
+            "message.patch",
+            self.client.im.v1.message.apatch,
+            lambda: (
+                PatchMessageRequest.builder()
+                .message_id(message_id)
+                .request_body(PatchMessageRequestBody.builder().content(content).build())
+                .build()
+            ),
+        )
 
     async def upload_video(self, data: bytes, file_name: str, duration_ms: int | None) -> str:
         """Upload an mp4 (file_type mp4) for a media message; returns its file_key."""
+
         def build() -> CreateFileRequest:
-            body = CreateFileRequestBody.builder().file_type("mp4").file_name(file_name).file(io.BytesIO(data))
+            body = (
+                CreateFileRequestBody.builder().file_type("mp4").file_name(file_name).file(io.BytesIO(data))
+            )
             if duration_ms is not None:
                 body = body.duration(duration_ms)
             return CreateFileRequest.builder().request_body(body.build()).build()
@@ -158,13 +197,30 @@ class FeishuApi:
 
     async def upload_image(self, data: bytes) -> str:
         """Upload a message image (a video's cover); returns its image_key."""
-        resp = await self._call("image.create", self.client.im.v1.image.acreate, lambda: (
-            CreateImageRequest.builder().request_body(
-                CreateImageRequestBody.builder().image_type("message").image(io.BytesIO(data)).build()).build()))
+        resp = await self._call(
+            "image.create",
+            self.client.im.v1.image.acreate,
+            lambda: (
+                CreateImageRequest.builder()
+                .request_body(
+                    CreateImageRequestBody.builder().image_type("message").image(io.BytesIO(data)).build()
+                )
+                .build()
+            ),
+        )
         return str(resp.data.image_key)
 
     async def download_image(self, message_id: str, image_key: str) -> bytes:
         """A user's image, through the message resource API."""
-        resp = await self._call("message_resource.get", self.client.im.v1.message_resource.aget, lambda: (
-            GetMessageResourceRequest.builder().message_id(message_id).file_key(image_key).type("image").build()))
+        resp = await self._call(
+            "message_resource.get",
+            self.client.im.v1.message_resource.aget,
+            lambda: (
+                GetMessageResourceRequest.builder()
+                .message_id(message_id)
+                .file_key(image_key)
+                .type("image")
+                .build()
+            ),
+        )
         return bytes(resp.file.read())

@@ -55,6 +55,7 @@ def _shorter(text: str, excess: int) -> str:
     keep = len(text.removesuffix(ELLIPSIS)) - math.ceil(excess / per_char) - 1
     return text[: max(0, keep)] + ELLIPSIS
 
+
 #: button actions (value["action"]); each maps to one core method in the adapter
 RERUN = "rerun"  # failure card: another model or the same again -> core.rerun
 AGAIN = "again"  # video card: "Again" / "Try <model>" -> core.rerun
@@ -120,35 +121,75 @@ def card(
         elements.append(_text(block))
     if actions:
         elements.append({"tag": "action", "actions": actions})
-    return fit({
-        "config": {"update_multi": True, "wide_screen_mode": True},
-        "header": {"template": template, "title": {"tag": "plain_text", "content": clip(title, 200)}},
-        "elements": elements,
-    })
+    return fit(
+        {
+            "config": {"update_multi": True, "wide_screen_mode": True},
+            "header": {"template": template, "title": {"tag": "plain_text", "content": clip(title, 200)}},
+            "elements": elements,
+        }
+    )
 
 
-def action_button(label: str, action: str, *, job_id: str, owner: Owner, model_id: str = "",
-                  model_name: str = "", style: str = "default") -> dict[str, Any]:
+def action_button(
+    label: str,
+    action: str,
+    *,
+    job_id: str,
+    owner: Owner,
+    model_id: str = "",
+    model_name: str = "",
+    style: str = "default",
+) -> dict[str, Any]:
     """A button whose press Feishu reports back with this value."""
-    value: dict[str, str] = {"action": action, "job_id": job_id, "model_id": model_id, "model_name": model_name,
-                             "lang": owner.language}
+    value: dict[str, str] = {
+        "action": action,
+        "job_id": job_id,
+        "model_id": model_id,
+        "model_name": model_name,
+        "lang": owner.language,
+    }
     if owner.user_id:
         value["owner"] = owner.user_id
     if owner.chat_type:
         value["chat_type"] = owner.chat_type
-    return {"tag": "button", "text": {"tag": "plain_text", "content": clip(label, 100)}, "type": style, "value": value}
+    return {
+        "tag": "button",
+        "text": {"tag": "plain_text", "content": clip(label, 100)},
+        "type": style,
+        "value": value,
+    }
 
 
-def rerun_button(label: str, *, job_id: str, model_id: str, model_name: str, language: str,
-                 primary: bool, owner: Owner | None = None) -> dict[str, Any]:
+def rerun_button(
+    label: str,
+    *,
+    job_id: str,
+    model_id: str,
+    model_name: str,
+    language: str,
+    primary: bool,
+    owner: Owner | None = None,
+) -> dict[str, Any]:
     """A failure card's button: rerun `job_id` with `model_id` ("" = the same model)."""
-    return action_button(label, RERUN, job_id=job_id, owner=owner or Owner(language), model_id=model_id,
-                         model_name=model_name, style="primary" if primary else "default")
+    return action_button(
+        label,
+        RERUN,
+        job_id=job_id,
+        owner=owner or Owner(language),
+        model_id=model_id,
+        model_name=model_name,
+        style="primary" if primary else "default",
+    )
 
 
 def link_button(label: str, url: str) -> dict[str, Any]:
     """A button that opens `url`."""
-    return {"tag": "button", "text": {"tag": "plain_text", "content": clip(label, 100)}, "type": "primary", "url": url}
+    return {
+        "tag": "button",
+        "text": {"tag": "plain_text", "content": clip(label, 100)},
+        "type": "primary",
+        "url": url,
+    }
 
 
 def notice_buttons(view: NoticeView, owner: Owner) -> list[dict[str, Any]]:
@@ -170,31 +211,58 @@ def cancel_buttons(job_id: str, label: str | None, owner: Owner) -> list[dict[st
 
 
 def video_buttons(view: VideoView, owner: Owner) -> list[dict[str, Any]]:
-    """"Again" (same model), "Same seed" (when the task's seed is known) and one "Try <model>" per alternative."""
+    """ "Again" (same model), "Same seed" (when the task's seed is known) and one "Try <model>" per alternative."""
     out = []
     if view.again_label:
         out.append(action_button(view.again_label, AGAIN, job_id=view.job_id, owner=owner, style="primary"))
     if view.same_seed_label:
         out.append(action_button(view.same_seed_label, SAME_SEED, job_id=view.job_id, owner=owner))
     for alt in view.alternatives:
-        out.append(action_button(alt.label, AGAIN, job_id=view.job_id, owner=owner, model_id=alt.model_id,
-                                 model_name=alt.model_name))
+        out.append(
+            action_button(
+                alt.label,
+                AGAIN,
+                job_id=view.job_id,
+                owner=owner,
+                model_id=alt.model_id,
+                model_name=alt.model_name,
+            )
+        )
     return out
 
 
 def failure_card(view: FailureView, language: str, owner: Owner | None = None) -> dict[str, Any]:
     """The failure, translated, with a button per suggested model and a retry button when it helps."""
     owner = owner or Owner(language)
-    buttons = [_alternative_button(view.job_id, alt, owner, primary=i == 0) for i, alt in enumerate(view.alternatives)]
+    buttons = [
+        _alternative_button(view.job_id, alt, owner, primary=i == 0)
+        for i, alt in enumerate(view.alternatives)
+    ]
     if view.retry_label:
-        buttons.append(rerun_button(view.retry_label, job_id=view.job_id, model_id="", model_name="",
-                                    language=owner.language, primary=not buttons, owner=owner))
+        buttons.append(
+            rerun_button(
+                view.retry_label,
+                job_id=view.job_id,
+                model_id="",
+                model_name="",
+                language=owner.language,
+                primary=not buttons,
+                owner=owner,
+            )
+        )
     return card(view.title, [view.text], template="red", actions=buttons)
 
 
 def _alternative_button(job_id: str, alt: Alternative, owner: Owner, *, primary: bool) -> dict[str, Any]:
-    return rerun_button(alt.label, job_id=job_id, model_id=alt.model_id, model_name=alt.model_name,
-                        language=owner.language, primary=primary, owner=owner)
+    return rerun_button(
+        alt.label,
+        job_id=job_id,
+        model_id=alt.model_id,
+        model_name=alt.model_name,
+        language=owner.language,
+        primary=primary,
+        owner=owner,
+    )
 
 
 def without_buttons(card_json: dict[str, Any], job_id: str, actions: frozenset[str]) -> dict[str, Any] | None:

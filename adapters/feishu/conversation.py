@@ -67,8 +67,16 @@ class CardPatcher:
     repeated after a restart shows once.
     """
 
-    def __init__(self, api: FeishuApi, chat_id: str, reply_to: str | None, *, message_id: str | None,
-                 min_interval_s: float, book: CardBook | None = None) -> None:
+    def __init__(
+        self,
+        api: FeishuApi,
+        chat_id: str,
+        reply_to: str | None,
+        *,
+        message_id: str | None,
+        min_interval_s: float,
+        book: CardBook | None = None,
+    ) -> None:
         self.api = api
         self.chat_id = chat_id
         self.reply_to = reply_to
@@ -129,8 +137,9 @@ class CardPatcher:
     async def _write(self, card: dict[str, Any], final_key: str | None) -> None:
         try:
             if self.message_id is None:
-                self.message_id = await self.api.send(self.chat_id, "interactive", card, reply_to=self.reply_to,
-                                                      uuid=final_key)
+                self.message_id = await self.api.send(
+                    self.chat_id, "interactive", card, reply_to=self.reply_to, uuid=final_key
+                )
             else:
                 await self.api.patch_card(self.message_id, card)
         except FeishuApiError as e:
@@ -144,8 +153,9 @@ class CardPatcher:
             # the final state must be seen: the stale card stays, the end comes as a new message
             log.warning("final card patch of %s failed (%s); sending it as a new message", self.message_id, e)
             try:
-                self.message_id = await self.api.send(self.chat_id, "interactive", card, reply_to=self.reply_to,
-                                                      uuid=final_key)
+                self.message_id = await self.api.send(
+                    self.chat_id, "interactive", card, reply_to=self.reply_to, uuid=final_key
+                )
             except FeishuApiError as e2:
                 log.error("final card not sent: %s", e2)
                 return
@@ -180,8 +190,9 @@ class FeishuConversation:
         #: the person this conversation answers (their buttons carry it) and the kind of chat
         self.user_id = user_id
         self.chat_type = chat_type
-        self.card = card or CardPatcher(api, chat_id, reply_to, message_id=card_message_id,
-                                        min_interval_s=min_patch_interval_s, book=book)
+        self.card = card or CardPatcher(
+            api, chat_id, reply_to, message_id=card_message_id, min_interval_s=min_patch_interval_s, book=book
+        )
         self._title = ""
         self._notice_text = ""
 
@@ -200,13 +211,21 @@ class FeishuConversation:
 
     async def notice(self, view: NoticeView) -> None:
         self._title, self._notice_text = view.title, view.text
-        await self.card.send(cards.card(view.title, [view.text], actions=cards.notice_buttons(view, self._owner())))
+        await self.card.send(
+            cards.card(view.title, [view.text], actions=cards.notice_buttons(view, self._owner()))
+        )
 
     async def progress(self, view: ProgressView) -> None:
         title = self._title or view.text.splitlines()[0]
         template = "orange" if view.overdue else "blue"
-        self.card.update(cards.card(title, [self._notice_text, view.text], template=template,
-                                    actions=cards.progress_buttons(view, self._owner())))
+        self.card.update(
+            cards.card(
+                title,
+                [self._notice_text, view.text],
+                template=template,
+                actions=cards.progress_buttons(view, self._owner()),
+            )
+        )
 
     async def video(self, view: VideoView) -> None:
         fetched = await fetch_capped(view.url, self.max_video_bytes)
@@ -225,11 +244,15 @@ class FeishuConversation:
             log.warning("video download failed (%s), linking instead", fetched.error)
             reason = i18n.t("feishu.upload_failed", self.language)
         blocks = [view.caption] if media_sent else [view.caption, reason or ""]
-        actions = [] if media_sent else [cards.link_button(i18n.t("feishu.open_video", self.language), view.url)]
+        actions = (
+            [] if media_sent else [cards.link_button(i18n.t("feishu.open_video", self.language), view.url)]
+        )
         actions += cards.video_buttons(view, self._owner(view.requester))
         title = view.caption.splitlines()[0]
-        await self.card.send(cards.card(title, blocks, template="green", actions=actions),
-                             final_key=idempotency_key(view.job_id, "card"))
+        await self.card.send(
+            cards.card(title, blocks, template="green", actions=actions),
+            final_key=idempotency_key(view.job_id, "card"),
+        )
         # a patched card notifies nobody: in a group the link goes out as a new message that
         # @-mentions whoever asked, so they hear that their video is ready
         requester = view.requester or self.user_id
@@ -238,7 +261,9 @@ class FeishuConversation:
 
     async def _send_media(self, data: bytes, view: VideoView) -> None:
         """Upload the mp4 and its cover, then post them as one media message (plays inline)."""
-        file_key = await self.api.upload_video(data, f"{view.job_id}.mp4", await duration_ms(data, view.duration_s))
+        file_key = await self.api.upload_video(
+            data, f"{view.job_id}.mp4", await duration_ms(data, view.duration_s)
+        )
         content: dict[str, str] = {"file_key": file_key}
         if view.cover_url:
             cover = await fetch_capped(view.cover_url, MAX_IMAGE_BYTES)
@@ -247,19 +272,23 @@ class FeishuConversation:
                     content["image_key"] = await self.api.upload_image(cover.data)
                 except FeishuApiError as e:  # the video still plays without its cover
                     log.warning("cover upload failed: %s", e)
-        await self.api.send(self.chat_id, "media", content, reply_to=self.reply_to,
-                            uuid=idempotency_key(view.job_id, "media"))
+        await self.api.send(
+            self.chat_id, "media", content, reply_to=self.reply_to, uuid=idempotency_key(view.job_id, "media")
+        )
 
     async def failure(self, view: FailureView) -> None:
-        await self.card.send(cards.failure_card(view, self.language, self._owner()),
-                             final_key=idempotency_key(view.job_id, "card"))
+        await self.card.send(
+            cards.failure_card(view, self.language, self._owner()),
+            final_key=idempotency_key(view.job_id, "card"),
+        )
 
     async def text(self, text: str) -> None:
         await self._send_text(text)
 
     async def _send_text(self, text: str, *, uuid: str | None = None) -> None:
         try:
-            await self.api.send(self.chat_id, "text", {"text": cards.fit_text(text)}, reply_to=self.reply_to,
-                                uuid=uuid)
+            await self.api.send(
+                self.chat_id, "text", {"text": cards.fit_text(text)}, reply_to=self.reply_to, uuid=uuid
+            )
         except FeishuApiError as e:
             log.warning("text reply failed: %s", e)

@@ -85,8 +85,9 @@ def _resolve(text: str, bot_keys: set[str], names: dict[str, str]) -> str:
     return "\n".join(_SPACES.sub(" ", line).strip() for line in text.splitlines()).strip()
 
 
-def _content(msg: EventMessage, content: dict[str, Any], bot_keys: set[str],
-             names: dict[str, str]) -> tuple[str, list[str]]:
+def _content(
+    msg: EventMessage, content: dict[str, Any], bot_keys: set[str], names: dict[str, str]
+) -> tuple[str, list[str]]:
     if msg.message_type == "text":
         return _resolve(str(content.get("text", "")), bot_keys, names), []
     if msg.message_type == "image":

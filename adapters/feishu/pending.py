@@ -25,7 +25,9 @@ class RecentIds:
     def add(self, key: str) -> bool:
         """Remember `key`; True the first time, False when it was seen recently."""
         now = time.monotonic()
-        while self._ids and (len(self._ids) >= self.max_size or next(iter(self._ids.values())) < now - self.ttl_s):
+        while self._ids and (
+            len(self._ids) >= self.max_size or next(iter(self._ids.values())) < now - self.ttl_s
+        ):
             self._ids.popitem(last=False)
         if key in self._ids:
             return False

@@ -75,7 +75,9 @@ class TenantToken:
         try:
             token = await self.get()
             async with httpx.AsyncClient(timeout=self._timeout_s) as http:
-                resp = await http.get(self.domain + BOT_INFO_PATH, headers={"Authorization": f"Bearer {token}"})
+                resp = await http.get(
+                    self.domain + BOT_INFO_PATH, headers={"Authorization": f"Bearer {token}"}
+                )
             data = resp.json()
         except (httpx.HTTPError, ValueError, FeishuAuthError):
             return None

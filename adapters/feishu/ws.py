@@ -105,14 +105,21 @@ def as_card_event(payload: bytes) -> bytes:
     if not isinstance(data, dict) or data.get("schema") or "action" not in data:
         return payload
     event = {
-        "operator": {"open_id": data.get("open_id"), "user_id": data.get("user_id"),
-                     "tenant_key": data.get("tenant_key")},
+        "operator": {
+            "open_id": data.get("open_id"),
+            "user_id": data.get("user_id"),
+            "tenant_key": data.get("tenant_key"),
+        },
         "token": data.get("token"),
         "action": data.get("action"),
         "host": "im_message",
         "context": {"open_message_id": data.get("open_message_id"), "open_chat_id": data.get("open_chat_id")},
     }
-    header = {"event_type": CARD_ACTION_EVENT, "tenant_key": data.get("tenant_key"), "token": data.get("token")}
+    header = {
+        "event_type": CARD_ACTION_EVENT,
+        "tenant_key": data.get("tenant_key"),
+        "token": data.get("token"),
+    }
     return json.dumps({"schema": "2.0", "header": header, "event": event}).encode()
 
 
@@ -132,8 +139,9 @@ class LongConnection(lark.ws.Client):
     on_connected: Callable[[], None] | None = None
 
     @classmethod
-    def run_here(cls, created: Callable[[LongConnection], None], app_id: str, app_secret: str,
-                 **kwargs: Any) -> None:
+    def run_here(
+        cls, created: Callable[[LongConnection], None], app_id: str, app_secret: str, **kwargs: Any
+    ) -> None:
         """Build a connection and serve it in this thread, on a fresh event loop, until
         `close()`; `created` receives it before it connects (to close it from elsewhere)."""
         import lark_oapi.ws.client as ws_client
@@ -184,8 +192,9 @@ class LongConnection(lark.ws.Client):
         payload = frame.payload
         total = int(_header(frame, HEADER_SUM) or 1)
         if total > 1:  # a payload split over several frames: wait for all of them
-            payload = self._combine(_header(frame, HEADER_MESSAGE_ID) or "", total,
-                                    int(_header(frame, HEADER_SEQ) or 0), payload)
+            payload = self._combine(
+                _header(frame, HEADER_MESSAGE_ID) or "", total, int(_header(frame, HEADER_SEQ) or 0), payload
+            )
             if payload is None:
                 return
         resp = Response(code=http.HTTPStatus.OK)

@@ -143,7 +143,9 @@ class ImaClient:
         async with self._guard():
             return await self._cache.get(category)
 
-    async def find_product(self, category: str, model_id: str, version_name: str | None = None) -> Product | None:
+    async def find_product(
+        self, category: str, model_id: str, version_name: str | None = None
+    ) -> Product | None:
         """The version of `model_id` in `category`; `version_name` picks among versions sharing
         a model_id (Pixverse V5.5, V5, ...). Without it, the first version listed."""
         candidates = [p for p in await self.products(category) if p.model_id.lower() == model_id.lower()]
@@ -158,8 +160,9 @@ class ImaClient:
         self._cache.invalidate(category)
 
     async def _fetch_products(self, category: str) -> list[Product]:
-        data = await self._call("GET", PRODUCT_LIST_PATH,
-                                params={"app": "ima", "platform": "web", "category": category})
+        data = await self._call(
+            "GET", PRODUCT_LIST_PATH, params={"app": "ima", "platform": "web", "category": category}
+        )
         products = parse_product_list(data, category)
         log.info("product list %s: %d versions", category, len(products))
         return products
@@ -178,14 +181,25 @@ class ImaClient:
         exist and be charged, so the caller must never send it again blindly."""
         body = build_create_body(spec)
         async with self._guard():
-            data = await self._call("POST", CREATE_PATH, json=body, create=True, on_sending=on_sending,
-                                    timeout=self._create_timeout)
+            data = await self._call(
+                "POST",
+                CREATE_PATH,
+                json=body,
+                create=True,
+                on_sending=on_sending,
+                timeout=self._create_timeout,
+            )
             task_id = data.get("id") if isinstance(data, dict) else None
             if task_id in (None, ""):
                 # the service said yes but gave no id: the task probably exists
                 raise CreateUncertain("create answered without a task id")
-            log.info("task created: %s (%s, %s, %d pts)", task_id, spec.task_type, spec.product.name,
-                     spec.rule.points)
+            log.info(
+                "task created: %s (%s, %s, %d pts)",
+                task_id,
+                spec.task_type,
+                spec.product.name,
+                spec.rule.points,
+            )
             return str(task_id)
 
     async def detail(self, task_id: str) -> TaskResult:
@@ -218,8 +232,13 @@ class ImaClient:
         }
 
     async def _call(
-        self, method: str, path: str, *, create: bool = False,
-        on_sending: Callable[[], Awaitable[None]] | None = None, **kwargs: Any,
+        self,
+        method: str,
+        path: str,
+        *,
+        create: bool = False,
+        on_sending: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
     ) -> Any:
         """One request to the main API; the envelope's data or a typed error."""
         url = f"{self._base_url}{path}"

@@ -86,7 +86,9 @@ def _fits(product: Product, params: Mapping[str, Any], exclude: frozenset[int] =
     ]
 
 
-def match_rule(product: Product, params: Mapping[str, Any], exclude: frozenset[int] = frozenset()) -> CreditRule:
+def match_rule(
+    product: Product, params: Mapping[str, Any], exclude: frozenset[int] = frozenset()
+) -> CreditRule:
     """The rule whose attributes all equal `params`; the most specific one when several do.
 
     Raises NoRuleMatch when no rule (outside `exclude`) matches fully: never guesses."""

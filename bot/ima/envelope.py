@@ -104,7 +104,9 @@ def decode(status: int, content: bytes) -> Any:
         body = None
     if not isinstance(body, dict):
         if 200 <= status <= 299:
-            raise ProtocolError("the service answered something that is not a JSON envelope", http_status=status)
+            raise ProtocolError(
+                "the service answered something that is not a JSON envelope", http_status=status
+            )
         raise _error(status, None, "")
     code = body.get("code")
     message = str(body.get("message") or body.get("msg") or "")

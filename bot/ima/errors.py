@@ -26,7 +26,9 @@ class ImaError(Exception):
         """Whether the create is tried again automatically (POLICY[kind].retry)."""
         return policy(self.kind).retry
 
-    def __init__(self, detail: str = "", *, code: int | str | None = None, http_status: int | None = None) -> None:
+    def __init__(
+        self, detail: str = "", *, code: int | str | None = None, http_status: int | None = None
+    ) -> None:
         super().__init__(detail or self.kind)
         self.detail = detail
         self.code = code
@@ -79,7 +81,7 @@ class AttributeMismatch(Refused):
 
 
 class InvalidProduct(AttributeMismatch):
-    """"Invalid product attribute": the attribute id is unknown to the service (prices changed
+    """ "Invalid product attribute": the attribute id is unknown to the service (prices changed
     under us). Recovered like 6010, by pricing again from a fresh product list."""
 
     kind = "invalid_product"

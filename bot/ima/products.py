@@ -134,8 +134,10 @@ def _virtual_value(raw: Mapping[str, Any], rules: list[Mapping[str, Any]]) -> An
                 patch[str(key)] = ui.get("value")
     for rule in rules:
         source = rule.get("source_values")
-        if isinstance(source, Mapping) and source and all(
-            k in patch and same(patch[k], v) for k, v in source.items()
+        if (
+            isinstance(source, Mapping)
+            and source
+            and all(k in patch and same(patch[k], v) for k, v in source.items())
         ):
             return rule.get("target_value")
     return raw.get("value")

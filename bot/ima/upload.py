@@ -85,7 +85,9 @@ class ImaUploadService:
     def __repr__(self) -> str:
         return f"ImaUploadService(base_url={self._base_url!r})"
 
-    def token_params(self, content_type: str, *, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
+    def token_params(
+        self, content_type: str, *, timestamp: str | None = None, nonce: str | None = None
+    ) -> dict[str, str]:
         """The query of the upload-token request."""
         key = self._api_key.get_secret_value()
         app_key = self._app_key.get_secret_value()
@@ -137,11 +139,14 @@ class ImaUploadService:
 
     async def _put(self, ful: str, data: bytes, content_type: str) -> None:
         try:
-            resp = await self._http.put(ful, content=data, headers={"Content-Type": content_type},
-                                        timeout=max(self._timeout, 60.0))
+            resp = await self._http.put(
+                ful, content=data, headers={"Content-Type": content_type}, timeout=max(self._timeout, 60.0)
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
             raise NetworkError("could not reach the upload storage") from None
         except httpx.HTTPError as e:
             raise ImageUploadFailed(f"upload failed ({type(e).__name__})") from None
         if not 200 <= resp.status_code <= 299:
-            raise ImageUploadFailed(f"upload storage answered HTTP {resp.status_code}", http_status=resp.status_code)
+            raise ImageUploadFailed(
+                f"upload storage answered HTTP {resp.status_code}", http_status=resp.status_code
+            )

@@ -77,7 +77,9 @@ def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 @cache
 def leaves(category: str) -> tuple[Leaf, ...]:
     """The type=3 leaves of one category (empty for an unknown one)."""
-    return tuple(Leaf(category, n) for n in walk(product_tree().get(category, [])) if str(n.get("type")) == "3")
+    return tuple(
+        Leaf(category, n) for n in walk(product_tree().get(category, [])) if str(n.get("type")) == "3"
+    )
 
 
 def find_leaf(category: str, model_id: str, version: str) -> Leaf | None:

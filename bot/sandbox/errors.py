@@ -10,8 +10,15 @@ from bot.sandbox.data import rules
 class ApiError(Exception):
     """A failed answer: HTTP status, body code and message. `kind` names the [errors] entry."""
 
-    def __init__(self, kind: str, detail: str = "", *, http: int | None = None, code: int | None = None,
-                 message: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        detail: str = "",
+        *,
+        http: int | None = None,
+        code: int | None = None,
+        message: str | None = None,
+    ) -> None:
         spec = rules()["errors"].get(kind, rules()["errors"]["bad_request"])
         self.kind = kind
         self.detail = detail
@@ -34,8 +41,12 @@ def forced(status: int | None, code: int | None, message: str | None) -> ApiErro
     by_code = {int(v["code"]): k for k, v in rules()["errors"].items() if int(v["http"]) == 200}
     if code is not None:
         kind = by_code.get(code, "bad_request")
-        return ApiError(kind, http=status or (401 if code == 401 else 200), code=code,
-                        message=message if message is not None else _default_message(kind, code))
+        return ApiError(
+            kind,
+            http=status or (401 if code == 401 else 200),
+            code=code,
+            message=message if message is not None else _default_message(kind, code),
+        )
     http = status or 500
     kind = {401: "unauthorized", 429: "rate_limited", 500: "server_error"}.get(http, "server_error")
     default = rules()["errors"][kind]["message"] if http in (401, 429, 500) else f"HTTP {http}"

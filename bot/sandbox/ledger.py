@@ -45,13 +45,25 @@ class LedgerEntry:
     def json_line(self) -> str:
         """The entry as one JSON line: the task, the key that paid, the points, and what was
         asked for (every field that makes two creates the same request, the prompt included)."""
-        return json.dumps({
-            "task_id": self.task_id, "key_fingerprint": self.key_fingerprint, "points": self.credit,
-            "task_type": self.task_type, "model_id": self.model_id, "model_version": self.model_version,
-            "attribute_id": self.attribute_id, "prompt": self.prompt, "parameters": self.parameters,
-            "images": list(self.images), "created_at": self.created_at,
-            "injected_failure": self.injected_failure, "answer": self.answer, "ready_at": self.ready_at,
-        }, ensure_ascii=False)
+        return json.dumps(
+            {
+                "task_id": self.task_id,
+                "key_fingerprint": self.key_fingerprint,
+                "points": self.credit,
+                "task_type": self.task_type,
+                "model_id": self.model_id,
+                "model_version": self.model_version,
+                "attribute_id": self.attribute_id,
+                "prompt": self.prompt,
+                "parameters": self.parameters,
+                "images": list(self.images),
+                "created_at": self.created_at,
+                "injected_failure": self.injected_failure,
+                "answer": self.answer,
+                "ready_at": self.ready_at,
+            },
+            ensure_ascii=False,
+        )
 
 
 class LedgerFile:

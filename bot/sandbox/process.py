@@ -32,7 +32,10 @@ def start(workdir: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     log = (workdir / "sandbox.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--port-file", str(port_file), *args],
-        cwd=workdir, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
+        cwd=workdir,
+        env=clean_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     log.close()
     deadline = time.monotonic() + START_TIMEOUT_S

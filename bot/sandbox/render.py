@@ -63,11 +63,14 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 #: a CJK character, a run of other non-space characters, or spaces: the units lines break between
-_TOKENS = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uff00-\uffef]|[^\s\u2e80-\u9fff\uac00-\ud7af\uff00-\uffef]+|\s+")
+_TOKENS = re.compile(
+    r"[\u2e80-\u9fff\uac00-\ud7af\uff00-\uffef]|[^\s\u2e80-\u9fff\uac00-\ud7af\uff00-\uffef]+|\s+"
+)
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
-          width: int) -> list[str]:
+def _wrap(
+    draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int
+) -> list[str]:
     """Greedy wrap by measured width: between words, between CJK characters, inside a too-long word."""
     lines: list[str] = []
     line = ""
@@ -98,7 +101,9 @@ def _base_frame(job: RenderJob, size: tuple[int, int]) -> Image.Image:
     draw = ImageDraw.Draw(img)
     small, body = _font(10), _font(12)
     draw.text((6, 4), job.model_name, font=small, fill=(255, 210, 120))
-    draw.text((6, 16), f"{job.aspect_ratio} · {job.duration_s:g}s · IMA sandbox", font=small, fill=(170, 180, 200))
+    draw.text(
+        (6, 16), f"{job.aspect_ratio} · {job.duration_s:g}s · IMA sandbox", font=small, fill=(170, 180, 200)
+    )
     y = 32
     for line in _wrap(draw, job.prompt, body, w - 12)[: max(1, (h - 60) // 15)]:
         draw.text((6, y), line, font=body, fill=(240, 240, 240))

@@ -160,8 +160,9 @@ class Sandbox:
         return self._media_dir
 
     # -- forcing outcomes (tests) -------------------------------------------------------------------
-    def force_create_error(self, status: int | None = None, code: int | None = None,
-                           message: str | None = None) -> None:
+    def force_create_error(
+        self, status: int | None = None, code: int | None = None, message: str | None = None
+    ) -> None:
         """The next create request fails: with a real HTTP `status` (e.g. 500, 429) and/or a body
         `code` answered with HTTP 200 (e.g. 6010). Nothing is created or charged."""
         self._faults.push(Outcome("create_error", error=forced(status, code, message)))
@@ -264,7 +265,8 @@ class Sandbox:
         now = time.time()
         self._balance -= req.credit
         info = self._catalog.by_id(req.leaf.model_id, req.task_type, req.leaf.name) or self._catalog.unknown
-        kind = f"{req.leaf.model_id}|{req.task_type}|{req.parameters.get('duration')}|{req.parameters.get('resolution')}"
+        size = f"{req.parameters.get('duration')}|{req.parameters.get('resolution')}"
+        kind = f"{req.leaf.model_id}|{req.task_type}|{size}"
         delay = self._faults.generation_seconds(info.est_min, info.est_max, kind)
         fail = self._faults.task_failure()
         if outcome is not None and outcome.kind == "task_failure":
@@ -289,15 +291,23 @@ class Sandbox:
         self.ledger.append(entry)
         if self._ledger_file is not None:
             self._ledger_file.append(entry)
-        ready_at = math.inf if outcome is not None and outcome.kind == "never_finishes" else time.monotonic() + delay
+        ready_at = (
+            math.inf if outcome is not None and outcome.kind == "never_finishes" else time.monotonic() + delay
+        )
         task = Task(task_id, req, now, ready_at, _duration(req), _aspect_ratio(req), fail_message=fail)
         if fail is None and not task.never_finishes:
             task.render = asyncio.create_task(self._render(task))
             self._renders.add(task.render)
             task.render.add_done_callback(self._render_done)
         self._tasks[task_id] = task
-        log.info("task %s created: %s %s (%d pts, ready in %.2f s)", task_id, req.task_type, req.leaf.name,
-                 req.credit, delay)
+        log.info(
+            "task %s created: %s %s (%d pts, ready in %.2f s)",
+            task_id,
+            req.task_type,
+            req.leaf.name,
+            req.credit,
+            delay,
+        )
         return task
 
     def _render_done(self, render_task: asyncio.Task[None]) -> None:

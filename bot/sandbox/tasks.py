@@ -53,13 +53,23 @@ class Task:
             media: dict[str, Any] = {
                 "resource_status": None if pending else 0,
                 "status": "pending" if pending else "processing",
-                "url": "", "cover": "", "duration_str": "", "format": "mp4",
+                "url": "",
+                "cover": "",
+                "duration_str": "",
+                "format": "mp4",
             }
             status = media["status"]
         elif state == "failed":
             reason = self.fail_message or RENDER_FAILED
-            media = {"resource_status": 2, "status": "failed", "url": "", "cover": "",
-                     "duration_str": "", "format": "mp4", "error_msg": reason}
+            media = {
+                "resource_status": 2,
+                "status": "failed",
+                "url": "",
+                "cover": "",
+                "duration_str": "",
+                "format": "mp4",
+                "error_msg": reason,
+            }
             status = "failed"
         else:
             media = {

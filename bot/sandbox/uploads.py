@@ -19,8 +19,19 @@ from pathlib import Path
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.errors import ApiError
 
-REQUIRED = ("appUid", "appId", "appKey", "cmimToken", "sign", "timestamp", "nonce",
-            "fService", "fType", "fSuffix", "fContentType")
+REQUIRED = (
+    "appUid",
+    "appId",
+    "appKey",
+    "cmimToken",
+    "sign",
+    "timestamp",
+    "nonce",
+    "fService",
+    "fType",
+    "fSuffix",
+    "fContentType",
+)
 FILE_TYPES = frozenset({"picture", "video", "audio"})
 _SUFFIX = re.compile(r"^[A-Za-z0-9]{1,8}$")
 
@@ -90,7 +101,9 @@ class UploadDesk:
         grant = self._grants.get(token)
         if grant is None or now > grant.expires_at:
             raise ApiError("upload_denied", "upload URL unknown, used or expired")
-        if (content_type or "").split(";")[0].strip().lower() != grant.content_type.split(";")[0].strip().lower():
+        if (content_type or "").split(";")[0].strip().lower() != grant.content_type.split(";")[
+            0
+        ].strip().lower():
             raise ApiError("upload_denied", "Content-Type does not match the signed one")
         del self._grants[token]
         return grant

@@ -54,7 +54,9 @@ class Store(ABC):
         self.owner = owner or new_owner_id()
 
     @classmethod
-    async def open(cls, path: Path | str, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None) -> Store:
+    async def open(
+        cls, path: Path | str, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None
+    ) -> Store:
         """Open (creating and migrating as needed) the database at `path`."""
         target = str(path)
         if is_postgres(target):
@@ -99,8 +101,13 @@ class Store(ABC):
 
     @abstractmethod
     async def intake(
-        self, platform: str, event_ids: Sequence[str], job: Job | None = None,
-        images: Sequence[StoredImage] = (), *, max_active: int | None = None,
+        self,
+        platform: str,
+        event_ids: Sequence[str],
+        job: Job | None = None,
+        images: Sequence[StoredImage] = (),
+        *,
+        max_active: int | None = None,
     ) -> bool:
         """Accept one message: mark its event ids seen and write its job (with its pictures and
         this process's lease on it) in ONE transaction, so a crash can neither lose the request
@@ -198,8 +205,15 @@ class Store(ABC):
         """Mark a job's credits "spent" (with what it finally cost) or "released"."""
 
     @abstractmethod
-    async def usage(self, platform: str, since: float, *, user_id: str | None = None,
-                    chat_id: str | None = None, by: str | None = None) -> list[tuple[str, int, int]]:
+    async def usage(
+        self,
+        platform: str,
+        since: float,
+        *,
+        user_id: str | None = None,
+        chat_id: str | None = None,
+        by: str | None = None,
+    ) -> list[tuple[str, int, int]]:
         """Credits (reserved or spent) and jobs since `since`: for one person or chat, or per
         "user_id" / "chat_id" (`by`), largest first. Rows are (who, credits, jobs)."""
 

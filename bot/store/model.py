@@ -163,5 +163,13 @@ def apply_changes(job: Job, changes: Mapping[str, Any]) -> None:
 
 
 def question_from(row: Any) -> OpenQuestion:
-    return OpenQuestion(row["platform"], row["chat_id"], row["user_id"], row["kind"], row["job_id"],
-                        tuple(json.loads(row["options"])), row["asked_at"], row["expires_at"])
+    return OpenQuestion(
+        row["platform"],
+        row["chat_id"],
+        row["user_id"],
+        row["kind"],
+        row["job_id"],
+        tuple(json.loads(row["options"])),
+        row["asked_at"],
+        row["expires_at"],
+    )

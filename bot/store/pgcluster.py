@@ -35,8 +35,10 @@ def find_bin(name: str) -> str:
         return found
     for candidate in sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True):
         return candidate
-    raise ClusterError(f"{name} not found on PATH nor in /usr/lib/postgresql/*/bin: install the PostgreSQL "
-                       "server (Debian: apt-get install postgresql) to run the PostgreSQL store tests")
+    raise ClusterError(
+        f"{name} not found on PATH nor in /usr/lib/postgresql/*/bin: install the PostgreSQL "
+        "server (Debian: apt-get install postgresql) to run the PostgreSQL store tests"
+    )
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -48,8 +50,9 @@ def _run_as() -> pwd.struct_passwd | None:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    raise ClusterError("running as root and no unprivileged account (postgres, nobody) to run PostgreSQL as; "
-                       "set BOT_PG_USER")
+    raise ClusterError(
+        "running as root and no unprivileged account (postgres, nobody) to run PostgreSQL as; set BOT_PG_USER"
+    )
 
 
 class Cluster:
@@ -73,23 +76,56 @@ class Cluster:
         return ["su", "-s", "/bin/sh", self._user.pw_name, "-c", " ".join(f"'{a}'" for a in args)]
 
     def _call(self, *args: str, timeout: float = 60) -> None:
-        done = subprocess.run(self._cmd(*args), capture_output=True, text=True, timeout=timeout, check=False,
-                              cwd=self.dir, env={**os.environ, "LC_ALL": "C", "LANG": "C"})
+        done = subprocess.run(
+            self._cmd(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=self.dir,
+            env={**os.environ, "LC_ALL": "C", "LANG": "C"},
+        )
         if done.returncode != 0:
-            raise ClusterError(f"{Path(args[0]).name} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+            raise ClusterError(
+                f"{Path(args[0]).name} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+            )
 
     def start(self) -> Cluster:
         try:
             if self._user is not None:
                 os.chown(self.dir, self._user.pw_uid, self._user.pw_gid)
                 os.chmod(self.dir, 0o700)
-            self._call(self._initdb, "-D", str(self.data), "-U", DB_USER, "--auth=trust", "-E", "UTF8",
-                       "--locale=C", "--no-sync")
-            options = (f"-c listen_addresses='' -c unix_socket_directories={self.socket_dir} -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                       "-c shared_buffers=32MB")
-            self._call(self._pg_ctl, "-D", str(self.data), "-l", str(self.dir / "server.log"), "-o", options,
-                       "-w", "-t", "60", "start", timeout=90)
+            self._call(
+                self._initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                DB_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
+            options = (
+                f"-c listen_addresses='' -c unix_socket_directories={self.socket_dir} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                "-c shared_buffers=32MB"
+            )
+            self._call(
+                self._pg_ctl,
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.dir / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+                timeout=90,
+            )
             self._started = True
         except (ClusterError, OSError, subprocess.TimeoutExpired) as e:
             log = self.dir / "server.log"

@@ -175,13 +175,16 @@ class PostgresStore(Store):
 
     shared = True
 
-    def __init__(self, pool: asyncpg.Pool, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None
+    ) -> None:
         super().__init__(lease_s=lease_s, owner=owner)
         self._pool = pool
 
     @classmethod
-    async def connect(cls, url: str, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None,
-                      max_size: int = 10) -> PostgresStore:
+    async def connect(
+        cls, url: str, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None, max_size: int = 10
+    ) -> PostgresStore:
         """Connect (creating and migrating the schema as needed) to the database at `url`."""
         pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, command_timeout=60)
         store = cls(pool, lease_s=lease_s, owner=owner)
@@ -220,7 +223,11 @@ class PostgresStore(Store):
     async def get_preference(self, platform: str, user_id: str, task_type: str) -> Preference | None:
         row = await self._pool.fetchrow(
             "SELECT model_key, model_id, model_name, updated_at FROM preferences "
-            "WHERE platform=$1 AND user_id=$2 AND task_type=$3", platform, user_id, task_type)
+            "WHERE platform=$1 AND user_id=$2 AND task_type=$3",
+            platform,
+            user_id,
+            task_type,
+        )
         return Preference(row[0], row[1], row[2], row[3]) if row else None
 
     async def set_preference(
@@ -230,22 +237,36 @@ class PostgresStore(Store):
             "INSERT INTO preferences VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (platform, user_id, task_type) "
             "DO UPDATE SET model_key=EXCLUDED.model_key, model_id=EXCLUDED.model_id, "
             "model_name=EXCLUDED.model_name, updated_at=EXCLUDED.updated_at",
-            platform, user_id, task_type, model_key, model_id, model_name, time.time())
+            platform,
+            user_id,
+            task_type,
+            model_key,
+            model_id,
+            model_name,
+            time.time(),
+        )
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
         if task_type is None:
-            status = await self._pool.execute("DELETE FROM preferences WHERE platform=$1 AND user_id=$2",
-                                              platform, user_id)
+            status = await self._pool.execute(
+                "DELETE FROM preferences WHERE platform=$1 AND user_id=$2", platform, user_id
+            )
         else:
             status = await self._pool.execute(
                 "DELETE FROM preferences WHERE platform=$1 AND user_id=$2 AND task_type=$3",
-                platform, user_id, task_type)
+                platform,
+                user_id,
+                task_type,
+            )
         return _count(status)
 
     async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
         rows = await self._pool.fetch(
             "SELECT task_type, model_key, model_id, model_name, updated_at FROM preferences "
-            "WHERE platform=$1 AND user_id=$2", platform, user_id)
+            "WHERE platform=$1 AND user_id=$2",
+            platform,
+            user_id,
+        )
         return {r[0]: Preference(r[1], r[2], r[3], r[4]) for r in rows}
 
     # -- seen events -------------------------------------------------------------------------
@@ -254,43 +275,62 @@ class PostgresStore(Store):
             return False
         row = await self._pool.fetchrow(
             "SELECT 1 FROM seen_events WHERE platform=$1 AND event_id = ANY($2::text[]) LIMIT 1",
-            platform, list(event_ids))
+            platform,
+            list(event_ids),
+        )
         return row is not None
 
     async def intake(
-        self, platform: str, event_ids: Sequence[str], job: Job | None = None,
-        images: Sequence[StoredImage] = (), *, max_active: int | None = None,
+        self,
+        platform: str,
+        event_ids: Sequence[str],
+        job: Job | None = None,
+        images: Sequence[StoredImage] = (),
+        *,
+        max_active: int | None = None,
     ) -> bool:
         now = time.time()
         try:
             async with self._transaction() as con:
                 for event_id in event_ids:
                     status = await con.execute(
-                        "INSERT INTO seen_events VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", platform, event_id, now)
+                        "INSERT INTO seen_events VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
+                        platform,
+                        event_id,
+                        now,
+                    )
                     if _count(status) != 1:
                         raise _Rollback
                 if job is not None:
                     if max_active is not None:
                         # one person's job places, counted and taken under a lock on that person
-                        await con.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                                          f"places:{job.platform}:{job.user_id}")
+                        await con.execute(
+                            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                            f"places:{job.platform}:{job.user_id}",
+                        )
                         active = await con.fetchval(
                             "SELECT COUNT(*) FROM jobs WHERE platform=$1 AND user_id=$2 AND status = ANY($3::text[])",
-                            job.platform, job.user_id, list(ACTIVE))
+                            job.platform,
+                            job.user_id,
+                            list(ACTIVE),
+                        )
                         if active >= max_active:
                             raise TooManyJobs(f"{job.platform}:{job.user_id}")
                     await self._insert_job(con, job)
                     if images:
                         await con.executemany(
                             "INSERT INTO job_images VALUES ($1,$2,$3,$4,$5)",
-                            [(job.id, i, im.content_type, im.data, im.url) for i, im in enumerate(images)])
+                            [(job.id, i, im.content_type, im.data, im.url) for i, im in enumerate(images)],
+                        )
         except _Rollback:
             return False
         return True
 
     async def prune_seen(self, older_than_s: float = 7 * 86400) -> int:
         async with self._transaction() as con:
-            status = await con.execute("DELETE FROM seen_events WHERE seen_at < $1", time.time() - older_than_s)
+            status = await con.execute(
+                "DELETE FROM seen_events WHERE seen_at < $1", time.time() - older_than_s
+            )
             await con.execute("DELETE FROM open_questions WHERE expires_at < $1", time.time())
             await con.execute("DELETE FROM used_actions WHERE used_at < $1", time.time() - older_than_s)
         return _count(status)
@@ -304,12 +344,17 @@ class PostgresStore(Store):
         row = encode_job(job)
         cols = [*row, "lease_owner", "lease_until"]
         marks = [f"${i}" for i in range(1, len(row) + 2)] + [f"{_NOW} + ${len(row) + 2}"]
-        await con.execute(f"INSERT INTO jobs ({','.join(cols)}) VALUES ({','.join(marks)})",
-                          *row.values(), self.owner, self.lease_s)
+        await con.execute(
+            f"INSERT INTO jobs ({','.join(cols)}) VALUES ({','.join(marks)})",
+            *row.values(),
+            self.owner,
+            self.lease_s,
+        )
 
     async def job_images(self, job_id: str) -> list[StoredImage]:
         rows = await self._pool.fetch(
-            "SELECT content_type, data, url FROM job_images WHERE job_id=$1 ORDER BY position", job_id)
+            "SELECT content_type, data, url FROM job_images WHERE job_id=$1 ORDER BY position", job_id
+        )
         return [StoredImage(r[0], bytes(r[1]) if r[1] is not None else None, r[2]) for r in rows]
 
     async def drop_job_images(self, job_id: str) -> None:
@@ -352,19 +397,26 @@ class PostgresStore(Store):
 
     async def unfinished_jobs(self) -> list[Job]:
         rows = await self._pool.fetch(
-            "SELECT * FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_at", list(ACTIVE))
+            "SELECT * FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_at", list(ACTIVE)
+        )
         return [decode_job(r) for r in rows]
 
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[Job]:
         rows = await self._pool.fetch(
             "SELECT * FROM jobs WHERE platform=$1 AND user_id=$2 ORDER BY created_at DESC LIMIT $3",
-            platform, user_id, limit)
+            platform,
+            user_id,
+            limit,
+        )
         return [decode_job(r) for r in rows]
 
     async def active_jobs(self, platform: str, user_id: str) -> list[Job]:
         rows = await self._pool.fetch(
             "SELECT * FROM jobs WHERE platform=$1 AND user_id=$2 AND status = ANY($3::text[]) ORDER BY created_at",
-            platform, user_id, [*ACTIVE, WAITING])
+            platform,
+            user_id,
+            [*ACTIVE, WAITING],
+        )
         return [decode_job(r) for r in rows]
 
     # -- leases ----------------------------------------------------------------------------------
@@ -381,7 +433,11 @@ class PostgresStore(Store):
             )
             RETURNING *
             """,
-            self.owner, self.lease_s, list(ACTIVE), limit)
+            self.owner,
+            self.lease_s,
+            list(ACTIVE),
+            limit,
+        )
         return sorted((decode_job(r) for r in rows), key=lambda j: j.created_at)
 
     async def save_leased(self, job: Job, **changes: Any) -> bool:
@@ -395,20 +451,29 @@ class PostgresStore(Store):
             await con.execute(
                 f"UPDATE jobs SET lease_owner=$1, lease_until={_NOW} + $2 "
                 f"WHERE id = ANY($3::text[]) AND status = ANY($4::text[]) AND (lease_owner=$1 OR {_FREE})",
-                self.owner, self.lease_s, list(job_ids), list(ACTIVE))
+                self.owner,
+                self.lease_s,
+                list(job_ids),
+                list(ACTIVE),
+            )
             rows = await con.fetch(
                 "SELECT id FROM jobs WHERE id = ANY($2::text[]) AND lease_owner IS NOT NULL AND lease_owner <> $1",
-                self.owner, list(job_ids))
+                self.owner,
+                list(job_ids),
+            )
         return {r[0] for r in rows}
 
     async def release_leases(self, job_ids: Sequence[str] | None = None) -> int:
         if job_ids is None:
             status = await self._pool.execute(
-                "UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=$1", self.owner)
+                "UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=$1", self.owner
+            )
         else:
             status = await self._pool.execute(
                 "UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=$1 AND id = ANY($2::text[])",
-                self.owner, list(job_ids))
+                self.owner,
+                list(job_ids),
+            )
         return _count(status)
 
     # -- open questions ------------------------------------------------------------------------
@@ -417,14 +482,24 @@ class PostgresStore(Store):
             "INSERT INTO open_questions VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
             "ON CONFLICT (platform, chat_id, user_id) DO UPDATE SET kind=EXCLUDED.kind, job_id=EXCLUDED.job_id, "
             "options=EXCLUDED.options, asked_at=EXCLUDED.asked_at, expires_at=EXCLUDED.expires_at",
-            question.platform, question.chat_id, question.user_id, question.kind, question.job_id,
-            json.dumps(list(question.options)), question.asked_at, question.expires_at)
+            question.platform,
+            question.chat_id,
+            question.user_id,
+            question.kind,
+            question.job_id,
+            json.dumps(list(question.options)),
+            question.asked_at,
+            question.expires_at,
+        )
 
     async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:
         # read and removed in one statement: of two processes answering, one gets it
         row = await self._pool.fetchrow(
             "DELETE FROM open_questions WHERE platform=$1 AND chat_id=$2 AND user_id=$3 RETURNING *",
-            platform, chat_id, user_id)
+            platform,
+            chat_id,
+            user_id,
+        )
         return question_from(row) if row else None
 
     async def forget_questions_about(self, job_id: str) -> None:
@@ -433,7 +508,8 @@ class PostgresStore(Store):
     # -- actions that may happen once ---------------------------------------------------------
     async def use_once(self, action_id: str) -> bool:
         status = await self._pool.execute(
-            "INSERT INTO used_actions VALUES ($1,$2) ON CONFLICT DO NOTHING", action_id, time.time())
+            "INSERT INTO used_actions VALUES ($1,$2) ON CONFLICT DO NOTHING", action_id, time.time()
+        )
         return _count(status) == 1
 
     # -- credits: budgets and usage ------------------------------------------------------------
@@ -442,32 +518,57 @@ class PostgresStore(Store):
     ) -> tuple[str, int] | None:
         async with self._transaction() as con:
             # always the person first, then the chat: two processes never wait on each other in a circle
-            for scope, column, value, limit in (("user", "user_id", job.user_id, user_limit),
-                                                 ("chat", "chat_id", job.chat_id, chat_limit)):
+            for scope, column, value, limit in (
+                ("user", "user_id", job.user_id, user_limit),
+                ("chat", "chat_id", job.chat_id, chat_limit),
+            ):
                 if limit is None:
                     continue
-                await con.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                                  f"spend:{scope}:{job.platform}:{value}")
-                used = int(await con.fetchval(
-                    f"SELECT COALESCE(SUM(credits), 0) FROM spend WHERE platform=$1 AND {column}=$2 "
-                    "AND created_at>=$3 AND state<>'released' AND job_id<>$4",
-                    job.platform, value, since, job.id))
+                await con.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    f"spend:{scope}:{job.platform}:{value}",
+                )
+                used = int(
+                    await con.fetchval(
+                        f"SELECT COALESCE(SUM(credits), 0) FROM spend WHERE platform=$1 AND {column}=$2 "
+                        "AND created_at>=$3 AND state<>'released' AND job_id<>$4",
+                        job.platform,
+                        value,
+                        since,
+                        job.id,
+                    )
+                )
                 if used + credits > limit:
                     return scope, max(0, limit - used)
             await con.execute(
                 "INSERT INTO spend VALUES ($1,$2,$3,$4,$5,'reserved',$6) ON CONFLICT (job_id) DO UPDATE SET "
                 "credits=EXCLUDED.credits, state='reserved'",
-                job.id, job.platform, job.chat_id, job.user_id, credits, time.time())
+                job.id,
+                job.platform,
+                job.chat_id,
+                job.user_id,
+                credits,
+                time.time(),
+            )
         return None
 
     async def set_spend_state(self, job_id: str, state: str, credits: int | None = None) -> None:
         if credits is None:
             await self._pool.execute("UPDATE spend SET state=$1 WHERE job_id=$2", state, job_id)
         else:
-            await self._pool.execute("UPDATE spend SET state=$1, credits=$2 WHERE job_id=$3", state, credits, job_id)
+            await self._pool.execute(
+                "UPDATE spend SET state=$1, credits=$2 WHERE job_id=$3", state, credits, job_id
+            )
 
-    async def usage(self, platform: str, since: float, *, user_id: str | None = None,
-                    chat_id: str | None = None, by: str | None = None) -> list[tuple[str, int, int]]:
+    async def usage(
+        self,
+        platform: str,
+        since: float,
+        *,
+        user_id: str | None = None,
+        chat_id: str | None = None,
+        by: str | None = None,
+    ) -> list[tuple[str, int, int]]:
         args: list[Any] = [platform, since]
         where = ["platform=$1", "created_at>=$2", "state<>'released'"]
         if user_id is not None:
@@ -492,4 +593,8 @@ class PostgresStore(Store):
     async def set_override(self, key: str, value: str) -> None:
         await self._pool.execute(
             "INSERT INTO overrides VALUES ($1,$2,$3) ON CONFLICT (key) DO UPDATE SET value=EXCLUDED.value, "
-            "updated_at=EXCLUDED.updated_at", key, value, time.time())
+            "updated_at=EXCLUDED.updated_at",
+            key,
+            value,
+            time.time(),
+        )

@@ -151,7 +151,9 @@ _STAYS_FINISHED = f"NOT (status IN ({_FINAL_MARKS}) AND ? NOT IN ({_FINAL_MARKS}
 class SqliteStore(Store):
     """The store on one SQLite file: one connection, WAL journal."""
 
-    def __init__(self, db: aiosqlite.Connection, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None
+    ) -> None:
         super().__init__(lease_s=lease_s, owner=owner)
         self._db = db
         # One connection is shared by every coroutine: a write that spans several statements
@@ -170,8 +172,9 @@ class SqliteStore(Store):
             await self._db.commit()
 
     @classmethod
-    async def connect(cls, path: Path | str, *, lease_s: float = DEFAULT_LEASE_S,
-                      owner: str | None = None) -> SqliteStore:
+    async def connect(
+        cls, path: Path | str, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None
+    ) -> SqliteStore:
         """Open (creating and migrating as needed) the SQLite file at `path`."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +226,9 @@ class SqliteStore(Store):
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
         async with self._transaction() as db:
             if task_type is None:
-                cur = await db.execute("DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id))
+                cur = await db.execute(
+                    "DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id)
+                )
             else:
                 cur = await db.execute(
                     "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?",
@@ -233,7 +238,8 @@ class SqliteStore(Store):
 
     async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
         async with self._db.execute(
-            "SELECT task_type, model_key, model_id, model_name, updated_at FROM preferences WHERE platform=? AND user_id=?",
+            "SELECT task_type, model_key, model_id, model_name, updated_at FROM preferences "
+            "WHERE platform=? AND user_id=?",
             (platform, user_id),
         ) as cur:
             rows = await cur.fetchall()
@@ -245,21 +251,29 @@ class SqliteStore(Store):
             return False
         marks = ",".join("?" for _ in event_ids)
         async with self._db.execute(
-            f"SELECT 1 FROM seen_events WHERE platform=? AND event_id IN ({marks}) LIMIT 1", (platform, *event_ids)
+            f"SELECT 1 FROM seen_events WHERE platform=? AND event_id IN ({marks}) LIMIT 1",
+            (platform, *event_ids),
         ) as cur:
             return await cur.fetchone() is not None
 
     async def intake(
-        self, platform: str, event_ids: Sequence[str], job: Job | None = None,
-        images: Sequence[StoredImage] = (), *, max_active: int | None = None,
+        self,
+        platform: str,
+        event_ids: Sequence[str],
+        job: Job | None = None,
+        images: Sequence[StoredImage] = (),
+        *,
+        max_active: int | None = None,
     ) -> bool:
         now = time.time()
         async with self._transaction() as db:
             if event_ids:
                 # one statement for all ids: fewer round trips to the database thread per message
                 marks = ",".join("(?,?,?)" for _ in event_ids)
-                cur = await db.execute(f"INSERT OR IGNORE INTO seen_events VALUES {marks}",
-                                       [v for event_id in event_ids for v in (platform, event_id, now)])
+                cur = await db.execute(
+                    f"INSERT OR IGNORE INTO seen_events VALUES {marks}",
+                    [v for event_id in event_ids for v in (platform, event_id, now)],
+                )
                 if cur.rowcount != len(event_ids):
                     await db.rollback()
                     return False
@@ -377,8 +391,10 @@ class SqliteStore(Store):
         if jobs:
             marks = ",".join("?" for _ in jobs)
             async with self._transaction() as db:
-                await db.execute(f"UPDATE jobs SET lease_owner=?, lease_until=? WHERE id IN ({marks})",
-                                 (self.owner, time.time() + self.lease_s, *(j.id for j in jobs)))
+                await db.execute(
+                    f"UPDATE jobs SET lease_owner=?, lease_until=? WHERE id IN ({marks})",
+                    (self.owner, time.time() + self.lease_s, *(j.id for j in jobs)),
+                )
         return jobs
 
     async def save_leased(self, job: Job, **changes: Any) -> bool:
@@ -393,13 +409,15 @@ class SqliteStore(Store):
     async def release_leases(self, job_ids: Sequence[str] | None = None) -> int:
         async with self._transaction() as db:
             if job_ids is None:
-                cur = await db.execute("UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=?",
-                                       (self.owner,))
+                cur = await db.execute(
+                    "UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=?", (self.owner,)
+                )
             else:
                 marks = ",".join("?" for _ in job_ids)
                 cur = await db.execute(
                     f"UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=? AND id IN ({marks})",
-                    (self.owner, *job_ids))
+                    (self.owner, *job_ids),
+                )
         return cur.rowcount
 
     # -- open questions ------------------------------------------------------------------------
@@ -407,8 +425,16 @@ class SqliteStore(Store):
         async with self._transaction() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO open_questions VALUES (?,?,?,?,?,?,?,?)",
-                (question.platform, question.chat_id, question.user_id, question.kind, question.job_id,
-                 json.dumps(list(question.options)), question.asked_at, question.expires_at),
+                (
+                    question.platform,
+                    question.chat_id,
+                    question.user_id,
+                    question.kind,
+                    question.job_id,
+                    json.dumps(list(question.options)),
+                    question.asked_at,
+                    question.expires_at,
+                ),
             )
 
     async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:
@@ -421,7 +447,8 @@ class SqliteStore(Store):
             if row is None:
                 return None
             await db.execute(
-                "DELETE FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?", (platform, chat_id, user_id)
+                "DELETE FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?",
+                (platform, chat_id, user_id),
             )
         return question_from(row)
 
@@ -432,7 +459,9 @@ class SqliteStore(Store):
     # -- actions that may happen once ---------------------------------------------------------
     async def use_once(self, action_id: str) -> bool:
         async with self._transaction() as db:
-            cur = await db.execute("INSERT OR IGNORE INTO used_actions VALUES (?,?)", (action_id, time.time()))
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO used_actions VALUES (?,?)", (action_id, time.time())
+            )
         return cur.rowcount == 1
 
     # -- credits: budgets and usage ------------------------------------------------------------
@@ -440,8 +469,10 @@ class SqliteStore(Store):
         self, job: Job, credits: int, since: float, user_limit: int | None, chat_limit: int | None
     ) -> tuple[str, int] | None:
         async with self._transaction() as db:
-            for scope, column, value, limit in (("user", "user_id", job.user_id, user_limit),
-                                                 ("chat", "chat_id", job.chat_id, chat_limit)):
+            for scope, column, value, limit in (
+                ("user", "user_id", job.user_id, user_limit),
+                ("chat", "chat_id", job.chat_id, chat_limit),
+            ):
                 if limit is None:
                     continue
                 async with db.execute(
@@ -465,10 +496,19 @@ class SqliteStore(Store):
             if credits is None:
                 await db.execute("UPDATE spend SET state=? WHERE job_id=?", (state, job_id))
             else:
-                await db.execute("UPDATE spend SET state=?, credits=? WHERE job_id=?", (state, credits, job_id))
+                await db.execute(
+                    "UPDATE spend SET state=?, credits=? WHERE job_id=?", (state, credits, job_id)
+                )
 
-    async def usage(self, platform: str, since: float, *, user_id: str | None = None,
-                    chat_id: str | None = None, by: str | None = None) -> list[tuple[str, int, int]]:
+    async def usage(
+        self,
+        platform: str,
+        since: float,
+        *,
+        user_id: str | None = None,
+        chat_id: str | None = None,
+        by: str | None = None,
+    ) -> list[tuple[str, int, int]]:
         where = ["platform=?", "created_at>=?", "state!='released'"]
         args: list[Any] = [platform, since]
         if user_id is not None:
@@ -496,7 +536,8 @@ class SqliteStore(Store):
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO overrides VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value, "
-                "updated_at=excluded.updated_at", (key, value, time.time()),
+                "updated_at=excluded.updated_at",
+                (key, value, time.time()),
             )
 
 

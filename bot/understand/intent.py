@@ -40,12 +40,16 @@ _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 #: no vowel at all, five consonants in a row, a letter three times running, a q without its u
 _UNPRONOUNCEABLE = re.compile(r"^[^aeiouy]+$|[bcdfghjklmnpqrstvwxz]{5}|(.)\1\1|q(?!u).")
 #: three or more neighbouring keys of one keyboard row ("asdf", "qwe")
-_KEYBOARD_RUNS = frozenset(row[i:j] for row in _KEYBOARD_ROWS for i in range(len(row)) for j in range(i + 3, len(row) + 1))
+_KEYBOARD_RUNS = frozenset(
+    row[i:j] for row in _KEYBOARD_ROWS for i in range(len(row)) for j in range(i + 3, len(row) + 1)
+)
 _OTHER_SCRIPT = re.compile(r"[^\W\d_\u0000-\u024f]")
 _SHORT_QUESTION = 12
 _MAX_POLITE = 6
 _POLITE_TAIL = 24
-_SHORT_COMMON = frozenset({"a", "i", "an", "to", "of", "in", "on", "at", "by", "is", "it", "my", "me", "we", "up"})
+_SHORT_COMMON = frozenset(
+    {"a", "i", "an", "to", "of", "in", "on", "at", "by", "is", "it", "my", "me", "we", "up"}
+)
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def _unwrapped(text: str, tables: IntentTables) -> list[str]:
         current = stages[-1]
         start = tables.polite_start.match(current)
         if start is not None and start.end():
-            current = current[start.end():]
+            current = current[start.end() :]
         # a polite word is short: look for one only near the end, not from every position
         end = tables.polite_end.search(current, max(0, len(current) - _POLITE_TAIL))
         if end is not None:
@@ -164,9 +168,9 @@ def without_greeting(prompt: str | None, tables: IntentTables | None = None) -> 
     tables = tables or load_intents()
     folded = fold(prompt)  # one character for one: an index in it is an index in `prompt`
     m = tables.greeting.match(folded)
-    if m is None or m.end() == 0 or not any(ch.isalnum() for ch in prompt[m.end():]):
+    if m is None or m.end() == 0 or not any(ch.isalnum() for ch in prompt[m.end() :]):
         return prompt
-    return without_greeting(prompt[m.end():].strip(), tables)
+    return without_greeting(prompt[m.end() :].strip(), tables)
 
 
 def _gibberish_word(word: str) -> bool:
@@ -192,14 +196,24 @@ def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:
     # a Chinese question word inside a longer description ("一只猫在想什么, 镜头慢慢推近") is
     # part of the picture, not a question to the bot
     short = len(text) <= _SHORT_QUESTION
-    asks = bool(tables.question_start.search(text) or tables.question_end.search(text)
-                or (short and tables.question_words.search(text)))
+    asks = bool(
+        tables.question_start.search(text)
+        or tables.question_end.search(text)
+        or (short and tables.question_words.search(text))
+    )
     return asks and not tables.generate.search(text)
 
 
 def classify(
-    folded: str, *, images: int, prompt: str | None, names_model: bool, sets_preference: bool,
-    has_parameters: bool, unknown_model: str | None, question_mark: bool,
+    folded: str,
+    *,
+    images: int,
+    prompt: str | None,
+    names_model: bool,
+    sets_preference: bool,
+    has_parameters: bool,
+    unknown_model: str | None,
+    question_mark: bool,
 ) -> str:
     """The intent of one message (see the module docstring for the order of the rules)."""
     tables = load_intents()

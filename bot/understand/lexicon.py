@@ -189,7 +189,9 @@ def _alias_spellings(data: dict[str, Any], catalog: Catalog) -> list[str]:
     return spellings
 
 
-def _duration(d: dict[str, Any], number: str) -> tuple[str, re.Pattern[str], tuple[tuple[re.Pattern[str], int], ...]]:
+def _duration(
+    d: dict[str, Any], number: str
+) -> tuple[str, re.Pattern[str], tuple[tuple[re.Pattern[str], int], ...]]:
     sec, mnt, rng = d["seconds"], d["minutes"], d["range"]
     # up to seven digits: "99999秒" is read (and fitted to the model, said in the notice), not
     # left in the prompt
@@ -220,7 +222,11 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
     strict = data["strict"]
     strict_aliases = [a for aliases in data.get("strict_models", {}).values() for a in aliases]
     after = "|".join(f"(?<={re.escape(w)})" for w in strict["after"])
-    strict_re = f"(?:{after})(?:{'|'.join(map(re.escape, strict_aliases))}){strict['before']}" if strict_aliases else None
+    strict_re = (
+        f"(?:{after})(?:{'|'.join(map(re.escape, strict_aliases))}){strict['before']}"
+        if strict_aliases
+        else None
+    )
     not_after = f"(?<![{re.escape(data['not_after']['chars'])}])"
     by_first: dict[str, list[str]] = {}
     for alias in _alias_spellings(data, catalog):
@@ -232,8 +238,14 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
         model_alts.append(not_after + strict_re)
     intents = tomllib.loads(INTENTS_PATH.read_text(encoding="utf-8"))
     unknown = _unknown_models(intents, model_keys)
-    unknown_spellings = sorted({a.lower() for table in intents.get("unknown_models", {}).values()
-                                for aliases in table.values() for a in aliases})
+    unknown_spellings = sorted(
+        {
+            a.lower()
+            for table in intents.get("unknown_models", {}).values()
+            for aliases in table.values()
+            for a in aliases
+        }
+    )
 
     words = {k: int(v) for k, v in data["duration"]["numbers"].items()}
     number = english_number_pattern(words)
@@ -248,7 +260,12 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
         rf"{res_prefix}(?:{'|'.join(bare_res.values())})(?![\d.])",
     ]
     resolution_values = tuple(
-        (value, re.compile(rf"{B_START}{_alt(list(ps) + ([bare_res[value]] if value in bare_res else []))}{B_END}"))
+        (
+            value,
+            re.compile(
+                rf"{B_START}{_alt(list(ps) + ([bare_res[value]] if value in bare_res else []))}{B_END}"
+            ),
+        )
         for value, ps in res_values.items()
     )
 

@@ -60,14 +60,19 @@ def _scan(lx: Lexicon, folded: str) -> list[Token]:
 
 
 #: what people quote is theirs, word for word: a sign that says "NO SORA" names no model
-_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|「[^」\n]*」|『[^』\n]*』|‘[^’\n]*’|(?<![\w'])'[^'\n]+'(?![\w'])")
+_QUOTED = re.compile(
+    r"\"[^\"\n]*\"|“[^”\n]*”|「[^」\n]*」|『[^』\n]*』|‘[^’\n]*’|(?<![\w'])'[^'\n]+'(?![\w'])"
+)
 _QUOTE_MARKS = frozenset("\"“「『‘'")
 _MASK = "\x1a"  # matches no phrase: quoted words are never read as models, parameters or commands
 #: on/off words of the creative controls -> (Request field, value)
 _SWITCHES: dict[str, tuple[str, Any]] = {
-    "sound_on": ("sound", True), "sound_off": ("sound", False),
-    "shot_single": ("shot_type", "single"), "shot_multi": ("shot_type", "multi"),
-    "extend_on": ("prompt_extend", True), "extend_off": ("prompt_extend", False),
+    "sound_on": ("sound", True),
+    "sound_off": ("sound", False),
+    "shot_single": ("shot_type", "single"),
+    "shot_multi": ("shot_type", "multi"),
+    "extend_on": ("prompt_extend", True),
+    "extend_off": ("prompt_extend", False),
 }
 _DIGITS = re.compile(r"\d+")
 #: the words that introduce a negative prompt (the rest of the phrase is its text)
@@ -102,7 +107,9 @@ def _negated(tokens: list[Token], folded: str, remove: list[bool]) -> list[bool]
 
 def _removable(tokens: list[Token], folded: str) -> tuple[list[bool], list[bool]]:
     """Which tokens leave the prompt, and which model tokens follow a choosing word."""
-    remove = [not kind.endswith("_d") and kind not in ("choose", "after_model", "negate") for kind, _, _ in tokens]
+    remove = [
+        not kind.endswith("_d") and kind not in ("choose", "after_model", "negate") for kind, _, _ in tokens
+    ]
     chosen = [False] * len(tokens)
     for i, (kind, start, _) in enumerate(tokens):
         if kind in _CHOSEN_BY:
@@ -113,7 +120,11 @@ def _removable(tokens: list[Token], folded: str) -> tuple[list[bool], list[bool]
                 j -= 1
         elif kind == "after_model" and i > 0:
             prev_kind, _, prev_end = tokens[i - 1]
-            if (prev_kind in _CHOSEN_BY or prev_kind == "after_model") and remove[i - 1] and _adjacent(folded, prev_end, start):
+            if (
+                (prev_kind in _CHOSEN_BY or prev_kind == "after_model")
+                and remove[i - 1]
+                and _adjacent(folded, prev_end, start)
+            ):
                 remove[i] = True
     return remove, chosen
 
@@ -254,9 +265,11 @@ def parse(text: str, images: int = 0) -> Request:
             controls["seed"] = int(_DIGITS.findall(span)[-1])
         elif kind == "negative":
             lead = _NEGATIVE_LEAD.match(span)
-            words = text[start + (lead.end() if lead else 0):end].strip(_CLAUSE_EDGES)
+            words = text[start + (lead.end() if lead else 0) : end].strip(_CLAUSE_EDGES)
             if words:
-                controls["negative_prompt"] = f"{controls['negative_prompt']}, {words}" if "negative_prompt" in controls else words
+                controls["negative_prompt"] = (
+                    f"{controls['negative_prompt']}, {words}" if "negative_prompt" in controls else words
+                )
         elif kind in ("budget", "premium"):
             tier = kind
         elif kind == "clear":
@@ -292,10 +305,14 @@ def parse(text: str, images: int = 0) -> Request:
     spans = [(s, e) for (_, s, e), r in zip(tokens, remove, strict=True) if r]
     prompt = without_greeting(cut(text, folded, spans, lx))
     intent = classify(
-        folded, images=images, prompt=prompt, names_model=model_key is not None,
+        folded,
+        images=images,
+        prompt=prompt,
+        names_model=model_key is not None,
         sets_preference=preference is not None,
         has_parameters=any(v is not None for v in (duration, resolution, aspect)),
-        unknown_model=unknown, question_mark=folded.rstrip().endswith("?"),
+        unknown_model=unknown,
+        question_mark=folded.rstrip().endswith("?"),
     )
     return Request(
         task_type=task,
@@ -312,7 +329,11 @@ def parse(text: str, images: int = 0) -> Request:
         unknown_model=unknown,
         choice=choice_of(core_text(folded)) if intent == "confirm" else None,
         topic="usage" if intent == "jobs" and command_of(core_text(folded)) == "usage" else None,
-        wants_images=2 if "first_last" in cues else 1 if cues & {"first_frame", "animate", "reference"} else 0,
+        wants_images=2
+        if "first_last" in cues
+        else 1
+        if cues & {"first_frame", "animate", "reference"}
+        else 0,
         excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in excluded) if mid),
         excluded_keys=tuple(excluded),
         traditional=is_traditional(text),

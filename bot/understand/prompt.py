@@ -12,7 +12,18 @@ _SPACE_BEFORE_PUNCT = re.compile(rf"\s+([{_PUNCT}])")
 _PUNCT_RUN = re.compile(rf"([{_PUNCT}])(?:\s*[{_PUNCT}])+")
 _EDGE_PUNCT = "\t\n\r\f\v ,，。.;；:：、!！?？~～-—_·…"
 #: quote marks leave an edge only when their partner is not in the prompt (a quote is the user's)
-_QUOTES = {'"': '"', "'": "'", "“": "”", "”": "“", "‘": "’", "’": "‘", "「": "」", "」": "「", "『": "』", "』": "『"}
+_QUOTES = {
+    '"': '"',
+    "'": "'",
+    "“": "”",
+    "”": "“",
+    "‘": "’",
+    "’": "‘",
+    "「": "」",
+    "」": "「",
+    "『": "』",
+    "』": "『",
+}
 #: brackets a removed phrase left empty: "a dog (not sora please)" -> "a dog"
 _EMPTY_BRACKETS = re.compile(r"\s*(?:\(\s*\)|（\s*）|\[\s*\]|【\s*】)")
 _WORD = re.compile(r"[A-Za-z0-9]")

@@ -7,8 +7,22 @@ from typing import Any
 
 #: the keys `python -m bot parse` prints, in order
 CLI_KEYS: tuple[str, ...] = (
-    "intent", "task_type", "model_id", "duration", "resolution", "aspect_ratio", "preference", "language",
-    "prompt", "unknown_model", "excluded_models", "sound", "negative_prompt", "seed", "shot_type", "prompt_extend",
+    "intent",
+    "task_type",
+    "model_id",
+    "duration",
+    "resolution",
+    "aspect_ratio",
+    "preference",
+    "language",
+    "prompt",
+    "unknown_model",
+    "excluded_models",
+    "sound",
+    "negative_prompt",
+    "seed",
+    "shot_type",
+    "prompt_extend",
 )
 
 
@@ -61,8 +75,13 @@ class Request:
 
     def controls(self) -> dict[str, Any]:
         """The creative controls asked for, by name (only those set)."""
-        values = {"sound": self.sound, "negative_prompt": self.negative_prompt, "seed": self.seed,
-                  "shot_type": self.shot_type, "prompt_extend": self.prompt_extend}
+        values = {
+            "sound": self.sound,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+            "shot_type": self.shot_type,
+            "prompt_extend": self.prompt_extend,
+        }
         return {k: v for k, v in values.items() if v is not None}
 
     def as_dict(self) -> dict[str, Any]:
