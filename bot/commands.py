@@ -99,7 +99,7 @@ def chat_reply(text: str, lang: str, *, answered_nothing: bool) -> str:
     words = core_text(fold(text))
     if answered_nothing:
         return i18n.t("talk.ack", lang)
-    if words and is_small_talk(words, tables):
+    if not words or is_small_talk(words, tables):  # "🙂", "👍", "hi", "谢谢"
         return i18n.t("talk.hello", lang)
     if words and is_idle_question(words, tables) and not is_gibberish(words):
         return i18n.t("talk.question", lang)

@@ -186,4 +186,4 @@ def test_an_unknown_command_is_refused_with_usage() -> None:
 def test_a_failure_in_the_terminal_says_how_to_ask_for_another_model(tmp_path: Path) -> None:
     done = run_console("用 Sora 2 Pro 生成一个女人在海边跳舞的视频\n确认\n", tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "视频生成失败" in done.stdout and "想换模型,可以直接说「用 Wan 2.6 生成 …」" in done.stdout
+    assert "视频生成失败" in done.stdout and "回复「好的」就用 Wan 2.6 重试" in done.stdout
