@@ -34,6 +34,8 @@ Decisions the tables do not make:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.understand.intent import choice_of, classify, command_of, core_text, without_greeting
@@ -236,73 +238,11 @@ def parse(text: str, images: int = 0) -> Request:
     negated = _negated(tokens, folded, remove)
     unknown = _unknown_model(lx, tokens, folded, remove, chosen, negated)
 
-    cues: set[str] = set()
-    controls: dict[str, Any] = {}
-    models: list[tuple[str, bool]] = []
-    excluded: list[str] = []
-    tier: str | None = None
-    clear = once = False
-    duration: int | None = None
-    resolution: str | None = None
-    aspect: str | None = None
-    for (kind, start, end), was_chosen, ruled_out in zip(tokens, chosen, negated, strict=True):
-        span = folded[start:end]
-        if ruled_out:
-            key = lx.model_keys.get(canonical(span)) if kind == "model" else None
-            if key is not None and key not in excluded:
-                excluded.append(key)
-            continue  # a ruled-out ratio or resolution is simply not asked for
-        if kind == "model":
-            key = lx.model_keys.get(canonical(span))
-            if key is not None:
-                models.append((key, was_chosen))
-        elif kind == "once":
-            once = True
-        elif kind in _SWITCHES:
-            name, value = _SWITCHES[kind]
-            controls[name] = value
-        elif kind == "seed":
-            controls["seed"] = int(_DIGITS.findall(span)[-1])
-        elif kind == "negative":
-            lead = _NEGATIVE_LEAD.match(span)
-            words = text[start + (lead.end() if lead else 0) : end].strip(_CLAUSE_EDGES)
-            if words:
-                controls["negative_prompt"] = (
-                    f"{controls['negative_prompt']}, {words}" if "negative_prompt" in controls else words
-                )
-        elif kind in ("budget", "premium"):
-            tier = kind
-        elif kind == "clear":
-            clear = True
-        elif kind == "duration":
-            value = _duration(lx, span)
-            if value is not None:
-                duration = -value if _minus_before(folded, start) else value
-        elif kind == "resolution":
-            resolution = _resolution(lx, span) or resolution
-        elif kind == "aspect":
-            aspect = _aspect(lx, span) or aspect
-        elif kind not in ("choose", "after_model", "filler", "negate", "negative", "seed"):
-            cues.add(kind)
+    r = _read(lx, text, folded, tokens, chosen, negated)
+    task = _task_type(images, r.cues)
+    model_key, model_id, preference = _model_choice(lx, r, task)
 
-    task = _task_type(images, cues)
-    model_key: str | None = None
-    model_id: str | None = None
-    preference: str | None = None
-    if models:
-        picked = [k for k, c in models if c]
-        model_key, model_id = _resolve(lx, picked[-1] if picked else models[0][0], task)
-        preference = "save"
-    elif tier is not None:
-        table = lx.catalog.premium if tier == "premium" else lx.catalog.budget
-        model_key, model_id = _resolve(lx, table[task], task)
-        preference = "clear" if tier == "premium" else None
-    if clear and not models:
-        preference = "clear"
-    if once or excluded:
-        preference = None  # "just this once", "别用sora": used for this job, nothing saved
-
-    spans = [(s, e) for (_, s, e), r in zip(tokens, remove, strict=True) if r]
+    spans = [(start, end) for (_, start, end), gone in zip(tokens, remove, strict=True) if gone]
     prompt = without_greeting(cut(text, folded, spans, lx))
     intent = classify(
         folded,
@@ -310,16 +250,16 @@ def parse(text: str, images: int = 0) -> Request:
         prompt=prompt,
         names_model=model_key is not None,
         sets_preference=preference is not None,
-        has_parameters=any(v is not None for v in (duration, resolution, aspect)),
+        has_parameters=any(v is not None for v in (r.duration, r.resolution, r.aspect)),
         unknown_model=unknown,
         question_mark=folded.rstrip().endswith("?"),
     )
     return Request(
         task_type=task,
         model_id=model_id,
-        duration=duration,
-        resolution=resolution,
-        aspect_ratio=aspect,
+        duration=r.duration,
+        resolution=r.resolution,
+        aspect_ratio=r.aspect,
         # a model named in a question ("sora怎么样") or an answer changes no preference
         preference=preference if intent in ("video", "prefer") else None,
         language=_language(folded, tokens),
@@ -329,16 +269,163 @@ def parse(text: str, images: int = 0) -> Request:
         unknown_model=unknown,
         choice=choice_of(core_text(folded)) if intent == "confirm" else None,
         topic="usage" if intent == "jobs" and command_of(core_text(folded)) == "usage" else None,
-        wants_images=2
-        if "first_last" in cues
-        else 1
-        if cues & {"first_frame", "animate", "reference"}
-        else 0,
-        excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in excluded) if mid),
-        excluded_keys=tuple(excluded),
+        wants_images=_wants_images(r.cues),
+        excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in r.excluded) if mid),
+        excluded_keys=tuple(r.excluded),
         traditional=is_traditional(text),
-        **controls,
+        **r.controls,
     )
+
+
+def _wants_images(cues: set[str]) -> int:
+    """Pictures the wording asks for: 2 for first and last frame, 1 to animate or follow one."""
+    if "first_last" in cues:
+        return 2
+    return 1 if cues & {"first_frame", "animate", "reference"} else 0
+
+
+@dataclass
+class _Readings:
+    """What the phrases of one message say, before the decisions."""
+
+    cues: set[str] = field(default_factory=set)
+    controls: dict[str, Any] = field(default_factory=dict)
+    models: list[tuple[str, bool]] = field(default_factory=list)  # (catalog key, after a choosing word)
+    excluded: list[str] = field(default_factory=list)
+    tier: str | None = None
+    clear: bool = False
+    once: bool = False
+    duration: int | None = None
+    resolution: str | None = None
+    aspect: str | None = None
+
+
+#: token kinds that are neither read into a field nor a task cue
+_NOT_CUES = frozenset({"choose", "after_model", "filler", "negate", "negative", "seed"})
+
+
+def _read(
+    lx: Lexicon, text: str, folded: str, tokens: list[Token], chosen: list[bool], negated: list[bool]
+) -> _Readings:
+    """Every token read into the fields it sets; several values for one field: the last counts."""
+    r = _Readings()
+    for (kind, start, end), was_chosen, ruled_out in zip(tokens, chosen, negated, strict=True):
+        span = folded[start:end]
+        if ruled_out:
+            key = lx.model_keys.get(canonical(span)) if kind == "model" else None
+            if key is not None and key not in r.excluded:
+                r.excluded.append(key)
+            continue  # a ruled-out ratio or resolution is simply not asked for
+        reader = _READERS.get(kind)
+        if reader is not None:
+            reader(lx, r, text, folded, start, end, was_chosen)
+        elif kind in _SWITCHES:
+            name, value = _SWITCHES[kind]
+            r.controls[name] = value
+        elif kind not in _NOT_CUES:
+            r.cues.add(kind)
+    return r
+
+
+def _read_model(
+    lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool
+) -> None:
+    key = lx.model_keys.get(canonical(folded[start:end]))
+    if key is not None:
+        r.models.append((key, chosen))
+
+
+def _read_once(lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool) -> None:
+    r.once = True
+
+
+def _read_clear(
+    lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool
+) -> None:
+    r.clear = True
+
+
+def _read_budget(
+    lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool
+) -> None:
+    r.tier = "budget"
+
+
+def _read_premium(
+    lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool
+) -> None:
+    r.tier = "premium"
+
+
+def _read_seed(lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool) -> None:
+    r.controls["seed"] = int(_DIGITS.findall(folded[start:end])[-1])
+
+
+def _read_negative(
+    lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool
+) -> None:
+    lead = _NEGATIVE_LEAD.match(folded[start:end])
+    words = text[start + (lead.end() if lead else 0) : end].strip(_CLAUSE_EDGES)
+    if words:
+        before = r.controls.get("negative_prompt")
+        r.controls["negative_prompt"] = f"{before}, {words}" if before else words
+
+
+def _read_duration(
+    lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool
+) -> None:
+    value = _duration(lx, folded[start:end])
+    if value is not None:
+        r.duration = -value if _minus_before(folded, start) else value
+
+
+def _read_resolution(
+    lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool
+) -> None:
+    r.resolution = _resolution(lx, folded[start:end]) or r.resolution
+
+
+def _read_aspect(
+    lx: Lexicon, r: _Readings, text: str, folded: str, start: int, end: int, chosen: bool
+) -> None:
+    r.aspect = _aspect(lx, folded[start:end]) or r.aspect
+
+
+_Reader = Callable[[Lexicon, _Readings, str, str, int, int, bool], None]
+#: token kind -> what it sets
+_READERS: dict[str, _Reader] = {
+    "model": _read_model,
+    "once": _read_once,
+    "clear": _read_clear,
+    "budget": _read_budget,
+    "premium": _read_premium,
+    "seed": _read_seed,
+    "negative": _read_negative,
+    "duration": _read_duration,
+    "resolution": _read_resolution,
+    "aspect": _read_aspect,
+}
+
+
+def _model_choice(lx: Lexicon, r: _Readings, task: str) -> tuple[str | None, str | None, str | None]:
+    """(model_key, model_id, preference) from the models and tier words read; see the module
+    docstring for the rules."""
+    model_key: str | None = None
+    model_id: str | None = None
+    preference: str | None = None
+    if r.models:
+        picked = [k for k, c in r.models if c]
+        model_key, model_id = _resolve(lx, picked[-1] if picked else r.models[0][0], task)
+        preference = "save"
+    elif r.tier is not None:
+        table = lx.catalog.premium if r.tier == "premium" else lx.catalog.budget
+        model_key, model_id = _resolve(lx, table[task], task)
+        preference = "clear" if r.tier == "premium" else None
+    if r.clear and not r.models:
+        preference = "clear"
+    if r.once or r.excluded:
+        preference = None  # "just this once", "别用sora": used for this job, nothing saved
+    return model_key, model_id, preference
 
 
 def _minus_before(folded: str, start: int) -> bool:
