@@ -212,13 +212,8 @@ def _duration(
     return scan, detail, compiled
 
 
-@cache
-def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
-    """Load and compile aliases.toml against the model catalog (once per process)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    catalog = load_catalog()
-    model_keys = _model_aliases(data, catalog)
-
+def _model_alternatives(data: dict[str, Any], catalog: Catalog) -> list[str]:
+    """The scanner's model phrases: one trie per first character, plus the strict aliases."""
     strict = data["strict"]
     strict_aliases = [a for aliases in data.get("strict_models", {}).values() for a in aliases]
     after = "|".join(f"(?<={re.escape(w)})" for w in strict["after"])
@@ -236,22 +231,11 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
     model_alts = [not_after + _trie_regex(sorted(set(a))) for a in by_first.values()]
     if strict_re:
         model_alts.append(not_after + strict_re)
-    intents = tomllib.loads(INTENTS_PATH.read_text(encoding="utf-8"))
-    unknown = _unknown_models(intents, model_keys)
-    unknown_spellings = sorted(
-        {
-            a.lower()
-            for table in intents.get("unknown_models", {}).values()
-            for aliases in table.values()
-            for a in aliases
-        }
-    )
+    return model_alts
 
-    words = {k: int(v) for k, v in data["duration"]["numbers"].items()}
-    number = english_number_pattern(words)
-    duration_scan, duration_detail, duration_phrases = _duration(data["duration"], number)
 
-    res = data["resolution"]
+def _resolution_tables(res: dict[str, Any]) -> tuple[list[str], tuple[tuple[str, re.Pattern[str]], ...]]:
+    """The scanner's resolution phrases and, per value, the pattern that reads it."""
     res_values = {k: v for k, v in res.items() if k not in ("before", "after", "bare")}
     bare_res = {k: v for k, v in res["bare"].items()}
     res_prefix = r"(?:分辨率|清晰度|resolution)\s*(?:为|是|用|要|:|=|of|at)?\s*"
@@ -268,8 +252,13 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
         )
         for value, ps in res_values.items()
     )
+    return res_scan, resolution_values
 
-    ar = data["aspect_ratio"]
+
+def _aspect_tables(
+    ar: dict[str, Any],
+) -> tuple[str, tuple[tuple[str, re.Pattern[str]], ...], re.Pattern[str], list[str]]:
+    """The scanner's ratio phrase, per ratio the pattern that reads it, the numeric form, the ratios."""
     ratios: list[str] = list(ar["ratios"])
     numeric = "|".join(
         rf"(?<![\d.]){a}{ar['separators']}{b}(?![\d.])" for a, b in (r.split(":") for r in ratios)
@@ -292,6 +281,45 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
     ar_scan = rf"{ar['before']}(?:{numeric}" + "".join(f"|{w}" for w in word_parts) + rf"){ar['after']}"
     aspect_values = tuple((r, re.compile(rf"{B_START}{_alt(ps)}{B_END}")) for r, ps in ar_words.items() if ps)
     aspect_numeric = re.compile(rf"(\d+){ar['separators']}(\d+)")
+    return ar_scan, aspect_values, aspect_numeric, ratios
+
+
+def _check_groups(groups: list[tuple[str, list[str]]]) -> None:
+    """Phrases must use (?:...) groups only and never match the empty string."""
+    for name, alts in groups:
+        for alt in alts:
+            if re.compile(alt).groups:
+                raise ValueError(f"aliases.toml: use (?:...) groups only in {name} phrase {alt!r}")
+            if re.fullmatch(alt, ""):
+                raise ValueError(f"aliases.toml: a {name} phrase matches the empty string: {alt!r}")
+
+
+@cache
+def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
+    """Load and compile aliases.toml against the model catalog (once per process)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    catalog = load_catalog()
+    model_keys = _model_aliases(data, catalog)
+
+    model_alts = _model_alternatives(data, catalog)
+    intents = tomllib.loads(INTENTS_PATH.read_text(encoding="utf-8"))
+    unknown = _unknown_models(intents, model_keys)
+    unknown_spellings = sorted(
+        {
+            a.lower()
+            for table in intents.get("unknown_models", {}).values()
+            for aliases in table.values()
+            for a in aliases
+        }
+    )
+
+    words = {k: int(v) for k, v in data["duration"]["numbers"].items()}
+    number = english_number_pattern(words)
+    duration_scan, duration_detail, duration_phrases = _duration(data["duration"], number)
+
+    res_scan, resolution_values = _resolution_tables(data["resolution"])
+
+    ar_scan, aspect_values, aspect_numeric, ratios = _aspect_tables(data["aspect_ratio"])
 
     pref = data["preference"]
     tiers = data["tiers"]
@@ -316,12 +344,7 @@ def load_lexicon(path: Path = ALIASES_PATH) -> Lexicon:
         ("filler", list(data["filler"]["phrases"])),
     ]
     groups += [(f"{cue}_d", list(task[cue]["detect"])) for cue in TASK_CUES if task[cue]["detect"]]
-    for name, alts in groups:
-        for alt in alts:
-            if re.compile(alt).groups:
-                raise ValueError(f"aliases.toml: use (?:...) groups only in {name} phrase {alt!r}")
-            if re.fullmatch(alt, ""):
-                raise ValueError(f"aliases.toml: a {name} phrase matches the empty string: {alt!r}")
+    _check_groups(groups)
     scanner = Scanner(groups, B_START, B_END)
 
     siblings = {k: tuple(v) for k, v in data.get("siblings", {}).items()}
