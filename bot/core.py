@@ -169,34 +169,37 @@ class BotCore:
                 return await self._answer(question, request, incoming, conv)
         if not incoming.mentioned:
             return None  # group talk not addressed to the bot: it may only answer its own questions
-        if request.unknown_model:
-            names = ", ".join(m.name for m in self.catalog.for_task(request.task_type))
-            await conv.text(self.t("talk.unknown_model", lang, model=request.unknown_model, models=names))
-        elif intent == "help":
-            await conv.text(commands.help_text(lang))
-        elif intent == "models":
-            await conv.text(await commands.models_text(self, lang))
-        elif intent == "jobs" and request.topic == "usage":
-            await conv.text(
-                await commands.usage_text(self, incoming.platform, incoming.user_id, incoming.chat_id, lang)
-            )
-        elif intent == "jobs":
-            await conv.text(await commands.jobs_text(self, incoming.platform, incoming.user_id, lang))
-        elif intent == "cancel":
+        if request.intent == "cancel" and not request.unknown_model:
             await self.cancel(
                 None, platform=incoming.platform, user_id=incoming.user_id, conversation=conv, language=lang
             )
-        elif intent == "prefer":
+        elif request.intent == "prefer" and not request.unknown_model:
             await self._prefer(request, incoming, conv)
-        elif request.wants_images > len(incoming.images):
-            await conv.text(
-                self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang)
-            )
         else:
-            await conv.text(
-                commands.chat_reply(incoming.text, lang, answered_nothing=intent in ("confirm", "decline"))
-            )
+            await conv.text(await self._words_for(request, incoming))
         return None
+
+    async def _words_for(self, request: Request, incoming: Incoming) -> str:
+        """The answer in words to a command, an unknown model, a question or chat (no task)."""
+        lang = request.language
+        if request.unknown_model:
+            names = ", ".join(m.name for m in self.catalog.for_task(request.task_type))
+            return self.t("talk.unknown_model", lang, model=request.unknown_model, models=names)
+        if request.intent == "help":
+            return commands.help_text(lang)
+        if request.intent == "models":
+            return await commands.models_text(self, lang)
+        if request.intent == "jobs" and request.topic == "usage":
+            return await commands.usage_text(
+                self, incoming.platform, incoming.user_id, incoming.chat_id, lang
+            )
+        if request.intent == "jobs":
+            return await commands.jobs_text(self, incoming.platform, incoming.user_id, lang)
+        if request.wants_images > len(incoming.images):
+            return self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang)
+        return commands.chat_reply(
+            incoming.text, lang, answered_nothing=request.intent in ("confirm", "decline")
+        )
 
     async def _prefer(self, request: Request, incoming: Incoming, conv: Conversation) -> None:
         """Save, clear or show a preference, and say so; no video."""
@@ -257,25 +260,15 @@ class BotCore:
             if await self.store.intake(incoming.platform, ids):
                 await conversation.text(text)
 
-        if request.wants_images > len(incoming.images):
-            await refuse(
-                self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang)
-            )
-            return None
         try:
             images = await check_images(incoming.images, self.settings.bot_max_image_bytes)
         except ImageRejected as e:
             await refuse(self.t(f"image.{e.kind}", lang, **e.values))
             return None
         prompt = self._prompt(request, incoming)
-        if len(prompt) > MAX_PROMPT_CHARS:
-            await refuse(self.t("talk.prompt_too_long", lang, length=len(prompt), limit=MAX_PROMPT_CHARS))
-            return None
-        if not images and not any(ch.isalnum() for ch in prompt):
-            await refuse(self.t("chat.need_prompt", lang))
-            return None
-        if not await self.budgets.may_spend(incoming.platform, incoming.user_id, incoming.roles):
-            await refuse(self.t("budget.not_allowed", lang))
+        refusal = await self._refusal(request, incoming, bool(images), prompt)
+        if refusal is not None:
+            await refuse(refusal)
             return None
         owner = (incoming.platform, incoming.user_id)
         if not self._reserve(owner):
@@ -299,6 +292,21 @@ class BotCore:
             self._release(owner)
             return None
         return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
+
+    async def _refusal(
+        self, request: Request, incoming: Incoming, has_images: bool, prompt: str
+    ) -> str | None:
+        """Why a video request cannot be taken, in words (nothing is spent), or None."""
+        lang = request.language
+        if request.wants_images > len(incoming.images):
+            return self.t("talk.need_two_images" if request.wants_images > 1 else "talk.need_image", lang)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            return self.t("talk.prompt_too_long", lang, length=len(prompt), limit=MAX_PROMPT_CHARS)
+        if not has_images and not any(ch.isalnum() for ch in prompt):
+            return self.t("chat.need_prompt", lang)
+        if not await self.budgets.may_spend(incoming.platform, incoming.user_id, incoming.roles):
+            return self.t("budget.not_allowed", lang)
+        return None
 
     async def _new_job(self, request: Request, incoming: Incoming, prompt: str) -> Job:
         """The job row for a video request; a model named in it is remembered (or the
