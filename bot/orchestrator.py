@@ -393,18 +393,7 @@ class Orchestrator:
             params = complete_from_rules(product, params)
             rule = match_rule(product, params)
         elif isinstance(e, AttributeMismatch):
-            # usually a stale attribute id: price again from a fresh product list; if the same
-            # rule comes back a second time, move to another rule and align the parameters to it
-            state.tried_rules.add(rule.attribute_id)
-            product = await self._fresh_product(job.task_type, product) or product
-            params, candidate = rule_for(product, params)
-            if candidate.attribute_id in state.tried_rules and attempt > 1:
-                nxt = other_rule(product, params, frozenset(state.tried_rules))
-                if nxt is None:
-                    raise e
-                candidate = nxt
-                params = {**params, **nxt.attributes}
-            rule = candidate
+            product, params, rule = await self._after_attribute_mismatch(e, job, state, attempt)
         elif isinstance(e, BadParameter) and str(e.code) == "400017" and "model" not in params:
             inferred = pixverse_model(product)
             if inferred is None:
@@ -423,6 +412,22 @@ class Orchestrator:
         else:
             raise e
         state.product, state.params, state.rule = product, params, rule
+
+    async def _after_attribute_mismatch(
+        self, e: ImaError, job: Job, state: _Attempt, attempt: int
+    ) -> tuple[Product, dict[str, Any], CreditRule]:
+        """Usually a stale attribute id: price again from a fresh product list; if the same rule
+        comes back a second time, move to another rule and align the parameters to it."""
+        state.tried_rules.add(state.rule.attribute_id)
+        product = await self._fresh_product(job.task_type, state.product) or state.product
+        params, candidate = rule_for(product, state.params)
+        if candidate.attribute_id in state.tried_rules and attempt > 1:
+            nxt = other_rule(product, params, frozenset(state.tried_rules))
+            if nxt is None:
+                raise e
+            candidate = nxt
+            params = {**params, **nxt.attributes}
+        return product, params, candidate
 
     async def _after_server_error(
         self, e: ServerError, job: Job, conv: Conversation, state: _Attempt, attempt: int
@@ -483,20 +488,14 @@ class Orchestrator:
             if now >= next_progress:
                 await _tell(conv.progress(views.progress(job.id, job.language, now - started, est_max)), job)
                 await self._remember_target(job, conv)
-                while next_progress <= now:
-                    next_progress += every
+                next_progress += every * (1 + int((now - next_progress) // every))
             if now < next_poll:
                 continue
             next_poll = after(now)
             previous, asked_at = asked_at, now
-            try:
-                result = await self.client.detail(task_id)
-            except Transient:
-                errors += 1
-                if errors > _MAX_POLL_ERRORS:
-                    raise
+            result, errors = await self._detail(task_id, errors)
+            if result is None:
                 continue
-            errors = 0
             if result.state == "done":
                 # it finished between the last two polls: the middle is the best guess (done at the
                 # first poll says only "by now")
@@ -505,6 +504,16 @@ class Orchestrator:
                 return result
             if result.state == "failed":
                 raise TaskFailed(result.error or "")
+
+    async def _detail(self, task_id: str, errors: int) -> tuple[TaskResult | None, int]:
+        """One detail call: (the result, 0), or (None, errors + 1) for a passing error worth
+        waiting out; raises once there have been too many of them in a row."""
+        try:
+            return await self.client.detail(task_id), 0
+        except Transient:
+            if errors + 1 > _MAX_POLL_ERRORS:
+                raise
+            return None, errors + 1
 
     async def _deliver(self, job: Job, conv: Conversation, result: TaskResult, offers: list[Offer]) -> None:
         url = result.url or job.result_url or ""
