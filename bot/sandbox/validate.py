@@ -51,26 +51,7 @@ class CreateRequest:
 
 def validate_create(body: Any) -> CreateRequest:
     """The checked request, or ApiError naming the first problem found."""
-    if not isinstance(body, Mapping):
-        raise ApiError("bad_request", "request body must be a JSON object")
-    if "prompt" in body:
-        raise ApiError("bad_request", "prompt must be inside parameters[].parameters, not at the top level")
-    task_type = body.get("task_type")
-    if task_type not in TASK_TYPES:
-        raise ApiError("bad_request", f"invalid task_type: {task_type!r}")
-    items = body.get("parameters")
-    if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], Mapping):
-        raise ApiError("bad_request", "parameters must be a list with exactly one object")
-    item: Mapping[str, Any] = items[0]
-    if "prompt" in item:
-        raise ApiError("bad_request", "prompt must be inside parameters[].parameters, not in parameters[]")
-    inner = item.get("parameters")
-    if not isinstance(inner, Mapping):
-        raise ApiError("bad_request", "parameters[].parameters must be an object")
-    category = item.get("category", task_type)
-    if category != task_type:
-        raise ApiError("bad_request", f"category {category!r} does not match task_type {task_type!r}")
-
+    task_type, item, inner = _shape(body)
     prompt = inner.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ApiError("bad_request", "parameters[].parameters.prompt is required")
@@ -92,6 +73,30 @@ def validate_create(body: Any) -> CreateRequest:
     _credit(rule, item.get("credit"), cast)
     _moderate(leaf, prompt)
     return CreateRequest(task_type, leaf, rule, prompt, dict(inner), images, n)
+
+
+def _shape(body: Any) -> tuple[str, Mapping[str, Any], Mapping[str, Any]]:
+    """(task_type, parameters[0], parameters[0].parameters) of a well-shaped create body."""
+    if not isinstance(body, Mapping):
+        raise ApiError("bad_request", "request body must be a JSON object")
+    if "prompt" in body:
+        raise ApiError("bad_request", "prompt must be inside parameters[].parameters, not at the top level")
+    task_type = body.get("task_type")
+    if task_type not in TASK_TYPES:
+        raise ApiError("bad_request", f"invalid task_type: {task_type!r}")
+    items = body.get("parameters")
+    if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], Mapping):
+        raise ApiError("bad_request", "parameters must be a list with exactly one object")
+    item: Mapping[str, Any] = items[0]
+    if "prompt" in item:
+        raise ApiError("bad_request", "prompt must be inside parameters[].parameters, not in parameters[]")
+    inner = item.get("parameters")
+    if not isinstance(inner, Mapping):
+        raise ApiError("bad_request", "parameters[].parameters must be an object")
+    category = item.get("category", task_type)
+    if category != task_type:
+        raise ApiError("bad_request", f"category {category!r} does not match task_type {task_type!r}")
+    return str(task_type), item, inner
 
 
 def _images(task_type: str, src: Any, inner: Any) -> tuple[str, ...]:
