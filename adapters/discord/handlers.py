@@ -80,28 +80,19 @@ class VideoOptions:
 
     def overrides(self, table: Options) -> dict[str, object]:
         """Structured options for Incoming.overrides (they win over what the prompt says)."""
-        out: dict[str, object] = {}
-        if self.model:
-            out["model_id"] = self.model
-        if self.duration:
-            out["duration"] = self.duration
-        if self.resolution:
-            out["resolution"] = self.resolution
-        if self.aspect_ratio:
-            out["aspect_ratio"] = self.aspect_ratio
-        if self.attachments and self.mode in table.modes:
-            out["task_type"] = table.modes[self.mode]
-        if self.sound in table.switches:
-            out["sound"] = table.switches[self.sound]
-        if self.negative_prompt and self.negative_prompt.strip():
-            out["negative_prompt"] = self.negative_prompt.strip()
-        if self.seed is not None and self.seed >= 0:
-            out["seed"] = self.seed
-        if self.shot_type in table.shot_types:
-            out["shot_type"] = self.shot_type
-        if self.prompt_extend in table.switches:
-            out["prompt_extend"] = table.switches[self.prompt_extend]
-        return out
+        given: dict[str, object | None] = {
+            "model_id": self.model or None,
+            "duration": self.duration or None,
+            "resolution": self.resolution or None,
+            "aspect_ratio": self.aspect_ratio or None,
+            "task_type": table.modes.get(self.mode or "") if self.attachments else None,
+            "sound": table.switches.get(self.sound or ""),
+            "negative_prompt": (self.negative_prompt or "").strip() or None,
+            "seed": self.seed if self.seed is not None and self.seed >= 0 else None,
+            "shot_type": self.shot_type if self.shot_type in table.shot_types else None,
+            "prompt_extend": table.switches.get(self.prompt_extend or ""),
+        }
+        return {k: v for k, v in given.items() if v is not None}
 
 
 class Conversations:

@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.handlers import Handlers, VideoOptions
-from adapters.discord.options import options
+from adapters.discord.options import Options, options
 from bot import i18n
 from bot.ima.types import TASK_TYPES
 
@@ -75,9 +75,8 @@ VIDEO_OPTIONS = (
 )
 
 
-def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | app_commands.Group]:
-    """The bot's slash commands, bound to `h`."""
-    table = options()
+def _video_command(h: Handlers, table: Options) -> app_commands.Command[Any, Any, Any]:
+    """/video with its options, choices and model autocomplete."""
 
     @app_commands.command(name="video", description=ls("discord.cmd.video.description"))
     @app_commands.describe(**{name: ls(f"discord.cmd.video.{name}") for name in VIDEO_OPTIONS})
@@ -128,6 +127,15 @@ def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | ap
     @video.autocomplete("model")
     async def video_model(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         return await h.model_autocomplete(interaction, current)
+
+    return video
+
+
+def build_commands(h: Handlers) -> list[app_commands.Command[Any, Any, Any] | app_commands.Group]:
+    """The bot's slash commands, bound to `h`."""
+    table = options()
+
+    video = _video_command(h, table)
 
     @app_commands.command(name="models", description=ls("discord.cmd.models.description"))
     async def models(interaction: discord.Interaction) -> None:
