@@ -123,7 +123,7 @@ class FeishuApi:
             said = float(reset) if reset is not None else 0.0
         except ValueError:
             said = 0.0
-        return min(max(said, backoff), self.max_wait_s)
+        return float(min(max(said, backoff), self.max_wait_s))
 
     async def send(
         self,

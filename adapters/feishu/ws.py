@@ -127,7 +127,7 @@ def _header(frame: Any, key: str) -> str | None:
     return next((h.value for h in frame.headers if h.key == key), None)
 
 
-class LongConnection(lark.ws.Client):
+class LongConnection(lark.ws.Client):  # type: ignore[misc]  # lark-oapi ships no type information
     """`lark.ws.Client` that answers "card" frames too, runs on a loop of its own, and closes.
 
     `run_here()` blocks its thread until `close()` (called from any thread) or a failure the SDK does

@@ -139,7 +139,7 @@ def render(job: RenderJob, stop: threading.Event | None = None) -> None:
                 x = int((w - 20) * i / max(1, frames - 1))
                 draw.rectangle((x, h - 10, x + 20, h - 4), fill=(255, 120, 80))
                 draw.text((w - 90, h - 30), f"{i + 1}/{frames}", font=counter_font, fill=(255, 255, 255))
-                frame = av.VideoFrame.from_image(img)
+                frame = av.VideoFrame.from_image(img)  # type: ignore[no-untyped-call]  # PyAV leaves it untyped
                 frame.pts = i
                 for packet in stream.encode(frame):
                     container.mux(packet)

@@ -21,7 +21,6 @@ _DIGIT = "digit"
 _SPACE = "space"
 _MAX_RANGE = 4096
 _CACHE_LIMIT = 20_000
-_MISSING: Any = object()
 
 
 class _Anything(Exception):
@@ -127,17 +126,17 @@ class Scanner:
         return "|".join(parts)
 
     def _for(self, ch: str) -> re.Pattern[str] | None:
-        pattern = self._by_key.get(ch, _MISSING)
-        if pattern is _MISSING:
-            digit, space = ch.isdigit(), ch.isspace()
+        if ch in self._by_key:
+            return self._by_key[ch]
+        digit, space = ch.isdigit(), ch.isspace()
 
-            def keep(first: set[str]) -> bool:
-                return ch in first or (digit and _DIGIT in first) or (space and _SPACE in first)
+        def keep(first: set[str]) -> bool:
+            return ch in first or (digit and _DIGIT in first) or (space and _SPACE in first)
 
-            body = self._compose(keep)
-            pattern = re.compile(body) if body else None
-            if len(self._by_key) < _CACHE_LIMIT:
-                self._by_key[ch] = pattern
+        body = self._compose(keep)
+        pattern = re.compile(body) if body else None
+        if len(self._by_key) < _CACHE_LIMIT:
+            self._by_key[ch] = pattern
         return pattern
 
     def scan(self, text: str) -> list[tuple[str, int, int]]:
