@@ -66,6 +66,14 @@ PICTURE_ASKS = ["animate this picture: {s}", "make this picture move, {s}", "bri
 MODELS = ["", "", "", "", "with Kling O1, ", "with Vidu Q2, ", "用海螺 "]
 #: every request's prompt carries its number, so a charged task names the request it was for
 _TAG = re.compile(r"scene r(\d{4})")
+
+
+def _event_of(prompt: str) -> str:
+    """The event id a prompt was sent under ("?" when it carries no tag)."""
+    m = _TAG.search(prompt)
+    return f"ev-{m.group(1)}" if m else "?"
+
+
 #: failure kinds an injected fault explains, by the fault
 _EXPLAINED_BY = {
     "fail_rate": {"task_failed", "status_failed"},
@@ -196,7 +204,7 @@ async def bot_process(
     from bot.app import open_runtime
     from bot.config import SANDBOX_KEY, Settings
 
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         ima_api_key=SecretStr(SANDBOX_KEY),
         ima_base_url=base_url,
@@ -375,8 +383,7 @@ def measure(work: Path, events: list[Event], args: argparse.Namespace, kills: li
             failures[r["event_id"]].append(r)
     paid: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for entry in ledger:
-        m = _TAG.search(entry["prompt"])
-        paid[f"ev-{m.group(1)}" if m else "?"].append(entry)
+        paid[_event_of(entry["prompt"])].append(entry)
     enabled = {
         name
         for name, on in (
@@ -412,8 +419,8 @@ def measure(work: Path, events: list[Event], args: argparse.Namespace, kills: li
     told = sum(
         1
         for e in not_delivered
-        if any(f["kind"] == "create_uncertain" for f in failures[f"ev-{_TAG.search(e['prompt']).group(1)}"])
-    )  # type: ignore[union-attr]
+        if any(f["kind"] == "create_uncertain" for f in failures[_event_of(e["prompt"])])
+    )
     return {
         "requests": len(events),
         "delivered_once": sum(1 for ev in events if videos[ev.event_id] == 1),

@@ -69,7 +69,7 @@ async def lag_probe(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(time.perf_counter() - t0 - 0.01)
 
 
-async def main(jobs: int, scale: float) -> None:
+async def main(jobs: int, scale: float, concurrent: int | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, base = sandbox_process.start(
             Path(tmp),
@@ -88,7 +88,7 @@ async def main(jobs: int, scale: float) -> None:
                 ima_im_base_url=base,
                 ima_sandbox_time_scale=scale,
                 bot_db_path=Path(tmp) / "bot.sqlite3",
-                bot_max_concurrent_jobs=jobs,
+                bot_max_concurrent_jobs=concurrent or jobs,
             )
             core = await open_core(settings)
             sinks = [Sink() for _ in range(jobs)]
@@ -101,7 +101,7 @@ async def main(jobs: int, scale: float) -> None:
                     core.handle(
                         Incoming("bench", f"c{i}", f"u{i}", PROMPTS[i % len(PROMPTS)], event_id=f"e{i}"),
                         sinks[i],
-                    )  # type: ignore[arg-type]
+                    )
                     for i in range(jobs)
                 )
             )
@@ -130,5 +130,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=200)
     ap.add_argument("--time-scale", type=float, default=0.05)
+    ap.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="BOT_MAX_CONCURRENT_JOBS (default: all jobs at once; the bot's own default is 50)",
+    )
     a = ap.parse_args()
-    asyncio.run(main(a.jobs, a.time_scale))
+    asyncio.run(main(a.jobs, a.time_scale, a.max_concurrent))

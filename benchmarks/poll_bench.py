@@ -107,7 +107,7 @@ async def run_schedule(learn: bool, jobs: int, warmup: int, scale: float, seed: 
                     *(
                         core.handle(
                             Incoming("bench", "c", f"u{start + i}", text, event_id=f"e{start + i}"), Quiet()
-                        )  # type: ignore[arg-type]
+                        )
                         for i, text in enumerate(batch)
                     )
                 )

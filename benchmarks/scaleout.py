@@ -114,7 +114,7 @@ async def bot_process(
     from bot.app import open_runtime
     from bot.config import SANDBOX_KEY, Settings
 
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         ima_api_key=SecretStr(SANDBOX_KEY),
         ima_base_url=base_url,

@@ -73,10 +73,7 @@ async def test_an_admin_is_never_limited(budget_core: BotCore, sandbox: Sandbox)
 async def test_a_burst_from_one_person_never_overspends(budget_core: BotCore, sandbox: Sandbox) -> None:
     convs = [RecordingConversation() for _ in range(50)]
     jobs = await asyncio.gather(
-        *(
-            budget_core.handle(say(f"a red fox running number {i}"), c)
-            for i, c in enumerate(convs)  # type: ignore[arg-type]
-        )
+        *(budget_core.handle(say(f"a red fox running number {i}"), c) for i, c in enumerate(convs))
     )
     await asyncio.wait_for(asyncio.gather(*(j.wait() for j in jobs if j is not None)), 120)
     assert sum(e.credit for e in sandbox.ledger) <= 30 and len(sandbox.ledger) == 1
@@ -88,7 +85,7 @@ async def test_a_burst_from_one_chat_never_overspends_its_budget(
     convs = [RecordingConversation() for _ in range(50)]
     jobs = await asyncio.gather(
         *(
-            budget_core.handle(say(f"a red fox running number {i}", user=f"p{i}"), c)  # type: ignore[arg-type]
+            budget_core.handle(say(f"a red fox running number {i}", user=f"p{i}"), c)
             for i, c in enumerate(convs)
         )
     )
@@ -166,7 +163,7 @@ async def test_a_stopped_running_job_still_counts_because_it_may_be_charged(
     budget_core: BotCore, sandbox: Sandbox
 ) -> None:
     sandbox.force_task_never_finishes()
-    job = await budget_core.handle(say("a lighthouse in a storm"), RecordingConversation())  # type: ignore[arg-type]
+    job = await budget_core.handle(say("a lighthouse in a storm"), RecordingConversation())
     assert job is not None
     for _ in range(200):
         if sandbox.ledger:

@@ -44,7 +44,7 @@ async def mp4_duration(url: str) -> float:
     async with httpx.AsyncClient() as http:
         r = await http.get(url)
     r.raise_for_status()
-    with av.open(io.BytesIO(r.content)) as container:
+    with av.open(io.BytesIO(r.content), "r") as container:
         assert container.streams.video[0].codec_context.name == "h264"
         assert container.duration is not None
         return container.duration / 1_000_000

@@ -116,8 +116,8 @@ async def test_a_create_slower_than_the_request_timeout_is_still_answered(tmp_pa
 
 
 def test_the_create_timeout_is_a_setting_of_its_own() -> None:
-    assert Settings(_env_file=None).ima_create_timeout_s == 60  # type: ignore[call-arg]
-    assert Settings(_env_file=None, ima_create_timeout_s=5).ima_create_timeout_s == 5  # type: ignore[call-arg]
+    assert Settings(_env_file=None).ima_create_timeout_s == 60
+    assert Settings(_env_file=None, ima_create_timeout_s=5).ima_create_timeout_s == 5
 
 
 # -- retries that match their words ------------------------------------------------------------

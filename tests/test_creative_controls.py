@@ -52,7 +52,7 @@ def test_control_phrase(text: str, expected: dict[str, Any]) -> None:
 
 async def _run(core: BotCore, text: str) -> RecordingConversation:
     conv = RecordingConversation()
-    job = await core.handle(Incoming("console", "chat", "u1", text), conv)  # type: ignore[arg-type]
+    job = await core.handle(Incoming("console", "chat", "u1", text), conv)
     assert job is not None, conv.events
     await asyncio.wait_for(job.wait(), 60)
     return conv

@@ -14,8 +14,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import discord
 import pytest
 from aiohttp import web
@@ -75,10 +76,15 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 NONCE_WINDOW_S = 120.0  # "the past few minutes": two, to be safe
 
 
+def http_response(status: int, reason: str) -> aiohttp.ClientResponse:
+    """What discord.HTTPException reads of a response: its status and reason."""
+    return cast(aiohttp.ClientResponse, SimpleNamespace(status=status, reason=reason))
+
+
 def _refusal(status: int, code: int, message: str) -> discord.HTTPException:
     reasons = {400: "Bad Request", 413: "Payload Too Large", 429: "Too Many Requests"}
     return discord.HTTPException(
-        SimpleNamespace(status=status, reason=reasons.get(status, "Error")),  # type: ignore[arg-type]
+        http_response(status, reasons.get(status, "Error")),
         {"code": code, "message": message},
     )
 
@@ -130,7 +136,7 @@ class Log:
                 self.add("rate_limited", call=what, retry_after=retry_after)
                 if as_429:
                     raise discord.HTTPException(
-                        SimpleNamespace(status=429, reason="Too Many Requests"),  # type: ignore[arg-type]
+                        http_response(429, "Too Many Requests"),
                         json.dumps(
                             {
                                 "message": "You are being rate limited.",
@@ -285,9 +291,7 @@ class FakeInteraction:
 
     async def edit_original_response(self, **kw: Any) -> FakeMessage:
         if self.fail_edits:
-            raise discord.HTTPException(
-                SimpleNamespace(status=401, reason="Unauthorized"), "Invalid Webhook Token"
-            )  # type: ignore[arg-type]
+            raise discord.HTTPException(http_response(401, "Unauthorized"), "Invalid Webhook Token")
         self.log.gate("edit_original")
         check_message(kw, self.filesize_limit)
         self.log.add("edit_original", **kw)
@@ -296,6 +300,11 @@ class FakeInteraction:
 
     async def delete_original_response(self) -> None:
         self.log.add("delete_original")
+
+
+def as_discord(interaction: FakeInteraction) -> discord.Interaction[Any]:
+    """The stand-in where discord.py's type is expected: it has what the adapter uses of one."""
+    return cast("discord.Interaction[Any]", interaction)
 
 
 class FakeCDN:
@@ -455,6 +464,9 @@ class FakeCore:
         self.prefs.append(("clear", platform, user_id, task_type))
         return "cleared"
 
+    async def usage(self, platform: str, user_id: str, chat_id: str, language: str) -> str:
+        return f"usage of {user_id}"
+
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[JobSummary]:
         owned = [
             JobSummary(j, "failed", "Wan 2.6", "", None, 1735725600.0)
@@ -516,7 +528,7 @@ def failure_view(job: str = "job1") -> FailureView:
 
 
 def settings(**kw: Any) -> Settings:
-    return Settings(_env_file=None, discord_token=SecretStr("test-token"), **kw)  # type: ignore[call-arg]
+    return Settings(_env_file=None, discord_token=SecretStr("test-token"), **kw)
 
 
 # -- fixtures ------------------------------------------------------------------------------------------
@@ -589,7 +601,7 @@ def conversation(
         channel=interaction.channel,
         fetcher=fetcher,
         upload_limit=limit,
-        interaction=interaction,  # type: ignore[arg-type]
+        interaction=as_discord(interaction),
         min_interval_s=5.0,
         token_margin_s=30.0,
         clock=clock.monotonic,
@@ -610,11 +622,11 @@ async def test_video_defers_then_hands_prompt_and_options_to_core(
     h = make_handlers(core, fetcher, clock)
     inter = FakeInteraction(locale="zh-CN")
     await h.video(
-        inter,
+        as_discord(inter),
         VideoOptions(
             "小狗在草地上奔跑 竖屏 10秒",
             model="kling-video-o1",
-            duration=10,  # type: ignore[arg-type]
+            duration=10,
             resolution="1080P",
             aspect_ratio="9:16",
         ),
@@ -646,9 +658,9 @@ async def test_video_with_two_images_downloads_them_and_mode_sets_task_type(
     h = make_handlers(core, fetcher, clock)
     inter = FakeInteraction()
     await h.video(
-        inter,
+        as_discord(inter),
         VideoOptions("smooth transition", image=att["cat_png"], image2=att["end_png"], mode="first_last"),
-    )  # type: ignore[arg-type]
+    )
     (incoming,) = core.incoming
     assert [i.filename for i in incoming.images] == ["cat.png", "end.png"]
     assert all(i.data == png_bytes() and i.content_type == "image/png" for i in incoming.images)
@@ -659,8 +671,8 @@ async def test_video_with_two_images_downloads_them_and_mode_sets_task_type(
 async def test_video_mode_without_images_is_ignored(fetcher: VideoFetcher, clock: Clock) -> None:
     core = FakeCore()
     await make_handlers(core, fetcher, clock).video(
-        FakeInteraction(), VideoOptions("a cat", mode="reference")
-    )  # type: ignore[arg-type]
+        as_discord(FakeInteraction()), VideoOptions("a cat", mode="reference")
+    )
     assert core.incoming[0].overrides == {}
 
 
@@ -670,8 +682,8 @@ async def test_video_creative_options_reach_the_core_as_overrides_only_when_give
     core = FakeCore()
     h = make_handlers(core, fetcher, clock)
     await h.video(
-        FakeInteraction(),
-        VideoOptions(  # type: ignore[arg-type]
+        as_discord(FakeInteraction()),
+        VideoOptions(
             "fireworks over a lake",
             sound="off",
             negative_prompt="  text, watermarks ",
@@ -680,11 +692,12 @@ async def test_video_creative_options_reach_the_core_as_overrides_only_when_give
             prompt_extend="on",
         ),
     )
-    await h.video(FakeInteraction(), VideoOptions("a waterfall", sound="on", prompt_extend="off"))  # type: ignore[arg-type]
+    await h.video(as_discord(FakeInteraction()), VideoOptions("a waterfall", sound="on", prompt_extend="off"))
     # blanks and values the choices do not offer are not sent at all
     await h.video(
-        FakeInteraction(), VideoOptions("a cat", negative_prompt="   ", shot_type="wide", sound="loud")
-    )  # type: ignore[arg-type]
+        as_discord(FakeInteraction()),
+        VideoOptions("a cat", negative_prompt="   ", shot_type="wide", sound="loud"),
+    )
     assert [i.overrides for i in core.incoming] == [
         {
             "sound": False,
@@ -733,7 +746,9 @@ async def test_non_image_attachment_is_answered_clearly_and_starts_nothing(
     att = recorded_attachments(cdn)
     core = FakeCore()
     inter = FakeInteraction()
-    await make_handlers(core, fetcher, clock).video(inter, VideoOptions("animate", image=att["report_pdf"]))  # type: ignore[arg-type]
+    await make_handlers(core, fetcher, clock).video(
+        as_discord(inter), VideoOptions("animate", image=att["report_pdf"])
+    )
     (sent,) = inter.log.of("send_message")
     assert sent["content"] == i18n.t("image.not_image", "en", name="report.pdf")
     assert sent["ephemeral"] is True
@@ -748,8 +763,8 @@ async def test_oversized_image_is_refused_before_downloading(fetcher: VideoFetch
     core = FakeCore()
     inter = FakeInteraction(locale="zh-CN")
     await make_handlers(core, fetcher, clock).video(
-        inter, VideoOptions("动起来", image=att["cat_png"], image2=att["huge_png"])
-    )  # type: ignore[arg-type]
+        as_discord(inter), VideoOptions("动起来", image=att["cat_png"], image2=att["huge_png"])
+    )
     (sent,) = inter.log.of("send_message")
     assert sent["content"] == i18n.t("image.too_large", "zh", size="25.0 MB", limit="10.0 MB")
     assert core.incoming == []
@@ -761,7 +776,9 @@ async def test_video_from_a_guild_outside_the_allowlist_is_refused(
 ) -> None:
     core = FakeCore()
     inter = FakeInteraction(guild_id=42)
-    await make_handlers(core, fetcher, clock, discord_allowed_guilds=[7]).video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
+    await make_handlers(core, fetcher, clock, discord_allowed_guilds=[7]).video(
+        as_discord(inter), VideoOptions("a cat")
+    )
     assert inter.log.of("send_message")[0]["content"] == i18n.t("discord.not_allowed", "en")
     assert core.incoming == []
 
@@ -771,7 +788,7 @@ async def test_request_the_core_answers_with_nothing_removes_the_thinking_placeh
 ) -> None:
     core = FakeCore(script=None)  # e.g. a duplicate event: no job, no words
     inter = FakeInteraction()
-    await make_handlers(core, fetcher, clock).video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
+    await make_handlers(core, fetcher, clock).video(as_discord(inter), VideoOptions("a cat"))
     assert inter.log.names() == ["defer", "delete_original"]
 
 
@@ -782,7 +799,7 @@ async def test_core_text_replaces_the_thinking_placeholder(fetcher: VideoFetcher
             return None
 
     inter = FakeInteraction()
-    await make_handlers(TextCore(), fetcher, clock).video(inter, VideoOptions(" "))  # type: ignore[arg-type]
+    await make_handlers(TextCore(), fetcher, clock).video(as_discord(inter), VideoOptions(" "))
     assert inter.log.names() == ["defer", "edit_original"]
     assert inter.log.of("edit_original")[0]["content"] == "Tell me what video you'd like"
 
@@ -804,7 +821,7 @@ async def test_job_edits_the_original_response_notice_then_rising_percent_then_v
 
     core = FakeCore(script)
     inter = FakeInteraction(filesize_limit=UPLOAD_LIMIT)
-    await make_handlers(core, fetcher, clock).video(inter, VideoOptions("a puppy"))  # type: ignore[arg-type]
+    await make_handlers(core, fetcher, clock).video(as_discord(inter), VideoOptions("a puppy"))
     await core.jobs[0].wait()
     edits = inter.log.of("edit_original")
     assert inter.log.names() == ["defer"] + ["edit_original"] * 6
@@ -963,8 +980,9 @@ async def press(custom_id: str, interaction: FakeInteraction) -> None:
     ):
         match = template.fullmatch(custom_id)
         if match is not None:
-            item = await cls.from_custom_id(interaction, discord.ui.Button(custom_id=custom_id), match)  # type: ignore[attr-defined]
-            await item.callback(interaction)
+            real = as_discord(interaction)
+            item = await cls.from_custom_id(real, discord.ui.Button(custom_id=custom_id), match)
+            await item.callback(real)
             return
     raise AssertionError(f"no button matches {custom_id!r}")
 
@@ -1095,8 +1113,8 @@ async def test_model_autocomplete_offers_text_to_video_models_with_credits(
 ) -> None:
     core = FakeCore(choices=CHOICES)
     choices = await make_handlers(core, fetcher, clock).model_autocomplete(
-        FakeInteraction(namespace={"prompt": "cat"}), ""
-    )  # type: ignore[arg-type]
+        as_discord(FakeInteraction(namespace={"prompt": "cat"})), ""
+    )
     assert core.choice_calls == [("text_to_video", "en")]
     assert [(c.name, c.value) for c in choices] == [
         ("Wan 2.6 · 25–120 pts · ~120s", "wan2.6-t2v"),
@@ -1110,17 +1128,19 @@ async def test_model_autocomplete_follows_the_task_type_attached_images_imply(
     core = FakeCore(choices=CHOICES)
     h = make_handlers(core, fetcher, clock)
     choices = await h.model_autocomplete(
-        FakeInteraction(namespace={"image": "1311111111111111111"}, locale="zh-CN"), "pix"
-    )  # type: ignore[arg-type]
+        as_discord(FakeInteraction(namespace={"image": "1311111111111111111"}, locale="zh-CN")), "pix"
+    )
     assert core.choice_calls == [("image_to_video", "zh")]
     # versions sharing a model_id are told apart by name
     assert [(c.name, c.value) for c in choices] == [
         ("Pixverse V5.5 · 24–48 积分 · 约 120 秒", "Pixverse V5.5"),
         ("Pixverse V4 · 12–48 积分 · 约 120 秒", "Pixverse V4"),
     ]
-    await h.model_autocomplete(FakeInteraction(namespace={"image": "1", "mode": "reference"}), "")  # type: ignore[arg-type]
-    await h.model_autocomplete(FakeInteraction(namespace={"image": "1", "image2": "2"}), "")  # type: ignore[arg-type]
-    await h.model_autocomplete(FakeInteraction(namespace={"task": "reference_image_to_video"}), "")  # type: ignore[arg-type]
+    await h.model_autocomplete(as_discord(FakeInteraction(namespace={"image": "1", "mode": "reference"})), "")
+    await h.model_autocomplete(as_discord(FakeInteraction(namespace={"image": "1", "image2": "2"})), "")
+    await h.model_autocomplete(
+        as_discord(FakeInteraction(namespace={"task": "reference_image_to_video"})), ""
+    )
     assert [c[0] for c in core.choice_calls[1:]] == [
         "reference_image_to_video",
         "first_last_frame_to_video",
@@ -1140,7 +1160,7 @@ async def test_model_autocomplete_gives_up_quietly_when_the_core_is_slow(
     h.table = dataclasses.replace(
         h.table, pacing=dataclasses.replace(h.table.pacing, autocomplete_timeout_s=0.05)
     )
-    assert await h.model_autocomplete(FakeInteraction(), "") == []  # type: ignore[arg-type]
+    assert await h.model_autocomplete(as_discord(FakeInteraction()), "") == []
 
 
 # -- /models /prefer /jobs /help ------------------------------------------------------------------------------
@@ -1148,7 +1168,7 @@ async def test_models_lists_models_per_task_type_with_credits_and_time(
     fetcher: VideoFetcher, clock: Clock
 ) -> None:
     inter = FakeInteraction()
-    await make_handlers(FakeCore(choices=CHOICES), fetcher, clock).models(inter)  # type: ignore[arg-type]
+    await make_handlers(FakeCore(choices=CHOICES), fetcher, clock).models(as_discord(inter))
     assert inter.log.of("defer")[0] == {"ephemeral": True, "thinking": True}
     embed = inter.log.of("edit_original")[0]["embed"]
     fields = {f.name: f.value for f in embed.fields}
@@ -1163,7 +1183,7 @@ async def test_models_lists_models_per_task_type_with_credits_and_time(
 
 async def test_models_says_so_when_none_are_available(fetcher: VideoFetcher, clock: Clock) -> None:
     inter = FakeInteraction(locale="zh-CN")
-    await make_handlers(FakeCore(), fetcher, clock).models(inter)  # type: ignore[arg-type]
+    await make_handlers(FakeCore(), fetcher, clock).models(as_discord(inter))
     assert inter.log.of("edit_original")[0]["embed"].description == i18n.t("discord.models.none", "zh")
 
 
@@ -1173,11 +1193,11 @@ async def test_prefer_model_saves_for_the_chosen_task_and_shows_the_core_answer(
     core = FakeCore()
     h = make_handlers(core, fetcher, clock)
     inter = FakeInteraction(user_id=5)
-    await h.prefer_model(inter, "kling-video-o1", "image_to_video")  # type: ignore[arg-type]
+    await h.prefer_model(as_discord(inter), "kling-video-o1", "image_to_video")
     assert core.prefs == [("set", "discord", "5", "image_to_video", "kling-video-o1")]
     assert inter.log.of("edit_original")[0]["content"] == "saved kling-video-o1 for image_to_video"
     inter2 = FakeInteraction(user_id=5)
-    await h.prefer_model(inter2, "Wan 2.6")  # type: ignore[arg-type]
+    await h.prefer_model(as_discord(inter2), "Wan 2.6")
     assert core.prefs[-1][3] == "text_to_video"
 
 
@@ -1186,14 +1206,14 @@ async def test_prefer_clear_forgets_all_task_types_unless_one_is_named(
 ) -> None:
     core = FakeCore()
     h = make_handlers(core, fetcher, clock)
-    await h.prefer_clear(FakeInteraction(user_id=5))  # type: ignore[arg-type]
-    await h.prefer_clear(FakeInteraction(user_id=5), "text_to_video")  # type: ignore[arg-type]
+    await h.prefer_clear(as_discord(FakeInteraction(user_id=5)))
+    await h.prefer_clear(as_discord(FakeInteraction(user_id=5)), "text_to_video")
     assert core.prefs == [("clear", "discord", "5", None), ("clear", "discord", "5", "text_to_video")]
 
 
 async def test_jobs_lists_running_and_recent_jobs(fetcher: VideoFetcher, clock: Clock) -> None:
     inter = FakeInteraction()
-    await make_handlers(FakeCore(), fetcher, clock).jobs(inter)  # type: ignore[arg-type]
+    await make_handlers(FakeCore(), fetcher, clock).jobs(as_discord(inter))
     text = inter.log.of("edit_original")[0]["embed"].description
     assert "⏳ Generating · **Kling O1** · <t:1735732800:R> · 48 pts\na cat surfing" in text
     assert "[▶️ Watch](https://cdn.example/v.mp4)" in text
@@ -1201,7 +1221,7 @@ async def test_jobs_lists_running_and_recent_jobs(fetcher: VideoFetcher, clock: 
 
 async def test_help_answers_privately_in_the_users_language(fetcher: VideoFetcher, clock: Clock) -> None:
     inter = FakeInteraction(locale="zh-TW")
-    await make_handlers(FakeCore(), fetcher, clock).help(inter)  # type: ignore[arg-type]
+    await make_handlers(FakeCore(), fetcher, clock).help(as_discord(inter))
     sent = inter.log.of("send_message")[0]
     assert sent["ephemeral"] is True
     assert sent["embed"].description == i18n.t("discord.help.body", "zh-Hant")  # zh-TW reads Traditional
@@ -1390,7 +1410,7 @@ async def test_a_crash_in_the_core_ends_in_a_message_not_an_endless_thinking(
             raise RuntimeError("bug")
 
     inter = FakeInteraction()
-    await make_handlers(BrokenCore(), fetcher, clock).video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
+    await make_handlers(BrokenCore(), fetcher, clock).video(as_discord(inter), VideoOptions("a cat"))
     assert inter.log.of("edit_original")[0]["content"] == i18n.t("error.unknown", "en")
 
 

@@ -15,7 +15,7 @@ from adapters.discord.handlers import Conversations, Handlers, VideoOptions
 from bot.config import Settings
 from bot.core import BotCore
 from bot.sandbox import Sandbox
-from tests.test_discord import FakeInteraction, description, press
+from tests.test_discord import FakeInteraction, as_discord, description, press
 
 
 @pytest.fixture
@@ -44,7 +44,9 @@ async def test_video_command_on_the_real_core_edits_notice_progress_then_the_pla
 ) -> None:
     h = handlers(core, settings, fetcher)
     inter = interaction(locale="zh-CN")
-    await h.video(inter, VideoOptions("一只小狗在草地上奔跑 竖屏", model="wan2.6-t2v", duration=5))  # type: ignore[arg-type]
+    await h.video(
+        as_discord(inter), VideoOptions("一只小狗在草地上奔跑 竖屏", model="wan2.6-t2v", duration=5)
+    )
     await wait_for_jobs(core)
     names = inter.log.names()
     assert names[0] == "defer"
@@ -71,7 +73,7 @@ async def test_failure_buttons_on_the_real_core_rerun_the_job_with_the_chosen_mo
     h = handlers(core, settings, fetcher)
     sandbox.force_task_failure()
     inter = interaction()
-    await h.video(inter, VideoOptions("a puppy running on grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(inter), VideoOptions("a puppy running on grass", model="wan2.6-t2v"))
     await wait_for_jobs(core)
     failed = inter.log.of("edit_original")[-1]
     buttons = failed["view"].children

@@ -36,7 +36,9 @@ from tests.test_discord import (
     FakeInteraction,
     FakeMessage,
     Log,
+    as_discord,
     description,
+    http_response,
     mention_message,
     press,
 )
@@ -189,7 +191,7 @@ async def test_a_yes_typed_without_a_mention_answers_the_bots_question_to_that_p
     core = pricey_core
     h = handlers(core, fetcher)
     ask = interaction()
-    await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))
     await core.wait_idle()
     assert [cid.split(":")[1] for _, cid in buttons(ask.log.of("edit_original")[-1])] == [
         "confirm",
@@ -217,7 +219,7 @@ async def test_confirm_works_once_for_the_requester_and_not_at_all_for_anyone_el
     core = pricey_core
     h = handlers(core, fetcher)
     ask = interaction()
-    await h.video(ask, VideoOptions("a cat surfing a wave", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("a cat surfing a wave", model="wan2.6-t2v"))
     await core.wait_idle()  # priced, asked, parked until a yes
     shown = ask.log.of("edit_original")[-1]
     (confirm, decline) = buttons(shown)
@@ -257,7 +259,7 @@ async def test_no_thanks_ends_the_job_unpaid_and_removes_the_buttons(
     core = pricey_core
     h = handlers(core, fetcher)
     ask = interaction()
-    await h.video(ask, VideoOptions("a cat surfing a wave", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("a cat surfing a wave", model="wan2.6-t2v"))
     await core.wait_idle()  # priced, asked, parked until a yes
     (confirm, decline) = buttons(ask.log.of("edit_original")[-1])
     pressed = Log()
@@ -280,7 +282,7 @@ async def test_cancel_button_on_the_progress_message_stops_the_job_once(
     h = handlers(core, fetcher)
     sandbox.force_task_never_finishes()
     ask = interaction()
-    await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))
     await until(lambda: len(sandbox.ledger) == 1 and len(ask.log.of("edit_original")) >= 2)
     cancel_ids = {cid for kw in ask.log.of("edit_original") for _, cid in buttons(kw)}
     (cancel,) = cancel_ids  # the notice and the progress show the same ❌ Cancel
@@ -310,7 +312,7 @@ async def test_cancel_button_on_the_progress_message_stops_the_job_once(
     assert len(sandbox.ledger) == 1
     # /jobs shows the cancelled job in words of its own
     listing = interaction()
-    await h.jobs(listing)  # type: ignore[arg-type]
+    await h.jobs(as_discord(listing))
     assert (
         i18n.t("discord.jobs.status.cancelled", "en")
         in listing.log.of("edit_original")[0]["embed"].description
@@ -322,7 +324,7 @@ async def test_again_and_try_another_model_on_the_video_work_once_between_them(
 ) -> None:
     h = handlers(core, fetcher)
     ask = interaction()
-    await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))
     await core.wait_idle()
     video = ask.log.of("edit_original")[-1]
     shown = buttons(video)
@@ -352,7 +354,7 @@ async def test_try_another_model_runs_the_same_request_with_that_model(
 ) -> None:
     h = handlers(core, fetcher)
     ask = interaction()
-    await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))
     await core.wait_idle()
     (_, _, switch) = buttons(ask.log.of("edit_original")[-1])
     model = switch[1].split(":")[3]
@@ -369,7 +371,7 @@ async def test_same_seed_makes_one_more_task_with_the_first_ones_seed_once(
 ) -> None:
     h = handlers(core, fetcher)
     ask = interaction()
-    await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))
     await core.wait_idle()
     (first,) = sandbox.ledger
     seed = int(first.parameters["seed"])
@@ -415,7 +417,7 @@ async def test_video_options_sound_seed_and_negative_prompt_reach_the_create_bod
         seed=42,
         negative_prompt="text, watermarks",
     )
-    await h.video(ask, opts)  # type: ignore[arg-type]
+    await h.video(as_discord(ask), opts)
     await core.wait_idle()
     (entry,) = sandbox.ledger
     assert entry.model_id == "kling-v2-6" and entry.parameters["sound"] == "off"
@@ -439,12 +441,12 @@ async def test_video_options_sound_on_shot_type_and_prompt_extension_reach_the_c
     h = handlers(core, fetcher)
     first, second = interaction(), interaction()
     second.id += 1  # another invocation
-    await h.video(first, VideoOptions("waves on a beach", model="kling-v2-6", duration=5, sound="on"))  # type: ignore[arg-type]
     await h.video(
-        second,
-        VideoOptions(  # type: ignore[arg-type]
-            "a city at night", model="wan2.6-t2v", shot_type="multi", prompt_extend="off"
-        ),
+        as_discord(first), VideoOptions("waves on a beach", model="kling-v2-6", duration=5, sound="on")
+    )
+    await h.video(
+        as_discord(second),
+        VideoOptions("a city at night", model="wan2.6-t2v", shot_type="multi", prompt_extend="off"),
     )
     await core.wait_idle()
     loud, wan = sandbox.ledger
@@ -459,16 +461,16 @@ async def test_cancel_command_stops_the_latest_job_or_says_there_is_none(
 ) -> None:
     h = handlers(core, fetcher)
     nothing = interaction(locale="zh-CN")
-    await h.cancel(nothing)  # type: ignore[arg-type]
+    await h.cancel(as_discord(nothing))
     assert nothing.log.of("defer")[0] == {"ephemeral": True, "thinking": True}
     assert nothing.log.of("edit_original")[0]["content"] == i18n.t("cancel.none", "zh")
 
     sandbox.force_task_never_finishes()
     ask = interaction()
-    await h.video(ask, VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))
     await until(lambda: len(sandbox.ledger) == 1)
     stop = interaction()
-    await h.cancel(stop)  # type: ignore[arg-type]
+    await h.cancel(as_discord(stop))
     (job,) = await core.recent_jobs("discord", str(USER))
     assert job.status == "cancelled"
     assert stop.log.of("edit_original")[0]["content"] == i18n.t(
@@ -484,7 +486,7 @@ async def test_the_finished_video_is_followed_by_a_message_that_pings_only_the_r
 ) -> None:
     h = handlers(core, fetcher)
     ask = interaction(locale="zh-CN")
-    await h.video(ask, VideoOptions("一只小狗在草地上奔跑", model="wan2.6-t2v"))  # type: ignore[arg-type]
+    await h.video(as_discord(ask), VideoOptions("一只小狗在草地上奔跑", model="wan2.6-t2v"))
     await core.wait_idle()
     names = ask.log.names()
     assert names[-2:] == ["edit_original", "followup.send"]  # the video (an edit), then the ping
@@ -502,7 +504,7 @@ async def test_buttons_carry_the_requester_and_fall_back_to_the_old_form_when_to
     conv = Conversations(fetcher).for_channel(
         SimpleNamespace(send=None),
         requester=str(USER),
-        language="en",  # type: ignore[arg-type]
+        language="en",
     )
     notice = NoticeView(
         "job1",
@@ -590,7 +592,7 @@ async def test_a_ping_that_fails_does_not_undo_the_delivered_video(fetcher: Vide
 
         async def send(self, **kw: Any) -> Any:
             if "allowed_mentions" in kw:
-                raise discord.HTTPException(SimpleNamespace(status=403, reason="Forbidden"), "Missing Access")  # type: ignore[arg-type]
+                raise discord.HTTPException(http_response(403, "Forbidden"), "Missing Access")
             self.sent.append(kw)
 
             async def edit(**_: Any) -> None:
@@ -623,5 +625,5 @@ async def test_usage_answers_privately_with_what_the_person_spent() -> None:
 
     inter = FakeInteraction()
     handlers = Handlers(UsageCore(), Settings(_env_file=None), Conversations(None))  # type: ignore[arg-type]
-    await handlers.usage(inter)  # type: ignore[arg-type]
+    await handlers.usage(as_discord(inter))
     assert inter.log.of("edit_original")[0]["content"].startswith("discord:")

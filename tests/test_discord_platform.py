@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import discord
 import pytest
@@ -37,10 +37,12 @@ from tests.test_discord import (
     FakeCore,
     FakeInteraction,
     Log,
+    as_discord,
     check_message,
     conversation,
     description,
     failure_view,
+    http_response,
     make_handlers,
     notice_view,
     press,
@@ -144,14 +146,15 @@ async def test_a_video_jobs_original_response_is_saved_and_a_resumed_job_edits_i
     core = FakeCore(notice_only)
     inter = FakeInteraction()
     h = make_handlers(core, fetcher, clock)
-    await h.video(inter, VideoOptions("a cat"))  # type: ignore[arg-type]
+    await h.video(as_discord(inter), VideoOptions("a cat"))
     await core.jobs[0].wait()
     state = core.conversations[0].target_state  # type: ignore[attr-defined]
     assert state == {"message_id": str(inter.original_id)}
     # after a restart: the adapter rebuilds the conversation from the saved state
     channel = inter.channel
+    status = cast(discord.PartialMessage, channel.get_partial_message(int(state["message_id"])))
     resumed = Conversations(fetcher, clock=clock.monotonic, now=clock.now).for_channel(
-        channel, channel.get_partial_message(int(state["message_id"])), requester=USER, language="en"
+        channel, status, requester=USER, language="en"
     )
     await resumed.progress(progress_view(70, 70))
     done = video_view("not-a-url")
@@ -191,8 +194,8 @@ async def test_a_resumed_job_whose_message_is_gone_posts_a_new_one(fetcher: Vide
 
         async def edit(self, **kw: Any) -> None:
             raise discord.NotFound(
-                SimpleNamespace(status=404, reason="Not Found"), {"code": 10008, "message": "Unknown Message"}
-            )  # type: ignore[arg-type]
+                http_response(404, "Not Found"), {"code": 10008, "message": "Unknown Message"}
+            )
 
     conv = Conversations(fetcher).for_channel(channel, Gone(), requester=USER, language="en")  # type: ignore[arg-type]
     await conv.failure(failure_view("job7"))

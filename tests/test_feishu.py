@@ -162,6 +162,27 @@ class ScriptedCore:
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[Any]:
         return []
 
+    # no test on this core presses Confirm, No thanks or Cancel, or asks for usage: not scripted
+    async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> FakeJob | None:
+        raise NotImplementedError
+
+    async def decline(self, job_id: str, *, user_id: str, conversation: Conversation) -> None:
+        raise NotImplementedError
+
+    async def cancel(
+        self,
+        job_id: str | None,
+        *,
+        platform: str,
+        user_id: str,
+        conversation: Conversation,
+        language: str | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def usage(self, platform: str, user_id: str, chat_id: str, language: str) -> str:
+        raise NotImplementedError
+
 
 def feishu_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
@@ -169,7 +190,7 @@ def feishu_settings(**overrides: object) -> Settings:
         "feishu_app_secret": SecretStr("secret"),
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type,call-arg]
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ sandbox over HTTP and a SQLite file. The sandbox's ledger is the bill: every pai
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from adapters.base import FailureView, Incoming, NoticeView
 from bot.core import BotCore
 from bot.sandbox import Sandbox
+from bot.store.sqlite import SqliteStore
 from tests.conftest import RecordingConversation, close_core, make_settings, open_core
 
 
@@ -148,10 +150,7 @@ async def test_a_failure_button_pressed_twice_starts_one_task(core: BotCore, san
 async def test_a_burst_from_one_person_starts_at_most_their_limit(core: BotCore, sandbox: Sandbox) -> None:
     convs = [RecordingConversation() for _ in range(50)]
     jobs = await asyncio.gather(
-        *(
-            core.handle(say(f"a red fox running number {i}", event=f"e{i}"), c)
-            for i, c in enumerate(convs)  # type: ignore[arg-type]
-        )
+        *(core.handle(say(f"a red fox running number {i}", event=f"e{i}"), c) for i, c in enumerate(convs))
     )
     started = [j for j in jobs if j is not None]
     assert len(started) == core.settings.bot_max_jobs_per_user
@@ -175,7 +174,7 @@ async def test_cancel_with_nothing_running_says_so(core: BotCore) -> None:
 async def test_cancel_stops_a_running_job_and_says_it_may_be_charged(core: BotCore, sandbox: Sandbox) -> None:
     sandbox.force_task_never_finishes()
     conv = RecordingConversation()
-    job = await core.handle(say("a lighthouse in a storm"), conv)  # type: ignore[arg-type]
+    job = await core.handle(say("a lighthouse in a storm"), conv)
     assert job is not None
     for _ in range(200):
         if sandbox.ledger:
@@ -204,9 +203,9 @@ async def test_animate_without_a_picture_asks_for_it(core: BotCore, sandbox: San
 
 
 @pytest.fixture
-async def asking_core(sandbox: Sandbox, tmp_path: Path) -> BotCore:
+async def asking_core(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[BotCore]:
     core = await open_core(make_settings(sandbox, tmp_path / "ask.sqlite3", bot_confirm_above_credits=100))
-    yield core  # type: ignore[misc]
+    yield core
     await close_core(core)
 
 
@@ -265,8 +264,10 @@ async def test_an_expired_price_question_starts_nothing(asking_core: BotCore, sa
     conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
     notice = conv.of("notice")[0]
     assert isinstance(notice, NoticeView)
-    await asking_core.store._db.execute("UPDATE open_questions SET expires_at = 0")
-    await asking_core.store._db.commit()
+    store = asking_core.store
+    assert isinstance(store, SqliteStore)  # the question's expiry is moved by hand, in SQLite
+    await store._db.execute("UPDATE open_questions SET expires_at = 0")
+    await store._db.commit()
     late = await run(asking_core, "确认")
     assert "10" in late.texts()[0] and sandbox.ledger == []
     row = await asking_core.store.get_job(notice.job_id)

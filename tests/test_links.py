@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from PIL import Image
 
 from adapters.base import ImageInput, Incoming
@@ -73,7 +74,7 @@ async def pictures() -> AsyncIterator[Pictures]:
     body = png()
 
     @web.middleware
-    async def remember(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    async def remember(request: web.Request, handler: Handler) -> web.StreamResponse:
         state.requests.append((request.path, request.headers.get("Host", "")))
         return await handler(request)
 
@@ -599,7 +600,7 @@ async def test_a_picture_link_in_the_text_is_fetched_uploaded_and_animated(
     conv = RecordingConversation()
     job = await core.handle(
         Incoming(platform="console", chat_id="chat", user_id="u1", text=f"把这张图动起来 {link}"), conv
-    )  # type: ignore[arg-type]
+    )
     assert job is not None, conv.events
     await asyncio.wait_for(job.wait(), 60)
     assert conv.kinds()[-1] == "video", conv.events
@@ -635,6 +636,6 @@ async def test_a_private_picture_link_is_refused_in_words_and_nothing_is_spent(
     conv = RecordingConversation()
     job = await core.handle(
         Incoming(platform="console", chat_id="chat", user_id="u1", text=f"animate this {link}"), conv
-    )  # type: ignore[arg-type]
+    )
     assert job is None
     assert conv.texts() == [t("image.link_private", "en")] and sandbox.ledger == []

@@ -179,7 +179,7 @@ async def test_a_whole_conversation_at_debug_logs_no_prompt(sandbox: Sandbox, tm
             conv = RecordingConversation()
             job = await core.handle(
                 Incoming(platform="console", chat_id="c", user_id="u", text=f"make a video of {prompt}"), conv
-            )  # type: ignore[arg-type]
+            )
             assert job is not None
             await asyncio.wait_for(job.wait(), 60)
             assert conv.kinds()[-1] == "video"

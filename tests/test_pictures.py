@@ -11,13 +11,14 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from PIL import Image
 
 from adapters.base import ImageInput, Incoming
 from adapters.console import ConsoleAdapter
+from bot.chat import Core
 from bot.core import BotCore
 from bot.i18n import t
 from bot.images import MAX_PIXELS, ImageRejected, check_images
@@ -122,7 +123,7 @@ async def test_an_attached_bomb_is_refused_and_nothing_is_spent(core: BotCore, s
             platform="console", chat_id="chat", user_id="u1", text="animate this picture", images=(image,)
         ),
         conv,
-    )  # type: ignore[arg-type]
+    )
     assert job is None and sandbox.ledger == []
     assert conv.texts() == [t("image.too_many_pixels", "en", name="huge.png", limit=40)]
 
@@ -136,10 +137,10 @@ class _Core:
 def _adapter(max_bytes: int = 10 * MB) -> tuple[ConsoleAdapter, io.StringIO]:
     err = io.StringIO()
     adapter = ConsoleAdapter(
-        _Core(),
+        cast(Core, _Core()),  # the console asks it only for translations before a message is sent
         stdin=io.StringIO(),
         stdout=io.StringIO(),
-        stderr=err,  # type: ignore[arg-type]
+        stderr=err,
         max_image_bytes=max_bytes,
     )
     return adapter, err

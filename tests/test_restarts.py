@@ -23,7 +23,7 @@ from bot.config import Settings
 from bot.core import BotCore
 from bot.ima import ImaClient
 from bot.sandbox import Sandbox
-from bot.store import Job, Store, StoredImage
+from bot.store import Job, JobRequest, Store, StoredImage
 from tests.conftest import RecordingConversation, close_core, make_settings, open_core
 
 
@@ -106,7 +106,7 @@ async def test_a_picture_job_resumes_from_the_pictures_kept_at_intake(
         language="en",
         task_type="image_to_video",
         prompt="the fox turns its head",
-        request={"text": "animate this"},
+        request=JobRequest(text="animate this"),
     )
     assert await store.intake("console", ["ev-1"], job, [StoredImage("image/png", png())])
     await store.close()  # the bot died before the job's turn came

@@ -55,7 +55,8 @@ def defaults(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def rule_for(node: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    [rule] = [r for r in node["credit_rules"] if matches(r, params)]
+    rules: list[dict[str, Any]] = [r for r in node["credit_rules"] if matches(r, params)]
+    [rule] = rules
     return rule
 
 

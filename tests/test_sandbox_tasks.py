@@ -19,7 +19,7 @@ import bot.sandbox.server as server_module
 from bot.ima.upload import DEFAULT_UPLOAD_APP_KEY
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.sandbox.ledger import key_fingerprint
-from bot.sandbox.render import RenderJob
+from bot.sandbox.render import RenderJob, render
 from bot.sandbox.uploads import sign
 from tests.test_sandbox import HEADERS, KEY, body, create, detail, leaf
 
@@ -126,7 +126,7 @@ async def test_done_needs_the_file_as_well_as_the_time(
     sb: Sandbox, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = threading.Event()
-    real = server_module.render
+    real = render  # what the server imported, before the test patches its name
 
     def slow_render(job: RenderJob, stop: threading.Event | None = None) -> None:
         gate.wait(5)
@@ -299,7 +299,7 @@ async def test_a_hundred_concurrent_tasks_render_a_bounded_number_at_once(
 ) -> None:
     lock = threading.Lock()
     running, peak = [0], [0]
-    real = server_module.render
+    real = render  # what the server imported, before the test patches its name
 
     def counting(job: RenderJob, stop: threading.Event | None = None) -> None:
         with lock:

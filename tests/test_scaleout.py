@@ -171,12 +171,12 @@ def test_the_database_is_chosen_by_url_and_the_path_still_works(tmp_path: Path) 
     assert (
         Settings(_env_file=None, bot_db_path=tmp_path / "x.sqlite3").db_url
         == f"sqlite:///{tmp_path}/x.sqlite3"
-    )  # type: ignore[call-arg]
+    )
     url = "postgresql://bot:secret@127.0.0.1:5432/bot"
-    assert Settings(_env_file=None, bot_db_url=url).db_url == url  # type: ignore[call-arg]
-    assert Settings(_env_file=None, bot_db_url="").db_url == "sqlite:///data/bot.sqlite3"  # type: ignore[call-arg]
+    assert Settings(_env_file=None, bot_db_url=url).db_url == url
+    assert Settings(_env_file=None, bot_db_url="").db_url == "sqlite:///data/bot.sqlite3"
     with pytest.raises(ValueError, match="BOT_DB_URL"):
-        Settings(_env_file=None, bot_db_url="mysql://x/y")  # type: ignore[call-arg]
+        Settings(_env_file=None, bot_db_url="mysql://x/y")
 
 
 async def test_a_sqlite_url_opens_the_sqlite_store(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_discord_shards_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> No
     def client(**env: str) -> discord.Client:
         for k, v in env.items():
             monkeypatch.setenv(k, v)
-        settings = Settings(_env_file=None, discord_token="t")  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, discord_token="t")
         for k in env:
             monkeypatch.delenv(k)
         return DiscordAdapter(settings, BotCore.__new__(BotCore)).client

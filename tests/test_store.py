@@ -23,7 +23,7 @@ def _job(job_id: str = "j1", user: str = "u1", chat: str = "c") -> Job:
         language="zh",
         task_type="text_to_video",
         prompt="小狗",
-        request={"duration": 5},
+        request=JobRequest(duration=5),
     )
 
 
