@@ -242,13 +242,17 @@ async def test_confirm_button_starts_the_job_on_its_card_once(
         i18n.t("confirm.decline_button", "zh"),
     ]
     confirm = button(waiting, "confirm")
+    # the task is answered a moment late, so the running card is shown before the video card even
+    # on a loaded machine (at this time scale the render itself takes a few milliseconds)
+    sandbox.force_create_hang(0.5)
     toast = await press(asking, confirm, card_id=card_id)
     assert toast == {"type": "info", "content": i18n.t("feishu.toast_confirm", "zh")}
     assert len(sandbox.ledger) == 1
     shown = writes(fake, card_id)
     # the same card goes on: its confirm buttons gone, Cancel while it runs, the video's buttons at the end
     assert all(not {"confirm", "decline"} & set(actions_of(c)) for c in shown[1:])
-    assert "cancel" in actions_of(shown[1]) and actions_of(shown[-1]) == ["again", "again"]
+    # (the patch that takes the used buttons away and the running card race: either may come first)
+    assert any("cancel" in actions_of(c) for c in shown[1:-1]) and actions_of(shown[-1]) == ["again", "again"]
     assert [c.at_ids for c in fake.calls if c.kind == "reply" and c.body["msg_type"] == "text"][-1] == [USER]
     # a second press: no second task, the core says it was done, the card is left as it is
     patches = len(fake.of("patch"))
