@@ -50,6 +50,8 @@ _OVERRIDES = (
 )
 #: longer messages are refused before they are parsed
 MAX_MESSAGE_CHARS = 8000
+#: messages understood and admitted at the same time (more wait their turn, in order)
+MESSAGES_AT_ONCE = 32
 #: longer messages are parsed in a worker thread
 _PARSE_ON_LOOP_CHARS = 1000
 
@@ -97,6 +99,7 @@ class BotCore:
         self.orchestrator = Orchestrator(client=client, store=store, catalog=catalog, settings=settings)
         self.budgets = self.orchestrator.budgets
         self._jobs: dict[str, RunningJob] = {}
+        self._taking = asyncio.Semaphore(MESSAGES_AT_ONCE)
         self._owned: collections.Counter[tuple[str, str]] = collections.Counter()  # job places per person
         self._slots = asyncio.Semaphore(settings.bot_max_concurrent_jobs)
         self._queued = 0  # jobs waiting for a slot
@@ -117,7 +120,10 @@ class BotCore:
         """Understand one message and act on it (see bot.chat.Core.handle). Whatever goes
         wrong ends in a plain-language reply and a logged error, never in silence."""
         try:
-            return await self._handle(incoming, conversation)
+            # a burst of messages is taken a bounded number at a time: a thousand parses in one
+            # turn of the loop would hold up every chat's progress for a fifth of a second
+            async with self._taking:
+                return await self._handle(incoming, conversation)
         except asyncio.CancelledError:
             raise
         except Exception:
