@@ -207,19 +207,21 @@ class BotCore:
             incoming.text, lang, answered_nothing=request.intent in ("confirm", "decline")
         )
 
+    async def _remember(self, request: Request, incoming: Incoming, model: ModelInfo, model_id: str) -> bool:
+        """Save the model a message named as the person's preference for its task type; True
+        when that changed their preference (the notice then says it was remembered)."""
+        before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
+        await self.store.set_preference(
+            incoming.platform, incoming.user_id, request.task_type, model.key, model_id, model.name
+        )
+        return before is None or before.model_key != model.key
+
     async def _prefer(self, request: Request, incoming: Incoming, conv: Conversation) -> None:
         """Save, clear or show a preference, and say so; no video."""
         lang = request.language
         model = self._model_of(request)
         if request.preference == "save" and model is not None and request.model_id is not None:
-            await self.store.set_preference(
-                incoming.platform,
-                incoming.user_id,
-                request.task_type,
-                model.key,
-                request.model_id,
-                model.name,
-            )
+            await self._remember(request, incoming, model, request.model_id)
             await conv.text(self.t("notice.remembered", lang, model=model.name))
         elif request.preference == "clear":
             removed = await self.store.clear_preference(incoming.platform, incoming.user_id, None)
@@ -322,16 +324,7 @@ class BotCore:
             await self.store.clear_preference(incoming.platform, incoming.user_id, request.task_type)
         remembered = False
         if request.preference == "save" and model is not None and request.model_id is not None:
-            before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
-            remembered = before is None or before.model_key != model.key
-            await self.store.set_preference(
-                incoming.platform,
-                incoming.user_id,
-                request.task_type,
-                model.key,
-                request.model_id,
-                model.name,
-            )
+            remembered = await self._remember(request, incoming, model, request.model_id)
         pref = None
         if model is None:
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
