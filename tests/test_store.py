@@ -396,11 +396,13 @@ async def test_two_processes_racing_to_deliver_deliver_once(pg_cluster: object) 
     from tests.conftest import new_pg_database
 
     url = await new_pg_database(pg_cluster)  # type: ignore[arg-type]
-    stores = [await Store.open(url, lease_s=0.2, owner=f"p{i}") for i in range(4)]
+    # a lease long enough that the race below ends before a winner's lease runs out even on a
+    # loaded machine (once it does run out, taking the job over is what a lease is for)
+    stores = [await Store.open(url, lease_s=1.5, owner=f"p{i}") for i in range(4)]
     try:
         for i in range(30):
             await stores[0].add_job(_job(f"j{i}"))
-        await asyncio.sleep(0.3)  # every lease expired: all four believe they may deliver
+        await asyncio.sleep(1.6)  # every lease expired: all four believe they may deliver
 
         async def deliver(s: Store, job_id: str) -> bool:
             job = await s.get_job(job_id)
