@@ -29,7 +29,8 @@ from bot.store import Store
 from bot.store.pgcluster import Cluster
 from tests.conftest import RecordingConversation, close_core, make_settings, new_pg_database
 
-LEASE_S = 0.6
+#: short, so a take-over is quick to see, yet long enough for a loaded machine (two suites side by side)
+LEASE_S = 1.0
 
 
 async def open_process(settings: Settings, owner: str) -> BotCore:

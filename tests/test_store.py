@@ -373,13 +373,13 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_cannot_deliver(p
     from tests.conftest import new_pg_database
 
     url = await new_pg_database(pg_cluster)  # type: ignore[arg-type]
-    a = await Store.open(url, lease_s=0.3, owner="a")
+    a = await Store.open(url, lease_s=1.0, owner="a")  # long enough for its first save on a loaded machine
     b = await Store.open(url, lease_s=30, owner="b")
     try:
         await a.intake("feishu", ["e1"], _job("j1"))
         job_a = await a.get_job("j1")
         assert job_a is not None and await a.save_leased(job_a, status="running", task_ids=["t1"])
-        await asyncio.sleep(0.5)  # a stopped renewing (killed, or frozen)
+        await asyncio.sleep(1.2)  # a stopped renewing (killed, or frozen)
         [taken] = await b.claim_jobs()
         assert taken.id == "j1" and taken.status == "running" and taken.task_ids == ["t1"]
         assert not await a.save_leased(job_a, status="delivering")  # a wakes up: too late
