@@ -47,6 +47,7 @@ from adapters.base import (  # noqa: E402
     VideoView,
 )
 from bot.sandbox import process as sandbox_process  # noqa: E402
+from bot.sandbox.ledger import read_jsonl  # noqa: E402
 
 PLATFORM = "chaos"
 SUBJECTS = [
@@ -343,16 +344,6 @@ def drive(work: Path, base_url: str, args: argparse.Namespace) -> list[float]:
         if code != 0:
             raise RuntimeError(f"the bot exited with {code}; see {work}/bot-{run}.log")
         return kills
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            out.append(json.loads(line))
-    return out
 
 
 def measure(work: Path, events: list[Event], args: argparse.Namespace, kills: list[float]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from adapters.base import FailureView, Incoming, NoticeView, ProgressView, Video
 from bot.config import SANDBOX_KEY, Settings
 from bot.ima.types import TaskResult
 from bot.sandbox import process as sandbox_process
+from bot.sandbox.ledger import read_jsonl
 from tests.conftest import close_core, open_core
 
 #: one request per model, so each has its own history ("kind" = model, task, duration, resolution)
@@ -117,11 +118,7 @@ async def run_schedule(learn: bool, jobs: int, warmup: int, scale: float, seed: 
             await close_core(core)
         finally:
             sandbox_process.stop(proc)
-        ready = {
-            e["task_id"]: e["ready_at"]
-            for e in map(json.loads, ledger.read_text().splitlines())
-            if e.get("ready_at")
-        }
+        ready = {e["task_id"]: e["ready_at"] for e in read_jsonl(ledger) if e.get("ready_at")}
     tasks = [r.task_ids[-1] for r in rows if r is not None and r.task_ids and r.status == "delivered"]
     lags = [max(0.0, seen_done[t] - ready[t]) / scale for t in tasks if t in seen_done and t in ready]
     return {

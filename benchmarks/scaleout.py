@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.base import FailureView, Incoming, NoticeView, ProgressView, ReplyTarget, VideoView  # noqa: E402
 from bot.sandbox import process as sandbox_process  # noqa: E402
+from bot.sandbox.ledger import read_jsonl  # noqa: E402
 
 PLATFORM = "scaleout"
 PROCESSES = 3
@@ -166,10 +167,6 @@ async def bot_process(
 
 
 # -- the harness ----------------------------------------------------------------------------------------
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def start_bot(

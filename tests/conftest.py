@@ -4,7 +4,6 @@ throwaway PostgreSQL cluster (one per test session) for the store's PostgreSQL b
 from __future__ import annotations
 
 import itertools
-import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +19,7 @@ from bot.config import SANDBOX_KEY, Settings
 from bot.core import BotCore
 from bot.ima import ImaClient
 from bot.sandbox import Sandbox, SandboxConfig
+from bot.sandbox.ledger import read_jsonl
 from bot.sandbox.process import clean_env
 from bot.sandbox.process import running as running_sandbox
 from bot.store import Store
@@ -178,9 +178,4 @@ def console_session(
                 **env,
             },
         )
-    entries = (
-        [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
-        if ledger.exists()
-        else []
-    )
-    return done, entries
+    return done, read_jsonl(ledger)

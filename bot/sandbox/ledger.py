@@ -66,6 +66,13 @@ class LedgerEntry:
         )
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The entries of a JSON-lines file such as the ledger (none when it does not exist yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 class LedgerFile:
     """Appends entries to a JSON-lines file, each line in one write: a reader never waits for
     the sandbox to stop, and sees whole lines whenever it looks."""
