@@ -20,9 +20,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot adapters tests benchmarks
 	$(BIN)/mypy
 
-# four workers: most tests wait on the sandbox's (scaled) render times, not on the CPU
+# four workers: most tests wait on the sandbox's (scaled) render times, not on the CPU; an idle
+# worker takes tests queued on a busy one (worksteal), so the run does not end on one long tail
 test: lint
-	$(BIN)/python -m pytest -q -n 4
+	$(BIN)/python -m pytest -q -n 4 --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/parse_bench.py

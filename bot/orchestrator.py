@@ -467,7 +467,14 @@ class Orchestrator:
         started = job.started_at or self._clock()
         deadline = started + self.settings.ima_job_timeout_s * self.scale
         kind = RenderHistory.kind(job.model_key, job.task_type, job.params)
-        lo, hi = polling.window(self.render_history.of(kind), job.est_min or est_max / 2, est_max)
+        # the unrounded estimate: the told one is whole seconds, which at a small time scale would
+        # hold every first poll back to 1 s
+        est_lo, est_hi = (
+            (model.est_min * self.scale, model.est_max * self.scale)
+            if self.catalog.get(job.model_key or "") is not None
+            else (job.est_min or est_max / 2, est_max)
+        )
+        lo, hi = polling.window(self.render_history.of(kind), est_lo, est_hi)
 
         def after(now: float) -> float:
             """When to ask next: learned from such tasks, or the fixed timer."""

@@ -25,8 +25,8 @@ from bot.sandbox.process import running as running_sandbox
 from bot.store import Store
 from bot.store.pgcluster import Cluster, ClusterError
 
-#: sandbox generation times and the bot's estimates alike: Wan 2.6 takes ~1 s instead of ~90 s
-TIME_SCALE = 0.01
+#: sandbox generation times and the bot's estimates alike: Wan 2.6 takes ~0.5 s instead of ~90 s
+TIME_SCALE = 0.005
 
 
 class RecordingConversation:
