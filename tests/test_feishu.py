@@ -4,6 +4,7 @@ SDK's own dispatcher (as the long connection does), with a small scripted core."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from adapters.base import (
 )
 from adapters.feishu import FeishuAdapter, FeishuConversation, ws
 from adapters.feishu.conversation import CardPatcher
+from adapters.feishu.pending import RecentIds
 from bot import i18n
 from bot.config import Settings
 from tests.fixtures.feishu.fake_open_platform import BOT_OPEN_ID, PNG_1PX, Call, FakeFeishu
@@ -35,6 +37,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "feishu"
 USER = "ou_84aad35d084aa403a838cf73ee18467"
 MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(4000)
 JPEG = b"\xff\xd8\xff\xe0" + bytes(500)
+#: a merge window no loaded machine outlasts between two events a test sends back to back
+LONG_WINDOW_S = 60.0
 
 
 def payload(name: str, *, fresh: bool = True, **message: Any) -> bytes:
@@ -253,6 +257,33 @@ def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
     return [b for el in card["elements"] if el["tag"] == "action" for b in el["actions"]]
 
 
+class FakeTime:
+    """A monotonic clock that moves only when the test moves it, and a sleep that waits on it:
+    how often a patcher writes then depends on the test's steps, not on how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + delay, wake))
+        await wake
+
+    async def advance(self, seconds: float) -> None:
+        """Move the clock on, wake every sleeper that is due, and let the woken run."""
+        self.now += seconds
+        due = [wake for at, wake in self._sleepers if at <= self.now]
+        self._sleepers = [(at, wake) for at, wake in self._sleepers if at > self.now]
+        for wake in due:
+            if not wake.done():
+                wake.set_result(None)
+        await asyncio.sleep(0)
+
+
 # -- receiving ---------------------------------------------------------------------------------------
 async def test_private_text_becomes_one_request_keyed_on_message_id(
     adapter: FeishuAdapter, core: ScriptedCore
@@ -354,11 +385,9 @@ async def test_event_from_long_before_start_is_ignored(adapter: FeishuAdapter, c
     assert core.incoming == []
 
 
-async def test_image_then_text_within_window_is_one_request(
-    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
-) -> None:
+async def test_image_then_text_within_window_is_one_request(fake: FakeFeishu, core: ScriptedCore) -> None:
+    adapter = await make_adapter(fake, core, merge_window_s=LONG_WINDOW_S)
     await feed(adapter, payload("p2p_image"))
-    await asyncio.sleep(0.05)
     await deliver(adapter, "p2p_text_after_image")
     assert len(core.incoming) == 1
     inc = core.incoming[0]
@@ -373,8 +402,7 @@ async def test_image_alone_after_window_is_its_own_request(
     adapter: FeishuAdapter, core: ScriptedCore
 ) -> None:
     await feed(adapter, payload("p2p_image"))
-    await asyncio.sleep(0.45)
-    await settle(adapter)
+    await settle(adapter)  # waits the merge window out
     assert len(core.incoming) == 1
     assert core.incoming[0].text == "" and core.incoming[0].event_id == "om_p2p_image_0004"
     assert len(core.incoming[0].images) == 1
@@ -382,7 +410,7 @@ async def test_image_alone_after_window_is_its_own_request(
 
 async def test_text_after_window_does_not_take_the_image(adapter: FeishuAdapter, core: ScriptedCore) -> None:
     await feed(adapter, payload("p2p_image"))
-    await asyncio.sleep(0.45)
+    await settle(adapter)  # the window ran out: the image went to the core alone
     await deliver(adapter, "p2p_text_after_image")
     assert [len(i.images) for i in core.incoming] == [1, 0]
 
@@ -453,16 +481,39 @@ async def test_failure_card_offers_two_models_and_retry(
     ]
 
 
-async def test_button_press_reruns_with_that_model_and_toasts_within_the_call(
-    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
-) -> None:
-    started = time.monotonic()
-    result = await feed(adapter, payload("card_action"))
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.0
+class HeldRerunCore(ScriptedCore):
+    """A core whose reruns wait until the test lets them through."""
+
+    def __init__(self, video_url: str = "", cover_url: str | None = None) -> None:
+        super().__init__(video_url, cover_url)
+        self.let_through = asyncio.Event()
+
+    async def rerun(
+        self,
+        job_id: str,
+        *,
+        user_id: str,
+        model_id: str | None,
+        conversation: Conversation,
+        same_seed: bool = False,
+    ) -> FakeJob | None:
+        await self.let_through.wait()
+        return await super().rerun(
+            job_id, user_id=user_id, model_id=model_id, conversation=conversation, same_seed=same_seed
+        )
+
+
+async def test_button_press_reruns_with_that_model_and_toasts_within_the_call(fake: FakeFeishu) -> None:
+    core = HeldRerunCore(fake.serve_video("v1.mp4", MP4), fake.serve_video("v1.jpg", JPEG))
+    adapter = await make_adapter(fake, core)
+    # the toast comes back while the rerun is still held: the call never waits for the core,
+    # so it stays inside Feishu's 3 s however long the core takes
+    result = await asyncio.wait_for(feed(adapter, payload("card_action")), 30)
+    assert core.reruns == []
     answer = json.loads(lark.JSON.marshal(result))
     assert answer["toast"]["type"] == "info"
     assert answer["toast"]["content"] == i18n.t("feishu.toast_started", "en", model="Hailuo 2.0")
+    core.let_through.set()
     await settle(adapter)
     assert core.reruns == [{"job_id": "job_failed_01", "user_id": USER, "model_id": "hailuo-2.0"}]
     # the rerun's card answers in the same chat, under the card that was pressed
@@ -478,18 +529,33 @@ async def test_retry_button_reruns_the_same_model(adapter: FeishuAdapter, core: 
     assert json.loads(lark.JSON.marshal(result))["toast"]["content"] == i18n.t("feishu.toast_retry", "en")
 
 
-async def test_card_patches_are_coalesced_and_latest_wins(fake: FakeFeishu, adapter: FeishuAdapter) -> None:
+async def test_card_patches_are_coalesced_and_latest_wins(
+    fake: FakeFeishu, adapter: FeishuAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake.plant_card("om_card", {"config": {"update_multi": True}, "elements": []}, chat_id="oc_x")
-    patcher = CardPatcher(adapter.api, "oc_x", None, message_id="om_card", min_interval_s=0.2)
-    started = time.monotonic()
-    for i in range(30):
+    now = FakeTime()
+    patcher = CardPatcher(
+        adapter.api, "oc_x", None, message_id="om_card", min_interval_s=0.25, clock=now.clock, sleep=now.sleep
+    )
+    patched_at: list[float] = []
+    patch_card = adapter.api.patch_card
+
+    async def noting_when(message_id: str, card: dict[str, Any]) -> None:
+        patched_at.append(now.clock())
+        await patch_card(message_id, card)
+
+    monkeypatch.setattr(adapter.api, "patch_card", noting_when)
+    # 0.3125 s of updates, one every 1/32 s (binary fractions: the fake clock adds up exactly)
+    for i in range(10):
         patcher.update({"n": i, "config": {"update_multi": True}})
-        await asyncio.sleep(0.01)
+        await now.advance(1 / 32)
+    await now.advance(0.25)  # the last update's turn
     await patcher.flush()
     patches = fake.of("patch")
-    assert 2 <= len(patches) <= 4  # ~0.3 s of updates at one patch per 0.2 s
-    assert patches[-1].content["n"] == 29
-    assert time.monotonic() - started >= 0.2 * (len(patches) - 1)
+    # one patch at once, at most one a turn later, and the latest state once its turn came
+    assert 2 <= len(patches) <= 3
+    assert patches[-1].content["n"] == 9
+    assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(patched_at))
 
 
 async def test_resumed_conversation_patches_the_saved_card(adapter: FeishuAdapter, fake: FakeFeishu) -> None:
@@ -555,11 +621,21 @@ async def test_button_in_a_chat_outside_allowlist_is_refused_with_a_toast(
 
 
 async def test_text_arriving_while_the_image_downloads_still_joins_it(
-    adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
+    fake: FakeFeishu, core: ScriptedCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake.resource_delay_s = 0.2
+    adapter = await make_adapter(fake, core, merge_window_s=LONG_WINDOW_S)
+    downloaded = asyncio.Event()
+    download_image = adapter.api.download_image
+
+    async def held_download(message_id: str, image_key: str) -> bytes:
+        await downloaded.wait()
+        return await download_image(message_id, image_key)
+
+    monkeypatch.setattr(adapter.api, "download_image", held_download)
     await feed(adapter, payload("p2p_image"))
-    await deliver(adapter, "p2p_text_after_image")
+    await feed(adapter, payload("p2p_text_after_image"))  # the image is still downloading
+    downloaded.set()
+    await settle(adapter)
     assert len(core.incoming) == 1
     assert len(core.incoming[0].images) == 1 and core.incoming[0].text == "让这只猫慢慢眨眼"
 
@@ -573,3 +649,19 @@ async def test_the_adapter_is_ready_for_resumed_jobs_once_its_token_works(
     assert not waiting.done()
     await adapter.prepare()
     await asyncio.wait_for(waiting, 1)
+
+
+async def test_a_message_id_seen_within_the_memory_span_is_a_repeat() -> None:
+    now = FakeTime()
+    seen = RecentIds(ttl_s=3600, clock=now.clock)
+    assert seen.add("om_1")
+    now.now = 3599.0
+    assert not seen.add("om_1")
+
+
+async def test_a_message_id_is_forgotten_once_the_memory_span_has_passed() -> None:
+    now = FakeTime()
+    seen = RecentIds(ttl_s=3600, clock=now.clock)
+    seen.add("om_1")
+    now.now = 3601.0
+    assert seen.add("om_1")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.base import FailureView, NoticeView, ProgressView, VideoView
@@ -65,6 +66,8 @@ class CardPatcher:
     14 days, or Feishu keeps refusing), it is sent as a new message instead, which later presses
     then patch. A new message for a final state carries the job's idempotency key, so a delivery
     repeated after a restart shows once.
+
+    `clock` and `sleep` pace the patches (monotonic seconds); tests hand in a fake pair.
     """
 
     def __init__(
@@ -76,6 +79,8 @@ class CardPatcher:
         message_id: str | None,
         min_interval_s: float,
         book: CardBook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.api = api
         self.chat_id = chat_id
@@ -83,6 +88,8 @@ class CardPatcher:
         self.message_id = message_id
         self.min_interval_s = min_interval_s
         self.book = book
+        self._clock = clock
+        self._sleep = sleep
         self._wanted: dict[str, Any] | None = None
         #: the idempotency key of the wanted card when it is a final state (else None)
         self._wanted_key: str | None = None
@@ -120,14 +127,14 @@ class CardPatcher:
 
     async def _drain(self) -> None:
         while self._wanted is not None:
-            wait = self._last_write + self.min_interval_s - time.monotonic()
+            wait = self._last_write + self.min_interval_s - self._clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
             card, key = self._wanted, self._wanted_key
             self._wanted = self._wanted_key = None
             if card is None:
                 continue
-            self._last_write = time.monotonic()
+            self._last_write = self._clock()
             self._sending = card
             try:
                 await self._write(card, key)

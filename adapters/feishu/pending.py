@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from adapters.base import ImageInput
@@ -14,17 +15,21 @@ class RecentIds:
     """Message ids seen in the last `ttl_s` seconds (bounded).
 
     The core's store is the durable de-duplication; this catches the ids it never sees, such as
-    an image message merged into the text that followed it.
+    an image message merged into the text that followed it. `clock` gives monotonic seconds
+    (a test hands in a fake one to let a day pass).
     """
 
-    def __init__(self, ttl_s: float = 24 * 3600, max_size: int = 50_000) -> None:
+    def __init__(
+        self, ttl_s: float = 24 * 3600, max_size: int = 50_000, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_size = max_size
+        self._clock = clock
         self._ids: OrderedDict[str, float] = OrderedDict()
 
     def add(self, key: str) -> bool:
         """Remember `key`; True the first time, False when it was seen recently."""
-        now = time.monotonic()
+        now = self._clock()
         while self._ids and (
             len(self._ids) >= self.max_size or next(iter(self._ids.values())) < now - self.ttl_s
         ):
