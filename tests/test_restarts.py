@@ -183,6 +183,12 @@ async def _has(conv: RecordingConversation, kind: str) -> bool:
 
 
 # -- Ctrl-C in the console ------------------------------------------------------------------------
+def _ctrl_c_as_at_a_terminal() -> None:
+    """A shell starts background jobs with SIGINT ignored, and Python keeps an inherited ignore:
+    when the test suite itself runs in the background, the console must still get its Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_in_the_console_stops_cleanly_and_leaves_the_job_resumable(tmp_path: Path) -> None:
     db = tmp_path / "bot.sqlite3"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMA_", "FEISHU_", "DISCORD_", "BOT_"))}
@@ -196,6 +202,7 @@ def test_ctrl_c_in_the_console_stops_cleanly_and_leaves_the_job_resumable(tmp_pa
         text=True,
         cwd=tmp_path,
         env=env,
+        preexec_fn=_ctrl_c_as_at_a_terminal,
     )
     try:
         assert proc.stdin is not None
@@ -238,6 +245,7 @@ def test_ctrl_c_at_the_prompt_ends_at_once(tmp_path: Path) -> None:
         text=True,
         cwd=tmp_path,
         env=env,
+        preexec_fn=_ctrl_c_as_at_a_terminal,
     )
     try:
         assert proc.stderr is not None
