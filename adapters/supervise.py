@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from adapters.base import Adapter
+from bot.backoff import backoff
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class Supervisor:
                 state.failures = 0
             state.failures += 1
             state.error = _describe(error) if error else "stopped serving"
-            delay = min(self.max_backoff_s, self.backoff_s * 2 ** (state.failures - 1))
+            delay = backoff(state.failures - 1, self.backoff_s, self.max_backoff_s)
             state.state, state.retry_at = RETRYING, time.monotonic() + delay
             others = " (the other platforms keep serving)" if len(self.adapters) > 1 else ""
             log.error("%s failed: %s; retrying in %.0f s%s", name, state.error, delay, others)

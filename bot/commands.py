@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from bot import i18n
 from bot.ima.types import TASK_TYPES
+from bot.text import one_line
 from bot.understand.intent import core_text, is_gibberish, is_idle_question, is_small_talk, load_intents
 from bot.understand.normalize import fold
 
@@ -18,11 +19,6 @@ if TYPE_CHECKING:
 
 _PROMPT_PREVIEW = 40
 _JOBS_SHOWN = 8
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def help_text(lang: str) -> str:
@@ -68,7 +64,7 @@ async def jobs_text(core: BotCore, platform: str, user_id: str, lang: str) -> st
             lang,
             status=i18n.t(status_key, lang) if i18n.has(status_key, lang) else j.status,
             model=j.model_name or "—",
-            prompt=_clip(j.prompt, _PROMPT_PREVIEW) or "—",
+            prompt=one_line(j.prompt, _PROMPT_PREVIEW) or "—",
             credits=i18n.t("jobs.credits", lang, credits=j.credits) if j.credits is not None else "",
         )
         if j.url:

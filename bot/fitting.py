@@ -81,9 +81,14 @@ def _as_int(v: Any) -> int | None:
         return None
 
 
+def durations(offered: tuple[Any, ...]) -> list[int]:
+    """Duration options as seconds, ascending, each once ("5", "5s" and 5 alike); unreadable ones left out."""
+    return sorted({d for d in (_as_int(o) for o in offered) if d is not None})
+
+
 def offered_durations(product: Product) -> list[int]:
-    """The durations (seconds) a product offers, ascending, each once ("5" and 5 alike)."""
-    return sorted({d for d in (_as_int(o) for o in product.options("duration")) if d is not None})
+    """The durations (seconds) a product offers, ascending, each once."""
+    return durations(product.options("duration"))
 
 
 def _res_rank(v: Any) -> int:
@@ -112,7 +117,7 @@ def _ratio(v: Any) -> float | None:
 
 def fit_duration(asked: int, offered: tuple[Any, ...]) -> tuple[int, str | None]:
     """The duration to send and the adjustment key, if any."""
-    values = sorted({d for d in (_as_int(o) for o in offered) if d is not None})
+    values = durations(offered)
     if not values or asked in values:
         return asked, None
     if asked > values[-1]:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from bot.text import HAN
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 #: zh-Hant is zh.toml converted by OpenCC (s2twp) with `python -m bot.i18n`, kept complete by a test
 LANGUAGES: tuple[str, ...] = ("zh", "zh-Hant", "en")
 _TRADITIONAL_TAGS = ("zh-hant", "zh-tw", "zh-hk", "zh-mo", "zh_tw", "zh_hk", "zh_hant")
 DEFAULT_LANGUAGE = "en"
-
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def _flatten(prefix: str, node: dict[str, Any], out: dict[str, str]) -> None:
@@ -56,7 +55,7 @@ def has(key: str, language: str | None = None) -> bool:
 
 def detect_language(text: str, hint: str | None = None) -> str:
     """ "zh" when the text has Chinese characters, "en" when it has letters, else the hint."""
-    if _HAN.search(text):
+    if HAN.search(text):
         from bot.understand.normalize import is_traditional  # the t2s table loads on first use
 
         return "zh-Hant" if is_traditional(text) else "zh"

@@ -26,6 +26,7 @@ from adapters.discord.options import Options, options
 from bot.config import Settings
 from bot.i18n import DEFAULT_LANGUAGE, detect_language, normalize_language
 from bot.ima.types import TASK_TYPES
+from bot.text import clip
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,6 @@ def language_of(locale: object) -> str:
     """ "zh" for a Chinese Discord locale, else "en"."""
     value = getattr(locale, "value", locale)
     return normalize_language(str(value)) if value else "en"
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -247,7 +244,7 @@ class Handlers:
             else self.core.t("discord.credits_range", lang, min=c.credits_min, max=c.credits_max)
         )
         name = self.core.t("discord.choice_model", lang, model=c.name, credits=credits, est_max=c.est_max_s)
-        return _clip(name, _MAX_CHOICE_NAME)
+        return clip(name, _MAX_CHOICE_NAME)
 
     async def model_autocomplete(
         self, interaction: discord.Interaction[Any], current: str
@@ -289,7 +286,7 @@ class Handlers:
             lines = [self._model_line(c, lang) for c in choices]
             embed.add_field(
                 name=self.core.t(f"task.{task}", lang),
-                value=_clip("\n".join(lines), _MAX_FIELD),
+                value=clip("\n".join(lines), _MAX_FIELD),
                 inline=False,
             )
         if not embed.fields:
@@ -362,13 +359,13 @@ class Handlers:
                 credits=self.core.t("discord.jobs.credits", lang, credits=j.credits)
                 if j.credits is not None
                 else "",
-                prompt=_clip(j.prompt, _PROMPT_PREVIEW),
+                prompt=clip(j.prompt, _PROMPT_PREVIEW),
             )
             if j.url:
                 line += self.core.t("discord.jobs.link", lang, url=j.url)
             lines.append(line)
         if lines:
-            embed.description = _clip("\n\n".join(lines), 4096)
+            embed.description = clip("\n\n".join(lines), 4096)
         await interaction.edit_original_response(embed=embed)
 
     # -- /help -------------------------------------------------------------------------------------
@@ -494,7 +491,7 @@ class Handlers:
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         text = await self.core.usage(PLATFORM, str(interaction.user.id), str(interaction.channel_id), lang)
-        await interaction.edit_original_response(content=_clip(text, 2000))
+        await interaction.edit_original_response(content=clip(text, 2000))
 
     async def _download(
         self, files: Sequence[discord.Attachment], conv: DiscordConversation, lang: str

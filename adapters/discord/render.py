@@ -14,6 +14,7 @@ import discord
 
 from adapters.base import Alternative, FailureView, NoticeView, ProgressView, VideoView
 from adapters.discord.buttons import JobActionButton, RerunButton, SameSeedButton
+from bot.text import clip
 
 BAR_WIDTH = 20
 COLOR_RUNNING = discord.Colour.blurple()
@@ -74,10 +75,6 @@ class Rendered:
         return kw
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def bar(percent: int, width: int = BAR_WIDTH) -> str:
     """A text progress bar (symbols only, no words)."""
     filled = max(0, min(width, width * percent // 100))
@@ -92,7 +89,7 @@ def _actions(
     for action, label in labels:
         if label and JobActionButton.fits(action, job_id):
             buttons.add_item(
-                JobActionButton.make(action, job_id, _clip(label, _MAX_LABEL), requester=requester)
+                JobActionButton.make(action, job_id, clip(label, _MAX_LABEL), requester=requester)
             )
     return buttons if buttons.children else None
 
@@ -108,21 +105,21 @@ def _reruns(
     buttons = discord.ui.View(timeout=None)
     if same_label and RerunButton.fits(job_id, None):
         buttons.add_item(
-            RerunButton.make(job_id, None, _clip(same_label, _MAX_LABEL), primary=True, requester=requester)
+            RerunButton.make(job_id, None, clip(same_label, _MAX_LABEL), primary=True, requester=requester)
         )
     if same_seed_label and SameSeedButton.fits(job_id):
-        buttons.add_item(SameSeedButton.make(job_id, _clip(same_seed_label, _MAX_LABEL), requester=requester))
+        buttons.add_item(SameSeedButton.make(job_id, clip(same_seed_label, _MAX_LABEL), requester=requester))
     for alt in alternatives:
         if RerunButton.fits(job_id, alt.model_id) and len(buttons.children) < 25:
             buttons.add_item(
-                RerunButton.make(job_id, alt.model_id, _clip(alt.label, _MAX_LABEL), requester=requester)
+                RerunButton.make(job_id, alt.model_id, clip(alt.label, _MAX_LABEL), requester=requester)
             )
     return buttons if buttons.children else None
 
 
 def notice(view: NoticeView, requester: str | None = None) -> Rendered:
     """The notice; Confirm and No thanks when it waits for an OK, else ❌ Cancel (when offered)."""
-    embed = discord.Embed(description=_clip(view.text, _MAX_DESCRIPTION), colour=COLOR_RUNNING)
+    embed = discord.Embed(description=clip(view.text, _MAX_DESCRIPTION), colour=COLOR_RUNNING)
     if view.confirm_label:
         labels = [("confirm", view.confirm_label), ("decline", view.decline_label)]
     else:
@@ -134,7 +131,7 @@ def progress(view: ProgressView, notice_view: NoticeView | None, requester: str 
     """The notice (when known) with a progress bar under it, in one embed, and ❌ Cancel."""
     parts = [notice_view.text] if notice_view is not None else []
     parts.append(f"`{bar(view.percent)}`\n{view.text}")
-    embed = discord.Embed(description=_clip("\n\n".join(parts), _MAX_DESCRIPTION), colour=COLOR_RUNNING)
+    embed = discord.Embed(description=clip("\n\n".join(parts), _MAX_DESCRIPTION), colour=COLOR_RUNNING)
     return Rendered(embed=embed, view=_actions(view.job_id, [("cancel", view.cancel_label)], requester))
 
 
@@ -149,12 +146,12 @@ def video(
 
     With the file attached the URL is wrapped in <…> so Discord shows one player, not two. The
     content is cut to Discord's 2,000 characters."""
-    content = _clip(view.link_text, _MAX_CONTENT)
+    content = clip(view.link_text, _MAX_CONTENT)
     unwrapped = None
     if file_bytes is not None and view.url:
         unwrapped = content
-        content = _clip(view.link_text.replace(view.url, f"<{view.url}>"), _MAX_CONTENT)
-    embed = discord.Embed(description=_clip(view.caption, _MAX_DESCRIPTION), colour=COLOR_DONE)
+        content = clip(view.link_text.replace(view.url, f"<{view.url}>"), _MAX_CONTENT)
+    embed = discord.Embed(description=clip(view.caption, _MAX_DESCRIPTION), colour=COLOR_DONE)
     if view.cover_url and view.cover_url.startswith(("https://", "http://")):
         embed.set_thumbnail(url=view.cover_url)
     buttons = _reruns(
@@ -172,14 +169,14 @@ def video(
 
 def failure(view: FailureView, requester: str | None = None) -> Rendered:
     """The reason and suggestions, with Retry and one button per suggested model."""
-    embed = discord.Embed(description=_clip(view.text, _MAX_DESCRIPTION), colour=COLOR_FAILED)
+    embed = discord.Embed(description=clip(view.text, _MAX_DESCRIPTION), colour=COLOR_FAILED)
     return Rendered(embed=embed, view=_reruns(view.job_id, view.retry_label, view.alternatives, requester))
 
 
 def ready_ping(text: str) -> str:
     """The line that tells the requester their video is ready (a message of its own)."""
-    return _clip(text, _MAX_CONTENT)
+    return clip(text, _MAX_CONTENT)
 
 
 def text(message: str) -> Rendered:
-    return Rendered(content=_clip(message, _MAX_CONTENT))
+    return Rendered(content=clip(message, _MAX_CONTENT))

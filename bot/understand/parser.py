@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.text import HAN
 from bot.understand.intent import choice_of, classify, command_of, core_text, without_greeting
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
 from bot.understand.normalize import fold, is_traditional
@@ -46,7 +47,6 @@ from bot.understand.prompt import cut
 from bot.understand.request import Request
 
 MAX_IMAGES = 1000
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[a-z]+")
 _CHOSEN_BY = frozenset({"model", "unknown_model", "budget", "premium"})
 
@@ -210,7 +210,7 @@ def _language(folded: str, tokens: list[Token]) -> str:
         if kind == "model":
             masked = masked[:start] + " " + masked[end:]
     for sample in (masked, folded):
-        han = len(_HAN.findall(sample))
+        han = len(HAN.findall(sample))
         words = len(_LATIN_WORD.findall(sample))
         if han or words:
             return "zh" if han and han >= words else "en"
