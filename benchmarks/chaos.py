@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -363,43 +363,10 @@ def measure(work: Path, events: list[Event], args: argparse.Namespace, kills: li
     """
     deliveries = read_jsonl(work / "deliveries.jsonl")
     ledger = read_jsonl(work / "ledger.jsonl")
-    videos: collections.Counter[str] = collections.Counter()
-    shown_videos: dict[str, set[tuple[str, str]]] = collections.defaultdict(set)
-    failures: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    for r in deliveries:
-        if r["type"] == "video":
-            videos[r["event_id"]] += 1
-            shown_videos[r["event_id"]].add((r["job_id"], r["url"]))
-        elif r["type"] == "failure":
-            failures[r["event_id"]].append(r)
-    paid: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    for entry in ledger:
-        paid[_event_of(entry["prompt"])].append(entry)
-    enabled = {
-        name
-        for name, on in (
-            ("fail_rate", args.fail_rate),
-            ("rate_500", args.rate_500),
-            ("rate_429", args.rate_429),
-        )
-        if on > 0
-    }
-    explained_kinds = set().union(*(_EXPLAINED_BY[name] for name in enabled)) if enabled else set()
-    shown: collections.Counter[str] = collections.Counter()
-    unexplained: list[str] = []
-    uncertain_after_kill = 0
-    for ev in events:
-        if videos[ev.event_id] or not failures[ev.event_id]:
-            continue
-        last = failures[ev.event_id][-1]
-        shown[last["kind"]] += 1
-        if last["kind"] == "create_uncertain" and last["run"] > 0:
-            uncertain_after_kill += 1
-        elif last["kind"] in ("task_failed", "status_failed"):
-            if not any(e.get("injected_failure") for e in paid[ev.event_id]):
-                unexplained.append(ev.event_id)
-        elif last["kind"] not in explained_kinds:
-            unexplained.append(ev.event_id)
+    shown = Shown.of(deliveries)
+    videos, failures = shown.videos, shown.failures
+    paid = _paid_by_event(ledger)
+    verdict = _judge_failures(events, shown, paid, _explained_kinds(args))
     not_delivered = [
         e
         for ev in events
@@ -417,22 +384,94 @@ def measure(work: Path, events: list[Event], args: argparse.Namespace, kills: li
         "delivered_once": sum(1 for ev in events if videos[ev.event_id] == 1),
         "delivered_twice": sum(1 for ev in events if videos[ev.event_id] > 1),
         "delivered_twice_same_video": sum(
-            1 for ev in events if videos[ev.event_id] > 1 and len(shown_videos[ev.event_id]) == 1
+            1 for ev in events if videos[ev.event_id] > 1 and len(shown.video_urls[ev.event_id]) == 1
         ),
         "lost": sum(1 for ev in events if not videos[ev.event_id] and not failures[ev.event_id]),
         "paid_twice": sum(1 for ev in events if len(paid[ev.event_id]) > 1),
         "paid_not_delivered": len(not_delivered),
-        "failed_with_message": dict(sorted(shown.items())),
+        "failed_with_message": dict(sorted(verdict.by_kind.items())),
         "paid_not_delivered_told": told,
-        "uncertain_after_kill": uncertain_after_kill,
-        "unexplained_failures": len(unexplained),
+        "uncertain_after_kill": verdict.uncertain_after_kill,
+        "unexplained_failures": len(verdict.unexplained),
         "paid_tasks": len(ledger),
         "kills": len(kills),
         "resumed_after_kills": sum(r.get("count", 0) for r in deliveries if r["type"] == "resumed"),
         "lives": 1 + len(kills),
         "jobs_in_db": _count_jobs(work / "bot.sqlite3"),
-        "unexplained": unexplained[:10],
+        "unexplained": verdict.unexplained[:10],
     }
+
+
+@dataclass
+class Shown:
+    """What the bot showed, by event id: how many videos, which (job, url) they were, the failures."""
+
+    videos: collections.Counter[str] = field(default_factory=collections.Counter)
+    video_urls: dict[str, set[tuple[str, str]]] = field(default_factory=lambda: collections.defaultdict(set))
+    failures: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: collections.defaultdict(list))
+
+    @classmethod
+    def of(cls, deliveries: list[dict[str, Any]]) -> Shown:
+        """The videos and failures among the deliveries (in all lives)."""
+        shown = cls()
+        for r in deliveries:
+            if r["type"] == "video":
+                shown.videos[r["event_id"]] += 1
+                shown.video_urls[r["event_id"]].add((r["job_id"], r["url"]))
+            elif r["type"] == "failure":
+                shown.failures[r["event_id"]].append(r)
+        return shown
+
+
+def _paid_by_event(ledger: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The charged tasks, by the event their prompt names."""
+    paid: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for entry in ledger:
+        paid[_event_of(entry["prompt"])].append(entry)
+    return paid
+
+
+def _explained_kinds(args: argparse.Namespace) -> set[str]:
+    """The failure kinds the faults switched on for this run explain."""
+    rates = {"fail_rate": args.fail_rate, "rate_500": args.rate_500, "rate_429": args.rate_429}
+    enabled = [name for name, rate in rates.items() if rate > 0]
+    return set().union(*(_EXPLAINED_BY[name] for name in enabled)) if enabled else set()
+
+
+@dataclass
+class FailureVerdict:
+    """The last failure shown to each request that got no video, judged."""
+
+    by_kind: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: requests whose failure no injected fault explains
+    unexplained: list[str] = field(default_factory=list)
+    #: "may still be made" failures shown by a later life: the create was on the wire at a kill
+    uncertain_after_kill: int = 0
+
+
+def _judge_failures(
+    events: list[Event], shown: Shown, paid: dict[str, list[dict[str, Any]]], explained_kinds: set[str]
+) -> FailureVerdict:
+    """Count each failed request's last failure by kind, and find those nothing explains."""
+    verdict = FailureVerdict()
+    for ev in events:
+        if shown.videos[ev.event_id] or not shown.failures[ev.event_id]:
+            continue
+        last = shown.failures[ev.event_id][-1]
+        verdict.by_kind[last["kind"]] += 1
+        if last["kind"] == "create_uncertain" and last["run"] > 0:
+            verdict.uncertain_after_kill += 1
+        elif not _explained(last["kind"], paid[ev.event_id], explained_kinds):
+            verdict.unexplained.append(ev.event_id)
+    return verdict
+
+
+def _explained(kind: str, paid: list[dict[str, Any]], explained_kinds: set[str]) -> bool:
+    """Whether an injected fault explains a failure of this kind: a failed task must be one the
+    sandbox failed on purpose; any other failure, one the faults switched on can cause."""
+    if kind in ("task_failed", "status_failed"):
+        return any(e.get("injected_failure") for e in paid)
+    return kind in explained_kinds
 
 
 def _count_jobs(db: Path) -> int:

@@ -222,40 +222,65 @@ def drive(work: Path, db_url: str, base_url: str, args: argparse.Namespace) -> d
     under way (so it dies in the middle of its work)."""
     procs = [start_bot(work, k, db_url, base_url, args) for k in range(PROCESSES)]
     victim = procs[args.victim]
-    killed: dict[str, Any] = {}
     deadline = time.monotonic() + args.timeout
     try:
-        while sum(1 for r in read_jsonl(work / "deliveries.jsonl") if r["type"] == "ready") < PROCESSES:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError("the bot processes did not all start; see the bot logs in " + str(work))
-            time.sleep(0.02)
+        _wait_ready(work, procs, deadline)
         (work / "go").touch()
-        held: dict[str, float] = {}
-        while victim.poll() is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError("no progress before the kill; see the bot logs in " + str(work))
-            with contextlib.suppress(Exception):  # the schema may not be there yet
-                held = asyncio.run(_held_by(db_url, victim.pid))
-            if len(held) >= args.kill_holding:
-                break
-            time.sleep(0.05)
-        if victim.poll() is None:
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-            killed = {"at": time.time(), "held": held}
-        for k, p in enumerate(procs):
-            try:
-                code = p.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(f"process {k} did not finish; see {work}/bot-{k}.log") from None
-            if p is not victim and code != 0:
-                raise RuntimeError(f"process {k} exited with {code}; see {work}/bot-{k}.log")
+        killed = _kill_when_holding(work, victim, db_url, args.kill_holding, deadline)
+        _wait_finished(work, procs, victim, deadline)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _reap(procs)
     return killed
+
+
+def _wait_ready(work: Path, procs: list[subprocess.Popen[bytes]], deadline: float) -> None:
+    """Until every process said it is ready (resumed, waiting for the go)."""
+    while sum(1 for r in read_jsonl(work / "deliveries.jsonl") if r["type"] == "ready") < PROCESSES:
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise RuntimeError("the bot processes did not all start; see the bot logs in " + str(work))
+        time.sleep(0.02)
+
+
+def _kill_when_holding(
+    work: Path, victim: subprocess.Popen[bytes], db_url: str, holding: int, deadline: float
+) -> dict[str, Any]:
+    """SIGKILL `victim` once it holds `holding` jobs under way; returns when it was killed and the
+    jobs it held then (nothing when it finished first)."""
+    held: dict[str, float] = {}
+    while victim.poll() is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no progress before the kill; see the bot logs in " + str(work))
+        with contextlib.suppress(Exception):  # the schema may not be there yet
+            held = asyncio.run(_held_by(db_url, victim.pid))
+        if len(held) >= holding:
+            break
+        time.sleep(0.05)
+    if victim.poll() is not None:
+        return {}
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    return {"at": time.time(), "held": held}
+
+
+def _wait_finished(
+    work: Path, procs: list[subprocess.Popen[bytes]], victim: subprocess.Popen[bytes], deadline: float
+) -> None:
+    """Until every process has exited; each one but the victim must have exited cleanly."""
+    for k, p in enumerate(procs):
+        try:
+            code = p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"process {k} did not finish; see {work}/bot-{k}.log") from None
+        if p is not victim and code != 0:
+            raise RuntimeError(f"process {k} exited with {code}; see {work}/bot-{k}.log")
+
+
+def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Kill whatever is still running (after a failure)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def measure(work: Path, args: argparse.Namespace, killed: dict[str, Any]) -> dict[str, Any]:

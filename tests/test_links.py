@@ -68,27 +68,42 @@ class Pictures:
         return f"http://{host}:{self.port}{path}"
 
 
-@pytest.fixture
-async def pictures() -> AsyncIterator[Pictures]:
-    state = Pictures()
-    body = png()
+class PictureRoutes:
+    """What the picture server answers at each path; what it was asked and sent goes to `state`."""
+
+    def __init__(self, state: Pictures) -> None:
+        self.state = state
+        self.body = png()
+
+    def app(self) -> web.Application:
+        """The server's application: every path the tests ask for, each request remembered."""
+        app = web.Application(middlewares=[self.remember])
+        app.router.add_get("/cat.png", self.cat)
+        app.router.add_get("/photos/cat.png", self.cat)
+        app.router.add_get("/hops/{n}", self.hops)
+        app.router.add_get("/to", self.to)
+        app.router.add_get("/endless.png", self.endless)
+        app.router.add_get("/declared.png", self.declared)
+        app.router.add_get("/page.png", self.text)
+        app.router.add_get("/missing.png", self.missing)
+        return app
 
     @web.middleware
-    async def remember(request: web.Request, handler: Handler) -> web.StreamResponse:
-        state.requests.append((request.path, request.headers.get("Host", "")))
+    async def remember(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.state.requests.append((request.path, request.headers.get("Host", "")))
         return await handler(request)
 
-    async def cat(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="image/png")
+    async def cat(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.body, content_type="image/png")
 
-    async def hops(request: web.Request) -> web.Response:
+    async def hops(self, request: web.Request) -> web.Response:
         n = int(request.match_info["n"])
         raise web.HTTPFound("/cat.png" if n == 0 else f"/hops/{n - 1}")
 
-    async def to(request: web.Request) -> web.Response:
+    async def to(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(request.query["where"])
 
-    async def endless(request: web.Request) -> web.StreamResponse:
+    async def endless(self, request: web.Request) -> web.StreamResponse:
         # no Content-Length: only the reader's cap can stop this
         response = web.StreamResponse(headers={"Content-Type": "image/png"})
         await response.prepare(request)
@@ -96,37 +111,32 @@ async def pictures() -> AsyncIterator[Pictures]:
         try:
             for _ in range(1600):  # 100 MB if nobody stops reading
                 await response.write(chunk)
-                state.sent += len(chunk)
-            state.finished_endless = True
+                self.state.sent += len(chunk)
+            self.state.finished_endless = True
         except (ConnectionError, asyncio.CancelledError):
             pass
         return response
 
-    async def declared(request: web.Request) -> web.StreamResponse:
+    async def declared(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "image/png", "Content-Length": str(50 * 1024 * 1024)}
         )
         await response.prepare(request)
-        await response.write(body)
-        state.sent += len(body)
+        await response.write(self.body)
+        self.state.sent += len(self.body)
         return response
 
-    async def text(request: web.Request) -> web.Response:
+    async def text(self, request: web.Request) -> web.Response:
         return web.Response(text="<html>not a picture</html>", content_type="text/html")
 
-    async def missing(request: web.Request) -> web.Response:
+    async def missing(self, request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
 
-    app = web.Application(middlewares=[remember])
-    app.router.add_get("/cat.png", cat)
-    app.router.add_get("/photos/cat.png", cat)
-    app.router.add_get("/hops/{n}", hops)
-    app.router.add_get("/to", to)
-    app.router.add_get("/endless.png", endless)
-    app.router.add_get("/declared.png", declared)
-    app.router.add_get("/page.png", text)
-    app.router.add_get("/missing.png", missing)
-    runner = web.AppRunner(app)
+
+@pytest.fixture
+async def pictures() -> AsyncIterator[Pictures]:
+    state = Pictures()
+    runner = web.AppRunner(PictureRoutes(state).app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
