@@ -42,9 +42,11 @@ class Timed:
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.notice_at: float | None = None
+        self.noticed = asyncio.Event()
 
     async def notice(self, view: NoticeView) -> None:
         self.notice_at = self.notice_at or time.perf_counter()
+        self.noticed.set()
 
     async def progress(self, view: ProgressView) -> None: ...
     async def video(self, view: VideoView) -> None: ...
@@ -70,8 +72,12 @@ async def _round(core: object, n: int, tag: str, together: bool) -> list[Timed]:
         job = await handle(
             Incoming("bench", f"c{i}", f"{tag}{i}", PROMPTS[i % 3], event_id=f"{tag}{i}"), convs[i]
         )
-        while job is not None and convs[i].notice_at is None and not job.task.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.001)  # the notice comes from the job's own task
+        if job is not None:
+            # the notice comes from the job's own task (which may also end without one); waiting
+            # on an event, not a polling sleep: 300 pollers would load the loop being measured
+            noticed = asyncio.ensure_future(convs[i].noticed.wait())
+            await asyncio.wait((noticed, job.task), return_when=asyncio.FIRST_COMPLETED)
+            noticed.cancel()
 
     if together:
         await asyncio.gather(*(one(i) for i in range(n)))

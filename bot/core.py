@@ -89,7 +89,7 @@ class RunningJob:
 
 
 class BotCore:
-    """Platform-neutral bot. Build with `bot.app.open_core(settings)`."""
+    """Platform-neutral bot. Built with its client and store by `bot.app.open_runtime(settings)`."""
 
     def __init__(self, *, settings: Settings, client: ImaClient, store: Store, catalog: Catalog) -> None:
         self.settings = settings

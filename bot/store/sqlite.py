@@ -8,17 +8,17 @@ job, and a restart takes them all back at once.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from bot.store.base import DEFAULT_LEASE_S, Store
+from bot.store.group_commit import GroupCommit, Undo
 from bot.store.model import (
     ACTIVE,
     FINAL,
@@ -34,6 +34,8 @@ from bot.store.model import (
     encode_job,
     question_from,
 )
+
+T = TypeVar("T")
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
@@ -149,27 +151,28 @@ _STAYS_FINISHED = f"NOT (status IN ({_FINAL_MARKS}) AND ? NOT IN ({_FINAL_MARKS}
 
 
 class SqliteStore(Store):
-    """The store on one SQLite file: one connection, WAL journal."""
+    """The store on one SQLite file: one connection, WAL journal, writes committed in groups."""
 
     def __init__(
         self, db: aiosqlite.Connection, *, lease_s: float = DEFAULT_LEASE_S, owner: str | None = None
     ) -> None:
         super().__init__(lease_s=lease_s, owner=owner)
         self._db = db
-        # One connection is shared by every coroutine: a write that spans several statements
-        # must not be committed half-way by another coroutine's commit. Every write holds this.
-        self._writing = asyncio.Lock()
+        # one connection is shared by every coroutine: each read and each batch of writes is one
+        # call in its thread, so no write is ever seen half-done and a burst costs few hand-offs
+        self._writes = GroupCommit(self._in_thread)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One all-or-nothing write: committed at the end, rolled back on any error."""
-        async with self._writing:
-            try:
-                yield self._db
-            except BaseException:
-                await self._db.rollback()
-                raise
-            await self._db.commit()
+    async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the sqlite3 connection in aiosqlite's connection thread, in one hand-off.
+        (aiosqlite's `_execute` is the one private name used; tests/test_store.py guards it.)"""
+        db = self._db
+        result: T = await db._execute(lambda: work(db._conn))  # type: ignore[no-untyped-call]
+        return result
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` as one all-or-nothing write in the next group commit."""
+        result: T = await self._writes.write(work)
+        return result
 
     @classmethod
     async def connect(
@@ -200,6 +203,7 @@ class SqliteStore(Store):
         return int(row[0]) if row else 0
 
     async def close(self) -> None:
+        await self._writes.drain()
         await self._db.close()
 
     # -- preferences -------------------------------------------------------------------------
@@ -208,41 +212,37 @@ class SqliteStore(Store):
             "SELECT model_key, model_id, model_name, updated_at FROM preferences "
             "WHERE platform=? AND user_id=? AND task_type=?"
         )
-        async with self._db.execute(sql, (platform, user_id, task_type)) as cur:
-            row = await cur.fetchone()
+        row = await self._in_thread(lambda c: c.execute(sql, (platform, user_id, task_type)).fetchone())
         return Preference(row[0], row[1], row[2], row[3]) if row else None
 
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_key: str, model_id: str, model_name: str
     ) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        args = (platform, user_id, task_type, model_key, model_id, model_name, time.time())
+        await self._write(
+            lambda c: c.execute(
                 "INSERT INTO preferences VALUES (?,?,?,?,?,?,?) ON CONFLICT(platform, user_id, task_type) "
                 "DO UPDATE SET model_key=excluded.model_key, model_id=excluded.model_id, "
                 "model_name=excluded.model_name, updated_at=excluded.updated_at",
-                (platform, user_id, task_type, model_key, model_id, model_name, time.time()),
+                args,
             )
+        )
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
-        async with self._transaction() as db:
-            if task_type is None:
-                cur = await db.execute(
-                    "DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id)
-                )
-            else:
-                cur = await db.execute(
-                    "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?",
-                    (platform, user_id, task_type),
-                )
-        return cur.rowcount
+        args: tuple[str, ...]
+        if task_type is None:
+            sql, args = "DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id)
+        else:
+            sql = "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?"
+            args = (platform, user_id, task_type)
+        return await self._write(lambda c: c.execute(sql, args).rowcount)
 
     async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
-        async with self._db.execute(
+        sql = (
             "SELECT task_type, model_key, model_id, model_name, updated_at FROM preferences "
-            "WHERE platform=? AND user_id=?",
-            (platform, user_id),
-        ) as cur:
-            rows = await cur.fetchall()
+            "WHERE platform=? AND user_id=?"
+        )
+        rows = await self._in_thread(lambda c: c.execute(sql, (platform, user_id)).fetchall())
         return {r[0]: Preference(r[1], r[2], r[3], r[4]) for r in rows}
 
     # -- seen events -------------------------------------------------------------------------
@@ -250,11 +250,8 @@ class SqliteStore(Store):
         if not event_ids:
             return False
         marks = ",".join("?" for _ in event_ids)
-        async with self._db.execute(
-            f"SELECT 1 FROM seen_events WHERE platform=? AND event_id IN ({marks}) LIMIT 1",
-            (platform, *event_ids),
-        ) as cur:
-            return await cur.fetchone() is not None
+        sql = f"SELECT 1 FROM seen_events WHERE platform=? AND event_id IN ({marks}) LIMIT 1"
+        return await self._in_thread(lambda c: c.execute(sql, (platform, *event_ids)).fetchone() is not None)
 
     async def intake(
         self,
@@ -266,68 +263,61 @@ class SqliteStore(Store):
         max_active: int | None = None,
     ) -> bool:
         now = time.time()
-        async with self._transaction() as db:
+        row = self._job_row(job) if job is not None else None
+        pictures = (
+            [(job.id, i, im.content_type, im.data, im.url) for i, im in enumerate(images)] if job else []
+        )
+
+        def write(c: sqlite3.Connection) -> bool:
             if event_ids:
-                # one statement for all ids: fewer round trips to the database thread per message
+                # one statement for all ids; any id seen before undoes the whole intake
                 marks = ",".join("(?,?,?)" for _ in event_ids)
-                cur = await db.execute(
+                cur = c.execute(
                     f"INSERT OR IGNORE INTO seen_events VALUES {marks}",
                     [v for event_id in event_ids for v in (platform, event_id, now)],
                 )
                 if cur.rowcount != len(event_ids):
-                    await db.rollback()
-                    return False
-            if job is not None:
-                if max_active is not None and await self._active_count(db, job) >= max_active:
+                    raise Undo(False)
+            if job is not None and row is not None:
+                if max_active is not None and _active_count(c, job) >= max_active:
                     raise TooManyJobs(f"{job.platform}:{job.user_id}")
-                await self._insert_job(db, job)
-                if images:
-                    await db.executemany(
-                        "INSERT INTO job_images VALUES (?,?,?,?,?)",
-                        [(job.id, i, im.content_type, im.data, im.url) for i, im in enumerate(images)],
-                    )
-        return True
+                _insert(c, "jobs", row)
+                if pictures:
+                    c.executemany("INSERT INTO job_images VALUES (?,?,?,?,?)", pictures)
+            return True
 
-    @staticmethod
-    async def _active_count(db: aiosqlite.Connection, job: Job) -> int:
-        marks = ",".join("?" for _ in ACTIVE)
-        async with db.execute(
-            f"SELECT COUNT(*) FROM jobs WHERE platform=? AND user_id=? AND status IN ({marks})",
-            (job.platform, job.user_id, *ACTIVE),
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return await self._write(write)
 
     async def prune_seen(self, older_than_s: float = 7 * 86400) -> int:
-        async with self._transaction() as db:
-            cur = await db.execute("DELETE FROM seen_events WHERE seen_at < ?", (time.time() - older_than_s,))
-            await db.execute("DELETE FROM open_questions WHERE expires_at < ?", (time.time(),))
-            await db.execute("DELETE FROM used_actions WHERE used_at < ?", (time.time() - older_than_s,))
-        return cur.rowcount
+        now = time.time()
+
+        def write(c: sqlite3.Connection) -> int:
+            cur = c.execute("DELETE FROM seen_events WHERE seen_at < ?", (now - older_than_s,))
+            c.execute("DELETE FROM open_questions WHERE expires_at < ?", (now,))
+            c.execute("DELETE FROM used_actions WHERE used_at < ?", (now - older_than_s,))
+            return cur.rowcount
+
+        return await self._write(write)
 
     # -- jobs --------------------------------------------------------------------------------
-    async def add_job(self, job: Job) -> None:
-        async with self._transaction() as db:
-            await self._insert_job(db, job)
-
-    async def _insert_job(self, db: aiosqlite.Connection, job: Job) -> None:
+    def _job_row(self, job: Job) -> dict[str, Any]:
+        """A new job's row, leased to this process."""
         row = encode_job(job)
         row["lease_owner"] = self.owner
         row["lease_until"] = time.time() + self.lease_s
-        cols = ",".join(row)
-        marks = ",".join("?" for _ in row)
-        await db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", tuple(row.values()))
+        return row
+
+    async def add_job(self, job: Job) -> None:
+        row = self._job_row(job)
+        await self._write(lambda c: _insert(c, "jobs", row))
 
     async def job_images(self, job_id: str) -> list[StoredImage]:
-        async with self._db.execute(
-            "SELECT content_type, data, url FROM job_images WHERE job_id=? ORDER BY position", (job_id,)
-        ) as cur:
-            rows = await cur.fetchall()
+        sql = "SELECT content_type, data, url FROM job_images WHERE job_id=? ORDER BY position"
+        rows = await self._in_thread(lambda c: c.execute(sql, (job_id,)).fetchall())
         return [StoredImage(r[0], r[1], r[2]) for r in rows]
 
     async def drop_job_images(self, job_id: str) -> None:
-        async with self._transaction() as db:
-            await db.execute("DELETE FROM job_images WHERE job_id=?", (job_id,))
+        await self._write(lambda c: c.execute("DELETE FROM job_images WHERE job_id=?", (job_id,)))
 
     def _update(self, job: Job, changes: dict[str, Any], leased: bool) -> tuple[str, tuple[Any, ...]]:
         apply_changes(job, changes)
@@ -348,40 +338,36 @@ class SqliteStore(Store):
 
     async def save_job(self, job: Job, **changes: Any) -> Job:
         sql, args = self._update(job, changes, leased=False)
-        async with self._transaction() as db:
-            await db.execute(sql, args)
+        await self._write(lambda c: c.execute(sql, args))
         return job
 
     async def get_job(self, job_id: str) -> Job | None:
-        async with self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._in_thread(
+            lambda c: c.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        )
         return decode_job(row) if row else None
+
+    async def _jobs(self, sql: str, args: Sequence[Any]) -> list[Job]:
+        rows = await self._in_thread(lambda c: c.execute(sql, args).fetchall())
+        return [decode_job(r) for r in rows]
 
     async def unfinished_jobs(self) -> list[Job]:
         marks = ",".join("?" for _ in ACTIVE)
-        async with self._db.execute(
-            f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at", ACTIVE
-        ) as cur:
-            rows = await cur.fetchall()
-        return [decode_job(r) for r in rows]
+        return await self._jobs(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at", ACTIVE)
 
     async def recent_jobs(self, platform: str, user_id: str, limit: int = 10) -> list[Job]:
-        async with self._db.execute(
+        return await self._jobs(
             "SELECT * FROM jobs WHERE platform=? AND user_id=? ORDER BY created_at DESC LIMIT ?",
             (platform, user_id, limit),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [decode_job(r) for r in rows]
+        )
 
     async def active_jobs(self, platform: str, user_id: str) -> list[Job]:
         statuses = (*ACTIVE, WAITING)
         marks = ",".join("?" for _ in statuses)
-        async with self._db.execute(
+        return await self._jobs(
             f"SELECT * FROM jobs WHERE platform=? AND user_id=? AND status IN ({marks}) ORDER BY created_at",
             (platform, user_id, *statuses),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [decode_job(r) for r in rows]
+        )
 
     # -- leases: one process owns every job ------------------------------------------------------
     async def claim_jobs(self, limit: int | None = None) -> list[Job]:
@@ -390,115 +376,105 @@ class SqliteStore(Store):
             jobs = jobs[:limit]
         if jobs:
             marks = ",".join("?" for _ in jobs)
-            async with self._transaction() as db:
-                await db.execute(
-                    f"UPDATE jobs SET lease_owner=?, lease_until=? WHERE id IN ({marks})",
-                    (self.owner, time.time() + self.lease_s, *(j.id for j in jobs)),
+            args = (self.owner, time.time() + self.lease_s, *(j.id for j in jobs))
+            await self._write(
+                lambda c: c.execute(
+                    f"UPDATE jobs SET lease_owner=?, lease_until=? WHERE id IN ({marks})", args
                 )
+            )
         return jobs
 
     async def save_leased(self, job: Job, **changes: Any) -> bool:
         sql, args = self._update(job, changes, leased=True)
-        async with self._transaction() as db:
-            cur = await db.execute(sql, args)
-        return cur.rowcount == 1
+        return await self._write(lambda c: c.execute(sql, args).rowcount == 1)
 
     async def renew_leases(self, job_ids: Sequence[str]) -> set[str]:
         return set()  # nobody else could have taken them
 
     async def release_leases(self, job_ids: Sequence[str] | None = None) -> int:
-        async with self._transaction() as db:
-            if job_ids is None:
-                cur = await db.execute(
-                    "UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=?", (self.owner,)
-                )
-            else:
-                marks = ",".join("?" for _ in job_ids)
-                cur = await db.execute(
-                    f"UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=? AND id IN ({marks})",
-                    (self.owner, *job_ids),
-                )
-        return cur.rowcount
+        sql = "UPDATE jobs SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=?"
+        args: tuple[Any, ...] = (self.owner,)
+        if job_ids is not None:
+            sql += f" AND id IN ({','.join('?' for _ in job_ids)})"
+            args = (*args, *job_ids)
+        return await self._write(lambda c: c.execute(sql, args).rowcount)
 
     # -- open questions ------------------------------------------------------------------------
     async def ask(self, question: OpenQuestion) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO open_questions VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    question.platform,
-                    question.chat_id,
-                    question.user_id,
-                    question.kind,
-                    question.job_id,
-                    json.dumps(list(question.options)),
-                    question.asked_at,
-                    question.expires_at,
-                ),
-            )
+        args = (
+            question.platform,
+            question.chat_id,
+            question.user_id,
+            question.kind,
+            question.job_id,
+            json.dumps(list(question.options)),
+            question.asked_at,
+            question.expires_at,
+        )
+        await self._write(
+            lambda c: c.execute("INSERT OR REPLACE INTO open_questions VALUES (?,?,?,?,?,?,?,?)", args)
+        )
 
     async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:
-        async with self._transaction() as db:
-            async with db.execute(
-                "SELECT * FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?",
-                (platform, chat_id, user_id),
-            ) as cur:
-                row = await cur.fetchone()
+        key = (platform, chat_id, user_id)
+
+        def write(c: sqlite3.Connection) -> OpenQuestion | None:
+            where = "WHERE platform=? AND chat_id=? AND user_id=?"
+            row = c.execute(f"SELECT * FROM open_questions {where}", key).fetchone()
             if row is None:
                 return None
-            await db.execute(
-                "DELETE FROM open_questions WHERE platform=? AND chat_id=? AND user_id=?",
-                (platform, chat_id, user_id),
-            )
-        return question_from(row)
+            c.execute(f"DELETE FROM open_questions {where}", key)
+            return question_from(row)
+
+        return await self._write(write)
 
     async def forget_questions_about(self, job_id: str) -> None:
-        async with self._transaction() as db:
-            await db.execute("DELETE FROM open_questions WHERE job_id=?", (job_id,))
+        await self._write(lambda c: c.execute("DELETE FROM open_questions WHERE job_id=?", (job_id,)))
 
     # -- actions that may happen once ---------------------------------------------------------
     async def use_once(self, action_id: str) -> bool:
-        async with self._transaction() as db:
-            cur = await db.execute(
-                "INSERT OR IGNORE INTO used_actions VALUES (?,?)", (action_id, time.time())
-            )
-        return cur.rowcount == 1
+        args = (action_id, time.time())
+        return await self._write(
+            lambda c: c.execute("INSERT OR IGNORE INTO used_actions VALUES (?,?)", args).rowcount == 1
+        )
 
     # -- credits: budgets and usage ------------------------------------------------------------
     async def reserve_spend(
         self, job: Job, credits: int, since: float, user_limit: int | None, chat_limit: int | None
     ) -> tuple[str, int] | None:
-        async with self._transaction() as db:
+        now = time.time()
+
+        def write(c: sqlite3.Connection) -> tuple[str, int] | None:
             for scope, column, value, limit in (
                 ("user", "user_id", job.user_id, user_limit),
                 ("chat", "chat_id", job.chat_id, chat_limit),
             ):
                 if limit is None:
                     continue
-                async with db.execute(
+                row = c.execute(
                     f"SELECT COALESCE(SUM(credits), 0) FROM spend WHERE platform=? AND {column}=? "
                     "AND created_at>=? AND state!='released' AND job_id!=?",
                     (job.platform, value, since, job.id),
-                ) as cur:
-                    row = await cur.fetchone()
+                ).fetchone()
                 used = int(row[0]) if row else 0
                 if used + credits > limit:
                     return scope, max(0, limit - used)
-            await db.execute(
+            c.execute(
                 "INSERT INTO spend VALUES (?,?,?,?,?,'reserved',?) ON CONFLICT(job_id) DO UPDATE SET "
                 "credits=excluded.credits, state='reserved'",
-                (job.id, job.platform, job.chat_id, job.user_id, credits, time.time()),
+                (job.id, job.platform, job.chat_id, job.user_id, credits, now),
             )
-        return None
+            return None
+
+        return await self._write(write)
 
     async def set_spend_state(self, job_id: str, state: str, credits: int | None = None) -> None:
-        async with self._transaction() as db:
-            if credits is None:
-                await db.execute("UPDATE spend SET state=? WHERE job_id=?", (state, job_id))
-            else:
-                await db.execute(
-                    "UPDATE spend SET state=?, credits=? WHERE job_id=?", (state, credits, job_id)
-                )
+        args: tuple[object, ...]
+        if credits is None:
+            sql, args = "UPDATE spend SET state=? WHERE job_id=?", (state, job_id)
+        else:
+            sql, args = "UPDATE spend SET state=?, credits=? WHERE job_id=?", (state, credits, job_id)
+        await self._write(lambda c: c.execute(sql, args))
 
     async def usage(
         self,
@@ -522,23 +498,39 @@ class SqliteStore(Store):
         sql = f"SELECT {select}COALESCE(SUM(credits),0), COUNT(*) FROM spend WHERE {' AND '.join(where)}"
         if group:
             sql += f" GROUP BY {group} ORDER BY 2 DESC LIMIT 20"
-        async with self._db.execute(sql, args) as cur:
-            rows = await cur.fetchall()
+        rows = await self._in_thread(lambda c: c.execute(sql, args).fetchall())
         return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     # -- an admin's runtime changes -------------------------------------------------------------
     async def overrides(self) -> dict[str, str]:
-        async with self._db.execute("SELECT key, value FROM overrides") as cur:
-            rows = await cur.fetchall()
+        rows = await self._in_thread(lambda c: c.execute("SELECT key, value FROM overrides").fetchall())
         return {str(r[0]): str(r[1]) for r in rows}
 
     async def set_override(self, key: str, value: str) -> None:
-        async with self._transaction() as db:
-            await db.execute(
+        args = (key, value, time.time())
+        await self._write(
+            lambda c: c.execute(
                 "INSERT INTO overrides VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value, "
                 "updated_at=excluded.updated_at",
-                (key, value, time.time()),
+                args,
             )
+        )
+
+
+def _insert(c: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    c.execute(
+        f"INSERT INTO {table} ({','.join(row)}) VALUES ({','.join('?' for _ in row)})", tuple(row.values())
+    )
+
+
+def _active_count(c: sqlite3.Connection, job: Job) -> int:
+    """How many of this person's jobs are under way (within the batch's transaction)."""
+    marks = ",".join("?" for _ in ACTIVE)
+    row = c.execute(
+        f"SELECT COUNT(*) FROM jobs WHERE platform=? AND user_id=? AND status IN ({marks})",
+        (job.platform, job.user_id, *ACTIVE),
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 __all__ = ["JOB_COLUMNS", "MIGRATIONS", "SqliteStore"]
