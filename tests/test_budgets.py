@@ -13,6 +13,7 @@ from adapters.base import Incoming
 from bot.core import BotCore
 from bot.sandbox import Sandbox
 from tests.conftest import RecordingConversation, close_core, console_session, make_settings, open_core
+from tests.waiting import wait_until
 
 
 def say(
@@ -165,10 +166,7 @@ async def test_a_stopped_running_job_still_counts_because_it_may_be_charged(
     sandbox.force_task_never_finishes()
     job = await budget_core.handle(say("a lighthouse in a storm"), RecordingConversation())
     assert job is not None
-    for _ in range(200):
-        if sandbox.ledger:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: bool(sandbox.ledger), "the task to be created")
     await run(budget_core, "cancel")
     assert await job.wait() == "cancelled"
     assert await budget_core.store.usage("console", 0, user_id="u1") == [("", 25, 1)]

@@ -14,6 +14,8 @@ import av
 import httpx
 from PIL import Image
 
+from tests.waiting import PATIENCE_S
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -106,9 +108,9 @@ def test_a_separately_started_sandbox_serves_the_console_video(tmp_path: Path) -
         text=True,
     )
     try:
-        for _ in range(200):
-            if port_file.exists() and port_file.read_text().strip():
-                break
+        deadline = time.monotonic() + PATIENCE_S
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert server.poll() is None and time.monotonic() < deadline, "the sandbox never said its port"
             time.sleep(0.05)
         base = f"http://127.0.0.1:{port_file.read_text().strip()}"
         env.update(

@@ -19,6 +19,7 @@ from bot.ima.errors import CreateUncertain, ServerError
 from bot.ima.types import TaskSpec
 from bot.sandbox import Sandbox, SandboxConfig
 from tests.conftest import TIME_SCALE, RecordingConversation, close_core, make_settings, open_core
+from tests.waiting import wait_until
 
 PUPPY = "make a video of a puppy running"  # Wan 2.6 at its defaults (720P, 5 s): nothing to lower
 
@@ -182,5 +183,5 @@ async def test_a_create_the_bot_gave_up_on_is_still_made_and_never_sent_again(tm
         async with client_for(sb, create_timeout_s=0.2) as c:
             with pytest.raises(CreateUncertain):
                 await c.create(spec)
-        await asyncio.sleep(0.8)
+        await wait_until(lambda: bool(sb.ledger), "the sandbox to make the task it was sent")
         assert len(sb.ledger) == 1

@@ -1432,4 +1432,4 @@ async def test_the_adapter_is_ready_for_resumed_jobs_once_the_gateway_is(fetcher
     await asyncio.sleep(0.05)
     assert not waiting.done()
     await adapter.client.on_ready()
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(waiting, 10)

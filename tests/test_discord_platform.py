@@ -54,6 +54,7 @@ from tests.test_discord import clock as clock  # fixtures, by their names
 from tests.test_discord import fetcher as fetcher
 from tests.test_discord import video_server as video_server
 from tests.test_feishu import ScriptedCore, feishu_settings, payload
+from tests.waiting import wait_until
 
 USER = "1100000000000000001"
 
@@ -328,10 +329,8 @@ async def test_discord_failing_to_log_in_leaves_feishu_serving(
             await feishu.wait_idle()
             await core.settle()
             assert len(core.incoming) == 1 and fake.sent("media")  # Feishu delivered a video
-            for _ in range(500):  # three refused logins, 0.05 s, 0.1 s, 0.2 s apart
-                if supervisor.states["discord"].failures >= 3:
-                    break
-                await asyncio.sleep(0.02)
+            # three refused logins, 0.05 s, 0.1 s, 0.2 s apart
+            await wait_until(lambda: supervisor.states["discord"].failures >= 3, "three refused logins")
             assert supervisor.states["feishu"].state == READY
             assert supervisor.states["discord"].state == RETRYING
             assert "LoginFailure" in (supervisor.states["discord"].error or "")

@@ -648,7 +648,7 @@ async def test_the_adapter_is_ready_for_resumed_jobs_once_its_token_works(
     await asyncio.sleep(0.05)
     assert not waiting.done()
     await adapter.prepare()
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(waiting, 10)
 
 
 async def test_a_message_id_seen_within_the_memory_span_is_a_repeat() -> None:

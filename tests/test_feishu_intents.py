@@ -25,6 +25,7 @@ from bot.sandbox import Sandbox
 from tests.conftest import close_core, make_settings, open_core
 from tests.fixtures.feishu.fake_open_platform import FakeFeishu
 from tests.test_feishu import FIXTURES, USER, buttons, card_text, feed, feishu_settings, payload
+from tests.waiting import wait_until
 
 OTHER = "ou_friend_00000000000000000000000"  # Alice, in the same group
 GROUP = "oc_group_chat_0002"
@@ -300,11 +301,12 @@ async def test_cancel_button_on_the_progress_card_stops_the_job_once(
     data, message_id = group_text("a lighthouse in a storm, 5 seconds")
     await feed(adapter, data)
     await adapter.wait_idle()
-    for _ in range(200):  # until the task was created and the progress card shows Cancel
+
+    def progress_shown() -> bool:
         shown = [c.content for c in fake.of("patch")]
-        if sandbox.ledger and shown and "%" in card_text(shown[-1]):
-            break
-        await asyncio.sleep(0.05)
+        return bool(sandbox.ledger and shown and "%" in card_text(shown[-1]))
+
+    await wait_until(progress_shown, "the task to be created and the progress card to show Cancel")
     card_id = first_card(fake, message_id)
     cancel = button(writes(fake, card_id)[-1], "cancel")
     assert cancel["text"]["content"] == i18n.t("cancel.button", "en")

@@ -23,6 +23,7 @@ from tests.fixtures.feishu.fake_open_platform import FakeFeishu
 from tests.test_feishu import FIXTURES, USER, ScriptedCore, feishu_settings, payload
 from tests.test_feishu import core as core  # fixtures, by their names
 from tests.test_feishu import fake as fake
+from tests.waiting import wait_until
 
 
 def _adapter(fake: FakeFeishu, core: ScriptedCore) -> FeishuAdapter:
@@ -36,11 +37,8 @@ async def test_the_long_connection_connects_serves_an_event_and_a_card_action_th
     runner = asyncio.create_task(adapter.start())
     try:
         await fake.wait_connected()
-        for _ in range(100):
-            if adapter.connected:
-                break
-            await asyncio.sleep(0.02)
-        assert adapter.connected and fake.ws_opened == 1
+        await wait_until(lambda: adapter.connected, "the adapter to see its connection up")
+        assert fake.ws_opened == 1
         answer = await fake.push("event", json.loads(payload("p2p_text")))
         assert answer == {"code": 200, "data": None}
         await adapter.wait_idle()
@@ -57,8 +55,8 @@ async def test_the_long_connection_connects_serves_an_event_and_a_card_action_th
         await adapter.stop()
         await asyncio.wait_for(runner, 10)
     # closed by the bot, not left to time out: Feishu would replay its events to the next one
-    await asyncio.sleep(0.05)
-    assert fake.ws_closed == 1 and not adapter.connected
+    await wait_until(lambda: fake.ws_closed == 1, "the fake to see the connection closed")
+    assert not adapter.connected
     assert adapter._ws_thread is not None and not adapter._ws_thread.is_alive()
 
 

@@ -36,6 +36,7 @@ from bot.ima.errors import (
 )
 from bot.ima.types import CreditRule, TaskResult, TaskSpec
 from bot.sandbox import Sandbox, SandboxConfig
+from tests.waiting import wait_until
 
 SCALE = 0.002  # Wan 2.6's 60–120 s become 0.12–0.24 s
 IMAGES = {
@@ -337,11 +338,7 @@ async def test_the_cache_refetches_after_the_ttl(sb: Sandbox) -> None:
         assert counter.count() == 1
         now[0] = 601.0
         await c.products("text_to_video")  # served at once from the expired list…
-        for _ in range(100):  # …while the refresh runs in the background
-            if counter.count() == 2:
-                break
-            await asyncio.sleep(0.01)
-        assert counter.count() == 2
+        await wait_until(lambda: counter.count() == 2, "the refresh")  # …which runs in the background
 
 
 async def test_an_expired_list_is_served_while_it_refreshes_but_not_forever(sb: Sandbox) -> None:

@@ -253,17 +253,22 @@ async def test_concurrent_callers_share_one_failing_fetch(client: ImaClient) -> 
 
 @respx.mock
 async def test_one_caller_giving_up_does_not_cancel_the_shared_fetch(client: ImaClient) -> None:
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.05)
+    # the list is asked for, and answered only once the impatient caller gave up
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        asked.set()
+        await answer.wait()
         return httpx.Response(
             200, json={"code": 0, "data": [{"type": "3", "id": "v", "model_id": "m", "name": "M"}]}
         )
 
-    route = respx.get(f"{BASE}/open/v1/product/list").mock(side_effect=slow)
+    route = respx.get(f"{BASE}/open/v1/product/list").mock(side_effect=held)
     impatient = asyncio.create_task(client.products("text_to_video"))
     patient = asyncio.create_task(client.products("text_to_video"))
-    await asyncio.sleep(0.01)
+    await asked.wait()
     impatient.cancel()
+    answer.set()
     assert [p.id for p in await patient] == ["v"]
     assert route.call_count == 1
 

@@ -14,6 +14,7 @@ from bot.core import BotCore
 from bot.sandbox import Sandbox
 from bot.store.sqlite import SqliteStore
 from tests.conftest import RecordingConversation, close_core, make_settings, open_core
+from tests.waiting import wait_until
 
 
 def say(
@@ -176,10 +177,7 @@ async def test_cancel_stops_a_running_job_and_says_it_may_be_charged(core: BotCo
     conv = RecordingConversation()
     job = await core.handle(say("a lighthouse in a storm"), conv)
     assert job is not None
-    for _ in range(200):
-        if sandbox.ledger:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: bool(sandbox.ledger), "the task to be created")
     stop = await run(core, "cancel")
     assert "may still charge" in stop.texts()[0]
     assert await job.wait() == "cancelled"
