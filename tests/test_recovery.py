@@ -21,7 +21,6 @@ from bot.core import BotCore
 from bot.i18n import t
 from bot.ima.errors import ImaError, NetworkError, RateLimited, ServerError
 from bot.ima.types import Product, TaskResult
-from bot.orchestrator import Orchestrator
 from bot.sandbox import Sandbox
 from tests.conftest import TIME_SCALE, RecordingConversation, close_core, make_settings, open_core
 
@@ -108,21 +107,15 @@ async def timed_core(
     clock: Callable[[], float] = time.time,
     **overrides: Any,
 ) -> AsyncIterator[BotCore]:
-    """The real core on the sandbox, its orchestrator built with these timing hooks."""
+    """The real core on the sandbox, its orchestrator timed by these hooks."""
     settings = make_settings(
         sandbox, tmp_path / "bot.sqlite3", **{"ima_job_timeout_s": UNREACHED_TIMEOUT_S, **overrides}
     )
     core = await open_core(settings)
-    # BotCore builds its orchestrator without hooks: the same one, built with them
-    core.orchestrator = Orchestrator(
-        client=core.client,
-        store=core.store,
-        catalog=core.catalog,
-        settings=settings,
-        sleep=sleep,
-        clock=clock,
-    )
-    core.budgets = core.orchestrator.budgets
+    # BotCore builds its orchestrator without timing hooks: set the ones Orchestrator(sleep=,
+    # clock=) takes on that very orchestrator, so the rest of the core's wiring stays as built
+    core.orchestrator._sleep = sleep
+    core.orchestrator._clock = clock
     try:
         yield core
     finally:
