@@ -121,9 +121,11 @@ class BotCore:
         wrong ends in a plain-language reply and a logged error, never in silence."""
         try:
             # a burst of messages is taken a bounded number at a time: a thousand parses in one
-            # turn of the loop would hold up every chat's progress for a fifth of a second
-            async with self._taking:
-                return await self._handle(incoming, conversation)
+            # turn of the loop would hold up every chat's progress for a fifth of a second; and
+            # while one waits for its answer, creates wait for it (bot.first_answers)
+            with self.orchestrator.answers.owing():
+                async with self._taking:
+                    return await self._handle(incoming, conversation)
         except asyncio.CancelledError:
             raise
         except Exception:

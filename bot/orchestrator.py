@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import polling, views
+from bot.backoff import backoff
 from bot.budget import Budgets
 from bot.catalog import Catalog, ModelInfo
 from bot.chat import Conversation
 from bot.config import Settings
+from bot.first_answers import FirstAnswers
 from bot.fitting import degrade
 from bot.i18n import t
 from bot.ima import ImaClient
@@ -134,6 +136,8 @@ class Orchestrator:
         self.catalog = catalog
         self.settings = settings
         self.budgets = Budgets(store, settings)
+        #: answers people wait for go before the calls that spend (bot.first_answers)
+        self.answers = FirstAnswers()
         #: how long tasks took, per kind: when to poll (bot.polling); False: the fixed timer
         self.render_history = RenderHistory()
         self.learn_polls = True
@@ -155,13 +159,15 @@ class Orchestrator:
         ctx = _Context()
 
         async def steps() -> str:
-            ctx.offers = without_excluded(job, await self._offers(job.task_type))
-            ctx.plan = plan(self.catalog, job, ctx.offers)
-            if needs_confirm(job, ctx.plan, self.settings.bot_confirm_above_credits):
-                await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
-                return WAITING
-            await self._within_budget(job, ctx.plan)
-            await self._announce(job, conv, ctx.plan, ctx.offers)
+            with self.answers.owing():  # the notice is owed until it is sent
+                ctx.offers = without_excluded(job, await self._offers(job.task_type))
+                ctx.plan = plan(self.catalog, job, ctx.offers)
+                if needs_confirm(job, ctx.plan, self.settings.bot_confirm_above_credits):
+                    await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
+                    return WAITING
+                await self._within_budget(job, ctx.plan)
+                await self._announce(job, conv, ctx.plan, ctx.offers)
+            await self.answers.turn()
             await self._upload(job, images)
             task_id = await self._create(job, conv, ctx.plan)
             result = await self._poll(job, conv, task_id)
@@ -377,7 +383,7 @@ class Orchestrator:
             raise LeaseLost(job.id)
 
     def _backoff(self, attempt: int) -> float:
-        return min(30.0, 2.0**attempt) * self.scale
+        return backoff(attempt, 1.0, 30.0) * self.scale
 
     async def _recover(
         self, e: ImaError, job: Job, conv: Conversation, state: _Attempt, attempt: int
@@ -480,7 +486,8 @@ class Orchestrator:
             """When to ask next: learned from such tasks, or the fixed timer."""
             if not self.learn_polls:
                 return now + poll_every
-            return started + polling.next_poll(now - started, lo, hi, self.scale)
+            # strictly later than now: started + (now - started) can round back to now
+            return max(started + polling.next_poll(now - started, lo, hi, self.scale), now + 1e-3)
 
         next_poll = after(self._clock())
         asked_at: float | None = None

@@ -25,6 +25,7 @@ from lark_oapi.api.im.v1 import (
 )
 
 from adapters.feishu.token import TenantToken
+from bot.backoff import backoff as doubling
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class FeishuApi:
             raise FeishuApiError(name, code, str(resp.msg))
 
     def _wait(self, resp: Any, attempt: int) -> float:
-        backoff = self.backoff_s * (2**attempt)
+        backoff = doubling(attempt, self.backoff_s, self.max_wait_s)
         headers = getattr(getattr(resp, "raw", None), "headers", None) or {}
         reset = next((v for k, v in headers.items() if k.lower() == _RESET_HEADER), None)
         try:

@@ -20,6 +20,7 @@ from typing import Any
 
 from adapters.base import Alternative, FailureView, NoticeView, ProgressView, VideoView
 from adapters.feishu.api import dumps
+from bot.text import ELLIPSIS, clip
 
 #: one text block at most (a prompt can be 8,000 characters); longer ones end in an ellipsis
 MAX_TEXT = 6000
@@ -29,17 +30,11 @@ MAX_CARD_BODY = 30 * 1024
 MAX_TEXT_BODY = 150 * 1024
 #: the rest of a request body besides the content (receive_id, msg_type, uuid, keys)
 _BODY_ROOM = 400
-ELLIPSIS = "…"
 
 
 def body_size(content: dict[str, Any]) -> int:
     """Bytes the content takes in a request body: its JSON, quoted again as a JSON string."""
     return len(json.dumps(dumps(content), ensure_ascii=False).encode("utf-8")) + _BODY_ROOM
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, ending in an ellipsis when cut."""
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
 
 
 def fit_text(text: str, limit: int = MAX_TEXT_BODY) -> str:

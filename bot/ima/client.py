@@ -140,8 +140,10 @@ class ImaClient:
     # -- products -------------------------------------------------------------------------------
     async def products(self, category: str) -> list[Product]:
         """The versions (type=3 leaves) offered for `category`, cached for the TTL."""
-        async with self._guard():
+        try:  # not `async with self._guard()`: every message asks, and a cached list cannot fail
             return await self._cache.get(category)
+        except ImaError as e:
+            raise self._masked(e) from None
 
     async def find_product(
         self, category: str, model_id: str, version_name: str | None = None
@@ -271,11 +273,15 @@ class ImaClient:
         try:
             yield
         except ImaError as e:
-            masked = redact.redact(e.detail, self._secrets)
-            if masked != e.detail or any(s in str(a) for a in e.args for s in self._secrets):
-                e.detail = masked
-                e.args = (masked or e.kind,)
-            raise
+            raise self._masked(e) from None
+
+    def _masked(self, e: ImaError) -> ImaError:
+        """`e` with the key masked wherever it shows."""
+        masked = redact.redact(e.detail, self._secrets)
+        if masked != e.detail or any(s in str(a) for a in e.args for s in self._secrets):
+            e.detail = masked
+            e.args = (masked or e.kind,)
+        return e
 
 
 def _create_answer(status: int, content: bytes) -> Any:

@@ -48,6 +48,10 @@ class Product:
     credit_rules: tuple[CreditRule, ...]
     form_config: tuple[FormField, ...] = ()
     raw: dict[str, Any] = dc_field(default_factory=dict)
+    #: options() per parameter name: a product list is fetched once and planned against often
+    _options: dict[str, tuple[Any, ...]] = dc_field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def defaults(self) -> dict[str, Any]:
         """form_config defaults (virtual fields already mapped to real ones)."""
@@ -55,6 +59,12 @@ class Product:
 
     def options(self, name: str) -> tuple[Any, ...]:
         """Values the product offers for a parameter, from form_config and its credit rules."""
+        known = self._options.get(name)
+        if known is None:
+            known = self._options[name] = self._offered(name)
+        return known
+
+    def _offered(self, name: str) -> tuple[Any, ...]:
         values = [o for f in self.form_config if f.field == name for o in f.options]
         values += [r.attributes[name] for r in self.credit_rules if name in r.attributes]
         # form_config and rules spell values differently (5 / "5s", "720p" / "720P"): keep the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -15,7 +16,13 @@ def norm(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return _number(float(value))
-    text = str(value).strip()
+    return _norm_text(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _norm_text(value: str) -> str:
+    # the same few spellings ("720p", "5s", "16:9") are compared thousands of times a minute
+    text = value.strip()
     low = text.lower()
     if low in ("true", "false"):
         return low

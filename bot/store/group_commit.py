@@ -66,15 +66,36 @@ def run_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[Outcome]:
     return outcomes
 
 
-def _run_batch_of(writes: list[Write], conn: sqlite3.Connection) -> list[Outcome]:
-    return run_batch(conn, writes)
+def run_reads(conn: sqlite3.Connection, reads: list[Write]) -> list[Outcome]:
+    """Every read of a batch, one after another, outside any transaction (database thread)."""
+    outcomes: list[Outcome] = []
+    for read in reads:
+        try:
+            outcomes.append(Outcome(read(conn)))
+        except Exception as e:
+            outcomes.append(Outcome(error=e))
+    return outcomes
+
+
+def _flipped(
+    runner: Callable[[sqlite3.Connection, list[Write]], list[Outcome]],
+    work: list[Write],
+    conn: sqlite3.Connection,
+) -> list[Outcome]:
+    return runner(conn, work)
 
 
 class GroupCommit:
-    """Queues writes and commits them in batches, one batch at a time, in arrival order."""
+    """Queues writes and commits them in batches, one batch at a time, in arrival order.
+    With `runner=run_reads` it batches reads the same way (one hand-off, no transaction)."""
 
-    def __init__(self, run_in_thread: RunInThread) -> None:
+    def __init__(
+        self,
+        run_in_thread: RunInThread,
+        runner: Callable[[sqlite3.Connection, list[Write]], list[Outcome]] = run_batch,
+    ) -> None:
         self._run_in_thread = run_in_thread
+        self._runner = runner
         self._queued: list[tuple[Write, asyncio.Future[Any]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
@@ -97,7 +118,7 @@ class GroupCommit:
             batch, self._queued = self._queued, []
             writes = [w for w, _ in batch]
             try:
-                outcomes = await self._run_in_thread(functools.partial(_run_batch_of, writes))
+                outcomes = await self._run_in_thread(functools.partial(_flipped, self._runner, writes))
             except Exception as e:  # the database thread is gone (closed connection)
                 outcomes = [Outcome(error=e) for _ in batch]
             for (_, future), outcome in zip(batch, outcomes, strict=True):

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.store.base import DEFAULT_LEASE_S, Store
-from bot.store.group_commit import GroupCommit, Undo
+from bot.store.group_commit import GroupCommit, Undo, run_reads
 from bot.store.model import (
     ACTIVE,
     FINAL,
@@ -161,12 +161,18 @@ class SqliteStore(Store):
         # one connection is shared by every coroutine: each read and each batch of writes is one
         # call in its thread, so no write is ever seen half-done and a burst costs few hand-offs
         self._writes = GroupCommit(self._in_thread)
+        self._reads = GroupCommit(self._in_thread, runner=run_reads)
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` on the sqlite3 connection in aiosqlite's connection thread, in one hand-off.
         (aiosqlite's `_execute` is the one private name used; tests/test_store.py guards it.)"""
         db = self._db
         result: T = await db._execute(lambda: work(db._conn))  # type: ignore[no-untyped-call]
+        return result
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` (a query) in the next batch of reads."""
+        result: T = await self._reads.write(work)
         return result
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -203,6 +209,7 @@ class SqliteStore(Store):
         return int(row[0]) if row else 0
 
     async def close(self) -> None:
+        await self._reads.drain()
         await self._writes.drain()
         await self._db.close()
 
@@ -212,7 +219,7 @@ class SqliteStore(Store):
             "SELECT model_key, model_id, model_name, updated_at FROM preferences "
             "WHERE platform=? AND user_id=? AND task_type=?"
         )
-        row = await self._in_thread(lambda c: c.execute(sql, (platform, user_id, task_type)).fetchone())
+        row = await self._read(lambda c: c.execute(sql, (platform, user_id, task_type)).fetchone())
         return Preference(row[0], row[1], row[2], row[3]) if row else None
 
     async def set_preference(
@@ -242,7 +249,7 @@ class SqliteStore(Store):
             "SELECT task_type, model_key, model_id, model_name, updated_at FROM preferences "
             "WHERE platform=? AND user_id=?"
         )
-        rows = await self._in_thread(lambda c: c.execute(sql, (platform, user_id)).fetchall())
+        rows = await self._read(lambda c: c.execute(sql, (platform, user_id)).fetchall())
         return {r[0]: Preference(r[1], r[2], r[3], r[4]) for r in rows}
 
     # -- seen events -------------------------------------------------------------------------
@@ -251,7 +258,7 @@ class SqliteStore(Store):
             return False
         marks = ",".join("?" for _ in event_ids)
         sql = f"SELECT 1 FROM seen_events WHERE platform=? AND event_id IN ({marks}) LIMIT 1"
-        return await self._in_thread(lambda c: c.execute(sql, (platform, *event_ids)).fetchone() is not None)
+        return await self._read(lambda c: c.execute(sql, (platform, *event_ids)).fetchone() is not None)
 
     async def intake(
         self,
@@ -313,7 +320,7 @@ class SqliteStore(Store):
 
     async def job_images(self, job_id: str) -> list[StoredImage]:
         sql = "SELECT content_type, data, url FROM job_images WHERE job_id=? ORDER BY position"
-        rows = await self._in_thread(lambda c: c.execute(sql, (job_id,)).fetchall())
+        rows = await self._read(lambda c: c.execute(sql, (job_id,)).fetchall())
         return [StoredImage(r[0], r[1], r[2]) for r in rows]
 
     async def drop_job_images(self, job_id: str) -> None:
@@ -342,13 +349,11 @@ class SqliteStore(Store):
         return job
 
     async def get_job(self, job_id: str) -> Job | None:
-        row = await self._in_thread(
-            lambda c: c.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        )
+        row = await self._read(lambda c: c.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
         return decode_job(row) if row else None
 
     async def _jobs(self, sql: str, args: Sequence[Any]) -> list[Job]:
-        rows = await self._in_thread(lambda c: c.execute(sql, args).fetchall())
+        rows = await self._read(lambda c: c.execute(sql, args).fetchall())
         return [decode_job(r) for r in rows]
 
     async def unfinished_jobs(self) -> list[Job]:
@@ -498,12 +503,12 @@ class SqliteStore(Store):
         sql = f"SELECT {select}COALESCE(SUM(credits),0), COUNT(*) FROM spend WHERE {' AND '.join(where)}"
         if group:
             sql += f" GROUP BY {group} ORDER BY 2 DESC LIMIT 20"
-        rows = await self._in_thread(lambda c: c.execute(sql, args).fetchall())
+        rows = await self._read(lambda c: c.execute(sql, args).fetchall())
         return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     # -- an admin's runtime changes -------------------------------------------------------------
     async def overrides(self) -> dict[str, str]:
-        rows = await self._in_thread(lambda c: c.execute("SELECT key, value FROM overrides").fetchall())
+        rows = await self._read(lambda c: c.execute("SELECT key, value FROM overrides").fetchall())
         return {str(r[0]): str(r[1]) for r in rows}
 
     async def set_override(self, key: str, value: str) -> None:
