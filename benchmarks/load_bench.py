@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pydantic import SecretStr
 
 from adapters.base import FailureView, Incoming, NoticeView, ProgressView, VideoView
+from bot.app import settle_heap
 from bot.config import SANDBOX_KEY, Settings
 from bot.sandbox import process as sandbox_process
 from tests.conftest import close_core, open_core
@@ -91,6 +92,7 @@ async def main(jobs: int, scale: float, concurrent: int | None) -> None:
                 bot_max_concurrent_jobs=concurrent or jobs,
             )
             core = await open_core(settings)
+            settle_heap()  # as the bot does once it is ready (bot.app.open_runtime)
             sinks = [Sink() for _ in range(jobs)]
             lags: list[float] = []
             stop = asyncio.Event()

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pydantic import SecretStr
 
 from adapters.base import FailureView, Incoming, NoticeView, ProgressView, VideoView
+from bot.app import settle_heap
 from bot.config import SANDBOX_KEY, Settings
 from bot.sandbox import process as sandbox_process
 from tests.conftest import close_core, open_core
@@ -111,6 +112,7 @@ async def main(n: int) -> None:
                 )
                 core = await open_core(settings)
                 await _round(core, 10, f"warm-{name}-", together=False)  # product list and scanners warm
+                settle_heap()  # as the bot does once it is ready (bot.app.open_runtime)
                 convs = await _round(core, n, f"{name}-", together)
                 results[name] = _summary(convs)
                 await core.cancel_all()

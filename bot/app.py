@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -74,4 +75,14 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await store.prune_seen(older_than_s=7 * 86400)
         core = BotCore(settings=settings, client=client, store=store, catalog=load_catalog())
         stack.push_async_callback(core.cancel_all)
+        settle_heap()
         yield Runtime(core, sandbox)
+
+
+def settle_heap() -> None:
+    """Put what start-up built (modules, phrase tables, catalogs, SDKs) out of the garbage
+    collector's reach. A full collection walks every live object: ~100 ms with the loop stopped,
+    in the middle of a burst of messages. Once the bot is ready, only what it makes from then on
+    is walked."""
+    gc.collect()
+    gc.freeze()
