@@ -110,6 +110,12 @@ class Budgets:
         """When today's budget starts again, in the operator's timezone."""
         return f"00:00 ({self.settings.bot_timezone})"
 
+    async def may_refuse(self, job: Job) -> bool:
+        """Whether a budget could refuse this job (not an admin's, and a daily limit is set)."""
+        if self.is_admin(job.platform, job.user_id):
+            return False
+        return any(limit is not None for limit in await self.limits())
+
     async def reserve(self, job: Job, credits: int) -> Refusal | None:
         """Reserve `credits` for `job` (idempotent per job); a Refusal when a budget would be
         exceeded, in which case nothing is reserved and nothing may be sent to the service."""

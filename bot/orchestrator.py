@@ -165,8 +165,14 @@ class Orchestrator:
                 if needs_confirm(job, ctx.plan, self.settings.bot_confirm_above_credits):
                     await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
                     return WAITING
-                await self._within_budget(job, ctx.plan)
-                await self._announce(job, conv, ctx.plan, ctx.offers)
+                if await self.budgets.may_refuse(job):
+                    # a refusal must come instead of the notice, not after it
+                    await self._within_budget(job, ctx.plan)
+                    await self._announce(job, conv, ctx.plan, ctx.offers)
+                else:  # nothing can refuse: the credits are booked while the notice goes out
+                    await asyncio.gather(
+                        self._within_budget(job, ctx.plan), self._announce(job, conv, ctx.plan, ctx.offers)
+                    )
             await self.answers.turn()
             await self._upload(job, images)
             task_id = await self._create(job, conv, ctx.plan)

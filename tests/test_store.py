@@ -256,6 +256,25 @@ async def test_clearing_preferences_removes_them(store: Store) -> None:
     assert await store.get_preference("feishu", "u1", "text_to_video") is None
 
 
+async def test_a_preference_read_after_each_change_is_the_changed_one(store: Store) -> None:
+    async def model() -> str | None:
+        pref = await store.get_preference("feishu", "u1", "text_to_video")
+        return pref.model_key if pref else None
+
+    assert await model() is None
+    await store.set_preference("feishu", "u1", "text_to_video", "kling-o1", "kling-video-o1", "Kling O1")
+    assert await model() == "kling-o1"
+    # reads racing a change: whatever they saw, the read after the change sees the change
+    await asyncio.gather(
+        model(),
+        store.set_preference("feishu", "u1", "text_to_video", "wan26", "wan2.6-t2v", "Wan 2.6"),
+        model(),
+    )
+    assert await model() == "wan26"
+    await asyncio.gather(model(), store.clear_preference("feishu", "u1", None), model())
+    assert await model() is None
+
+
 # -- open questions and once-only actions ------------------------------------------------------------
 async def test_a_question_is_answered_once_even_by_two_processes(db_url: str) -> None:
     stores = [await Store.open(db_url) for _ in range(2 if _shared(db_url) else 1)]

@@ -37,6 +37,9 @@ from bot.store.model import (
 
 T = TypeVar("T")
 
+#: how many people's preferences are kept in memory at most
+PREFERENCES_KEPT = 50_000
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
     """
@@ -162,6 +165,11 @@ class SqliteStore(Store):
         # call in its thread, so no write is ever seen half-done and a burst costs few hand-offs
         self._writes = GroupCommit(self._in_thread)
         self._reads = GroupCommit(self._in_thread, runner=run_reads)
+        # one process owns the file (bot.store.base), so what it last read or wrote of a
+        # preference is what the file holds: a message need not ask the database again. A read
+        # that overlapped a change is not kept (the change count moved on meanwhile).
+        self._preferences: dict[tuple[str, str, str], Preference | None] = {}
+        self._preference_changes = 0
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` on the sqlite3 connection in aiosqlite's connection thread, in one hand-off.
@@ -219,13 +227,24 @@ class SqliteStore(Store):
             "SELECT model_key, model_id, model_name, updated_at FROM preferences "
             "WHERE platform=? AND user_id=? AND task_type=?"
         )
-        row = await self._read(lambda c: c.execute(sql, (platform, user_id, task_type)).fetchone())
-        return Preference(row[0], row[1], row[2], row[3]) if row else None
+        key = (platform, user_id, task_type)
+        if key in self._preferences:
+            return self._preferences[key]
+        changes = self._preference_changes
+        row = await self._read(lambda c: c.execute(sql, key).fetchone())
+        found = Preference(row[0], row[1], row[2], row[3]) if row else None
+        if changes == self._preference_changes:
+            if len(self._preferences) >= PREFERENCES_KEPT:
+                self._preferences.clear()  # a bound on memory; they are read again as needed
+            self._preferences[key] = found
+        return found
 
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_key: str, model_id: str, model_name: str
     ) -> None:
-        args = (platform, user_id, task_type, model_key, model_id, model_name, time.time())
+        now = time.time()
+        args = (platform, user_id, task_type, model_key, model_id, model_name, now)
+        self._forget_preferences(platform, user_id)
         await self._write(
             lambda c: c.execute(
                 "INSERT INTO preferences VALUES (?,?,?,?,?,?,?) ON CONFLICT(platform, user_id, task_type) "
@@ -234,6 +253,7 @@ class SqliteStore(Store):
                 args,
             )
         )
+        self._forget_preferences(platform, user_id)
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
         args: tuple[str, ...]
@@ -242,7 +262,16 @@ class SqliteStore(Store):
         else:
             sql = "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?"
             args = (platform, user_id, task_type)
-        return await self._write(lambda c: c.execute(sql, args).rowcount)
+        self._forget_preferences(platform, user_id)
+        removed: int = await self._write(lambda c: c.execute(sql, args).rowcount)
+        self._forget_preferences(platform, user_id)
+        return removed
+
+    def _forget_preferences(self, platform: str, user_id: str) -> None:
+        """Drop what is known of a person's preferences (they are being changed)."""
+        self._preference_changes += 1
+        for key in [k for k in self._preferences if k[:2] == (platform, user_id)]:
+            del self._preferences[key]
 
     async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
         sql = (
