@@ -91,12 +91,25 @@ class RunningJob:
 class BotCore:
     """Platform-neutral bot. Built with its client and store by `bot.app.open_runtime(settings)`."""
 
-    def __init__(self, *, settings: Settings, client: ImaClient, store: Store, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        client: ImaClient,
+        store: Store,
+        catalog: Catalog,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`sleep` and `clock` time the jobs' waits (back-off, polls, deadlines): tests pass
+        their own to reach the recovery branches without waiting."""
         self.settings = settings
         self.client = client
         self.store = store
         self.catalog = catalog
-        self.orchestrator = Orchestrator(client=client, store=store, catalog=catalog, settings=settings)
+        self.orchestrator = Orchestrator(
+            client=client, store=store, catalog=catalog, settings=settings, sleep=sleep, clock=clock
+        )
         self.budgets = self.orchestrator.budgets
         self._jobs: dict[str, RunningJob] = {}
         self._taking = asyncio.Semaphore(MESSAGES_AT_ONCE)

@@ -89,11 +89,11 @@ def settings(sandbox: Sandbox, tmp_path: Path) -> Settings:
     return make_settings(sandbox, tmp_path / "bot.sqlite3")
 
 
-async def open_core(settings: Settings) -> BotCore:
-    """A BotCore on `settings`; close it with `close_core`."""
+async def open_core(settings: Settings, **timing: Any) -> BotCore:
+    """A BotCore on `settings` (`timing`: its sleep= and clock= hooks); close it with `close_core`."""
     client = ImaClient.from_settings(settings)
     store = await Store.open(settings.bot_db_path)
-    return BotCore(settings=settings, client=client, store=store, catalog=load_catalog())
+    return BotCore(settings=settings, client=client, store=store, catalog=load_catalog(), **timing)
 
 
 async def close_core(core: BotCore) -> None:

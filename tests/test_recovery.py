@@ -111,11 +111,7 @@ async def timed_core(
     settings = make_settings(
         sandbox, tmp_path / "bot.sqlite3", **{"ima_job_timeout_s": UNREACHED_TIMEOUT_S, **overrides}
     )
-    core = await open_core(settings)
-    # BotCore builds its orchestrator without timing hooks: set the ones Orchestrator(sleep=,
-    # clock=) takes on that very orchestrator, so the rest of the core's wiring stays as built
-    core.orchestrator._sleep = sleep
-    core.orchestrator._clock = clock
+    core = await open_core(settings, sleep=sleep, clock=clock)
     try:
         yield core
     finally:
