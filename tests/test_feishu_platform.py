@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -43,6 +45,12 @@ async def strict_api(fake: FakeFeishu) -> FeishuApi:
     return FeishuApi(fake.url, "cli_a1b2c3d4e5f6", "secret", rate_limit_retries=0)
 
 
+def stopped_clock() -> Callable[[], float]:
+    """Every call in the same second, however slowly the machine makes them."""
+    now = time.time()
+    return lambda: now
+
+
 async def refused(call: Any) -> int:
     with pytest.raises(FeishuApiError) as e:
         await call
@@ -53,6 +61,7 @@ async def refused(call: Any) -> int:
 async def test_cards_are_patched_only_when_shared_small_and_not_too_often(
     fake: FakeFeishu, strict_api: FeishuApi
 ) -> None:
+    fake.clock = stopped_clock()
     unshared = await strict_api.send(CHAT, "interactive", {"elements": []})
     assert await refused(strict_api.patch_card(unshared, SHARED)) == 230099  # update_multi on both
     card = await strict_api.send(CHAT, "interactive", SHARED)
@@ -88,6 +97,7 @@ async def test_uploads_and_media_follow_the_upload_rules(fake: FakeFeishu, stric
 async def test_sends_are_limited_to_five_a_second_per_chat_and_uuid_sends_once(
     fake: FakeFeishu, strict_api: FeishuApi
 ) -> None:
+    fake.clock = stopped_clock()
     first = await strict_api.send(CHAT, "text", {"text": "hi"}, uuid="job1:link")
     assert await strict_api.send(CHAT, "text", {"text": "hi"}, uuid="job1:link") == first
     for i in range(4):
