@@ -91,6 +91,11 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
+def _same_items(a: list[Product], b: list[Product]) -> bool:
+    """The very same products (a copy of the cached list, not a refreshed one)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
 def _kind_of(e: ImaError) -> str:
     """The failure kind to explain; a task that failed without a reason gets the reference's
     gentler "didn't work this time" wording."""
@@ -138,6 +143,8 @@ class Orchestrator:
         self.budgets = Budgets(store, settings)
         #: answers people wait for go before the calls that spend (bot.first_answers)
         self.answers = FirstAnswers()
+        #: per task type: the product list last joined to the catalog, and the offers it made
+        self._joined: dict[str, tuple[list[Product], list[Offer]]] = {}
         #: how long tasks took, per kind: when to poll (bot.polling); False: the fixed timer
         self.render_history = RenderHistory()
         self.learn_polls = True
@@ -242,12 +249,18 @@ class Orchestrator:
         retries = 0
         while True:
             try:
-                return offers_from(self.catalog, task_type, await self.client.products(task_type))
+                products = await self.client.products(task_type)
             except (RateLimited, ServerError, NetworkError, Timeout):
                 if retries >= self.settings.ima_max_retries:
                     raise
                 retries += 1
                 await self._sleep(self._backoff(retries))
+                continue
+            # joined once per product list (every message asks; the list changes at a refresh)
+            known = self._joined.get(task_type)
+            if known is None or not _same_items(known[0], products):
+                known = self._joined[task_type] = (products, offers_from(self.catalog, task_type, products))
+            return list(known[1])
 
     async def _within_budget(self, job: Job, plan: Plan) -> None:
         """Reserve the job's credits from the daily budgets, or end it before anything is sent."""

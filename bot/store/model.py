@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: states a job passes through; the FINAL ones end it
@@ -52,6 +52,10 @@ class JobRequest:
     confirmed: bool = False
     source: str | None = None
     recommended_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """For storing: a shallow copy (its values are plain JSON already)."""
+        return {f: getattr(self, f) for f in _REQUEST_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> JobRequest:
@@ -134,13 +138,14 @@ class Preference:
 
 
 JOB_COLUMNS = [f.name for f in fields(Job)]
+_REQUEST_FIELDS = [f.name for f in fields(JobRequest)]
 
 
 def encode_job(job: Job) -> dict[str, Any]:
     """The job as one row: JSON text for its structured fields."""
     # field by field, not asdict(): its deep copy of every value was a tenth of a burst's work
     row = {k: getattr(job, k) for k in JOB_COLUMNS}
-    row["request"] = asdict(job.request)
+    row["request"] = job.request.to_dict()
     for k in _JSON_FIELDS:
         row[k] = json.dumps(row[k], ensure_ascii=False)
     return row
