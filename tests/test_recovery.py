@@ -317,23 +317,15 @@ async def test_a_refusal_no_retry_can_change_ends_the_job_without_waiting(
     assert waits.before_create == [] and conv.texts() == []
 
 
-async def test_a_missing_rule_match_is_completed_and_sent_again_without_waiting(
-    sandbox: Sandbox, tmp_path: Path
+@pytest.mark.parametrize(
+    "code", [6009, 6006], ids=["no_rule_match_completed_from_the_rules", "credit_mismatch_priced_again"]
+)
+async def test_a_mismatch_the_bot_can_fix_is_fixed_and_sent_again_without_waiting(
+    sandbox: Sandbox, tmp_path: Path, code: int
 ) -> None:
     waits = Waits(sandbox)
     async with timed_core(sandbox, tmp_path, waits) as core:
-        sandbox.force_create_error(code=6009)
-        conv = await run(core, WAN_AT_ITS_LOWEST)
-    assert delivered(conv), conv.events
-    assert waits.before_create == [] and len(sandbox.ledger) == 1
-
-
-async def test_one_credit_mismatch_is_priced_again_and_sent_without_waiting(
-    sandbox: Sandbox, tmp_path: Path
-) -> None:
-    waits = Waits(sandbox)
-    async with timed_core(sandbox, tmp_path, waits) as core:
-        sandbox.force_create_error(code=6006)
+        sandbox.force_create_error(code=code)
         conv = await run(core, WAN_AT_ITS_LOWEST)
     assert delivered(conv), conv.events
     assert waits.before_create == [] and len(sandbox.ledger) == 1

@@ -169,6 +169,20 @@ def apply_changes(job: Job, changes: Mapping[str, Any]) -> None:
     job.updated_at = time.time()
 
 
+def question_row(question: OpenQuestion) -> tuple[Any, ...]:
+    """The question as the values of its row, in column order."""
+    return (
+        question.platform,
+        question.chat_id,
+        question.user_id,
+        question.kind,
+        question.job_id,
+        json.dumps(list(question.options)),
+        question.asked_at,
+        question.expires_at,
+    )
+
+
 def question_from(row: Any) -> OpenQuestion:
     return OpenQuestion(
         row["platform"],

@@ -15,7 +15,6 @@ that start together migrate once).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -37,6 +36,7 @@ from bot.store.model import (
     decode_job,
     encode_job,
     question_from,
+    question_row,
 )
 
 if TYPE_CHECKING:
@@ -482,14 +482,7 @@ class PostgresStore(Store):
             "INSERT INTO open_questions VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
             "ON CONFLICT (platform, chat_id, user_id) DO UPDATE SET kind=EXCLUDED.kind, job_id=EXCLUDED.job_id, "
             "options=EXCLUDED.options, asked_at=EXCLUDED.asked_at, expires_at=EXCLUDED.expires_at",
-            question.platform,
-            question.chat_id,
-            question.user_id,
-            question.kind,
-            question.job_id,
-            json.dumps(list(question.options)),
-            question.asked_at,
-            question.expires_at,
+            *question_row(question),
         )
 
     async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:

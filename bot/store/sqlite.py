@@ -8,7 +8,6 @@ job, and a restart takes them all back at once.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from bot.store.model import (
     decode_job,
     encode_job,
     question_from,
+    question_row,
 )
 
 T = TypeVar("T")
@@ -435,16 +435,7 @@ class SqliteStore(Store):
 
     # -- open questions ------------------------------------------------------------------------
     async def ask(self, question: OpenQuestion) -> None:
-        args = (
-            question.platform,
-            question.chat_id,
-            question.user_id,
-            question.kind,
-            question.job_id,
-            json.dumps(list(question.options)),
-            question.asked_at,
-            question.expires_at,
-        )
+        args = question_row(question)
         await self._write(
             lambda c: c.execute("INSERT OR REPLACE INTO open_questions VALUES (?,?,?,?,?,?,?,?)", args)
         )
