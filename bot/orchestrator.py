@@ -496,7 +496,7 @@ class Orchestrator:
         # hold every first poll back to 1 s
         est_lo, est_hi = (
             (model.est_min * self.scale, model.est_max * self.scale)
-            if self.catalog.get(job.model_key or "") is not None
+            if model is not self.catalog.unknown
             else (job.est_min or est_max / 2, est_max)
         )
         lo, hi = polling.window(self.render_history.of(kind), est_lo, est_hi)

@@ -168,12 +168,12 @@ class SqliteStore(Store):
         # one process owns the file (bot.store.base), so what it last read or wrote of a
         # preference is what the file holds: a message need not ask the database again. A read
         # that overlapped a change is not kept (the change count moved on meanwhile).
-        self._preferences: dict[tuple[str, str, str], Preference | None] = {}
+        self._preferences: dict[tuple[str, str], dict[str, Preference | None]] = {}
         self._preference_changes = 0
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` on the sqlite3 connection in aiosqlite's connection thread, in one hand-off.
-        (aiosqlite's `_execute` is the one private name used; tests/test_store.py guards it.)"""
+        (aiosqlite's `_execute` is the one private name used; tests/test_group_commit.py guards it.)"""
         db = self._db
         result: T = await db._execute(lambda: work(db._conn))  # type: ignore[no-untyped-call]
         return result
@@ -227,16 +227,16 @@ class SqliteStore(Store):
             "SELECT model_key, model_id, model_name, updated_at FROM preferences "
             "WHERE platform=? AND user_id=? AND task_type=?"
         )
-        key = (platform, user_id, task_type)
-        if key in self._preferences:
-            return self._preferences[key]
+        known = self._preferences.get((platform, user_id), {})
+        if task_type in known:
+            return known[task_type]
         changes = self._preference_changes
-        row = await self._read(lambda c: c.execute(sql, key).fetchone())
+        row = await self._read(lambda c: c.execute(sql, (platform, user_id, task_type)).fetchone())
         found = Preference(row[0], row[1], row[2], row[3]) if row else None
         if changes == self._preference_changes:
             if len(self._preferences) >= PREFERENCES_KEPT:
                 self._preferences.clear()  # a bound on memory; they are read again as needed
-            self._preferences[key] = found
+            self._preferences.setdefault((platform, user_id), {})[task_type] = found
         return found
 
     async def set_preference(
@@ -270,8 +270,7 @@ class SqliteStore(Store):
     def _forget_preferences(self, platform: str, user_id: str) -> None:
         """Drop what is known of a person's preferences (they are being changed)."""
         self._preference_changes += 1
-        for key in [k for k in self._preferences if k[:2] == (platform, user_id)]:
-            del self._preferences[key]
+        self._preferences.pop((platform, user_id), None)
 
     async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
         sql = (
