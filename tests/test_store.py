@@ -415,13 +415,15 @@ async def test_two_processes_racing_to_deliver_deliver_once(pg_cluster: object) 
     from tests.conftest import new_pg_database
 
     url = await new_pg_database(pg_cluster)  # type: ignore[arg-type]
-    # a lease long enough that the race below ends before a winner's lease runs out even on a
-    # loaded machine (once it does run out, taking the job over is what a lease is for)
-    stores = [await Store.open(url, lease_s=1.5, owner=f"p{i}") for i in range(4)]
+    # the jobs were written by a process whose leases ran out at once; the four racing take
+    # leases that outlast the race however slow the machine (once a winner's lease does run
+    # out, taking the job over is what a lease is for: that is not this test's claim)
+    writer = await Store.open(url, lease_s=0.01, owner="gone")
+    stores = [await Store.open(url, lease_s=60, owner=f"p{i}") for i in range(4)]
     try:
         for i in range(30):
-            await stores[0].add_job(_job(f"j{i}"))
-        await asyncio.sleep(1.6)  # every lease expired: all four believe they may deliver
+            await writer.add_job(_job(f"j{i}"))
+        await asyncio.sleep(0.05)  # every lease expired: all four believe they may deliver
 
         async def deliver(s: Store, job_id: str) -> bool:
             job = await s.get_job(job_id)
@@ -431,7 +433,7 @@ async def test_two_processes_racing_to_deliver_deliver_once(pg_cluster: object) 
         won = await asyncio.gather(*(deliver(s, f"j{i}") for i in range(30) for s in stores))
         assert sum(won) == 30  # each job by exactly one of them
     finally:
-        for s in stores:
+        for s in [writer, *stores]:
             await s.close()
 
 
