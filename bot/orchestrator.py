@@ -91,6 +91,14 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
+async def _both(first: Awaitable[None], second: Awaitable[None]) -> None:
+    """Run both at once; a failure is raised only when both have ended, so nothing of the job
+    still runs (a late notice, a booking after its release) while its failure is handled."""
+    for outcome in await asyncio.gather(first, second, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 def _same_items(a: list[Product], b: list[Product]) -> bool:
     """The very same products (a copy of the cached list, not a refreshed one)."""
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
@@ -177,7 +185,7 @@ class Orchestrator:
                     await self._within_budget(job, ctx.plan)
                     await self._announce(job, conv, ctx.plan, ctx.offers)
                 else:  # nothing can refuse: the credits are booked while the notice goes out
-                    await asyncio.gather(
+                    await _both(
                         self._within_budget(job, ctx.plan), self._announce(job, conv, ctx.plan, ctx.offers)
                     )
             await self.answers.turn()

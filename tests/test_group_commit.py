@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.store.group_commit import GroupCommit, Outcome, Undo
+from bot.store.group_commit import GroupCommit, Outcome, Undo, WriteAborted
 from bot.store.sqlite import SqliteStore
 
 
@@ -97,5 +98,50 @@ async def test_the_sqlite_store_does_its_work_in_the_connection_thread(tmp_path:
         here = threading.get_ident()
         there = await store._in_thread(lambda c: (threading.get_ident(), c.execute("SELECT 1").fetchone()[0]))
         assert there[0] != here and there[1] == 1
+    finally:
+        await store.close()
+
+
+class Interrupted(BaseException):
+    """Not a write's own failure (as KeyboardInterrupt is not): the batch must not half-commit."""
+
+
+async def test_an_interrupted_batch_commits_nothing_and_every_caller_is_answered(tmp_path: Path) -> None:
+    store = await SqliteStore.connect(tmp_path / "bot.sqlite3")
+    try:
+        await store._write(lambda c: c.execute("CREATE TABLE t (x INTEGER)"))
+
+        def interrupted(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO t VALUES (1)")
+            raise Interrupted
+
+        caller = asyncio.ensure_future(store._write(interrupted))
+        with pytest.raises(WriteAborted):
+            await asyncio.wait_for(caller, 10)
+        await store._write(lambda c: c.execute("INSERT INTO t VALUES (2)"))  # the next batch commits
+        assert await store._read(lambda c: [r[0] for r in c.execute("SELECT x FROM t")]) == [2]
+    finally:
+        await store.close()
+
+
+async def test_a_preference_change_whose_caller_stopped_waiting_is_what_is_read_after(tmp_path: Path) -> None:
+    store = await SqliteStore.connect(tmp_path / "bot.sqlite3")
+    try:
+        await store.set_preference("feishu", "u1", "text_to_video", "kling-o1", "kling-video-o1", "Kling O1")
+        # a slow batch holds the change back while a read of the old value goes ahead of it
+        slow = asyncio.ensure_future(store._write(lambda c: time.sleep(0.2)))
+        await asyncio.sleep(0.01)
+        change = asyncio.ensure_future(
+            store.set_preference("feishu", "u1", "text_to_video", "wan26", "wan2.6-t2v", "Wan 2.6")
+        )
+        await asyncio.sleep(0)
+        read = asyncio.ensure_future(store.get_preference("feishu", "u1", "text_to_video"))
+        await asyncio.sleep(0.05)
+        change.cancel()  # the caller gives up; the write stands all the same
+        await read
+        await slow
+        await store._writes.drain()
+        pref = await store.get_preference("feishu", "u1", "text_to_video")
+        assert pref is not None and pref.model_key == "wan26"
     finally:
         await store.close()

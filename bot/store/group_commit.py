@@ -52,18 +52,31 @@ def run_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[Outcome]:
                 outcome = Outcome(write(conn))
             except Undo as undo:
                 outcome = Outcome(undo.value)
-                conn.execute("ROLLBACK TO one_write")
+                _undo_one(conn, undo)
             except Exception as e:
                 outcome = Outcome(error=e)
-                conn.execute("ROLLBACK TO one_write")
+                _undo_one(conn, e)
             conn.execute("RELEASE one_write")
             outcomes.append(outcome)
         conn.commit()
-    except Exception as e:  # the commit itself failed (disk full, I/O): nothing of the batch holds
+    except Exception as e:  # the transaction itself failed (disk full, I/O): nothing of the batch holds
         if conn.in_transaction:
             conn.rollback()
         return [Outcome(error=e) for _ in writes]
+    except BaseException:  # not a write's own failure: nothing of the batch may be committed later
+        if conn.in_transaction:
+            conn.rollback()
+        raise
     return outcomes
+
+
+def _undo_one(conn: sqlite3.Connection, cause: Exception) -> None:
+    """Roll back one write to its savepoint. When SQLite has already rolled back the whole
+    transaction (an I/O error, a full disk), every write of the batch fails with that cause."""
+    try:
+        conn.execute("ROLLBACK TO one_write")
+    except sqlite3.Error:
+        raise cause from None
 
 
 def run_reads(conn: sqlite3.Connection, reads: list[Write]) -> list[Outcome]:
@@ -121,6 +134,9 @@ class GroupCommit:
                 outcomes = await self._run_in_thread(functools.partial(_flipped, self._runner, writes))
             except Exception as e:  # the database thread is gone (closed connection)
                 outcomes = [Outcome(error=e) for _ in batch]
+            except BaseException:  # interrupted (shutdown): no caller may wait for ever
+                _abort(batch)
+                raise
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue  # its caller was cancelled; the write stands or fell all the same
@@ -128,3 +144,14 @@ class GroupCommit:
                     future.set_exception(outcome.error)
                 else:
                     future.set_result(outcome.value)
+
+
+def _abort(batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+    """Answer every caller of a batch that was interrupted before it was committed."""
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(WriteAborted("the database work was interrupted before it was committed"))
+
+
+class WriteAborted(Exception):
+    """A batch was interrupted (the process is stopping): its writes were not committed."""

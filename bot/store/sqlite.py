@@ -8,6 +8,7 @@ job, and a restart takes them all back at once.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -244,16 +245,16 @@ class SqliteStore(Store):
     ) -> None:
         now = time.time()
         args = (platform, user_id, task_type, model_key, model_id, model_name, now)
-        self._forget_preferences(platform, user_id)
-        await self._write(
+        await self._change_preferences(
+            platform,
+            user_id,
             lambda c: c.execute(
                 "INSERT INTO preferences VALUES (?,?,?,?,?,?,?) ON CONFLICT(platform, user_id, task_type) "
                 "DO UPDATE SET model_key=excluded.model_key, model_id=excluded.model_id, "
                 "model_name=excluded.model_name, updated_at=excluded.updated_at",
                 args,
-            )
+            ),
         )
-        self._forget_preferences(platform, user_id)
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
         args: tuple[str, ...]
@@ -262,10 +263,20 @@ class SqliteStore(Store):
         else:
             sql = "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?"
             args = (platform, user_id, task_type)
-        self._forget_preferences(platform, user_id)
-        removed: int = await self._write(lambda c: c.execute(sql, args).rowcount)
-        self._forget_preferences(platform, user_id)
+        removed: int = await self._change_preferences(
+            platform, user_id, lambda c: c.execute(sql, args).rowcount
+        )
         return removed
+
+    async def _change_preferences(
+        self, platform: str, user_id: str, work: Callable[[sqlite3.Connection], T]
+    ) -> T:
+        """Write a change to a person's preferences; what is known of them is forgotten before
+        and again once the write is done, even when the caller stops waiting (the write stands)."""
+        self._forget_preferences(platform, user_id)
+        writing = asyncio.ensure_future(self._write(work))
+        writing.add_done_callback(lambda _: self._forget_preferences(platform, user_id))
+        return await asyncio.shield(writing)
 
     def _forget_preferences(self, platform: str, user_id: str) -> None:
         """Drop what is known of a person's preferences (they are being changed)."""
