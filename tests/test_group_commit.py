@@ -47,7 +47,7 @@ def keys(conn: sqlite3.Connection) -> list[str]:
 async def test_writes_queued_at_once_are_committed_in_a_few_hand_offs(conn: sqlite3.Connection) -> None:
     thread = Thread(conn)
     commit = GroupCommit(thread)
-    results = await asyncio.gather(*(commit.write(insert(f"k{i:03}")) for i in range(200)))
+    results = await asyncio.gather(*(commit.submit(insert(f"k{i:03}")) for i in range(200)))
     assert results == [1] * 200
     assert keys(conn) == [f"k{i:03}" for i in range(200)]
     assert thread.calls <= 2  # the first write alone, then everything queued behind it
@@ -62,9 +62,9 @@ async def test_a_failing_write_leaves_no_trace_and_the_others_in_its_batch_stand
 
     commit = GroupCommit(Thread(conn))
     results = await asyncio.gather(
-        commit.write(insert("a")),
-        commit.write(half_then_fail),
-        commit.write(insert("b")),
+        commit.submit(insert("a")),
+        commit.submit(half_then_fail),
+        commit.submit(insert("b")),
         return_exceptions=True,
     )
     assert results[0] == 1 and isinstance(results[1], sqlite3.IntegrityError) and results[2] == 1
@@ -77,13 +77,13 @@ async def test_an_undone_write_answers_its_value_and_writes_nothing(conn: sqlite
         raise Undo(False)
 
     commit = GroupCommit(Thread(conn))
-    assert await commit.write(seen_before) is False
+    assert await commit.submit(seen_before) is False
     assert keys(conn) == []
 
 
 async def test_a_caller_cancelled_while_waiting_does_not_stop_its_write(conn: sqlite3.Connection) -> None:
     commit = GroupCommit(Thread(conn))
-    waiting = asyncio.ensure_future(commit.write(insert("kept")))
+    waiting = asyncio.ensure_future(commit.submit(insert("kept")))
     await asyncio.sleep(0)
     waiting.cancel()
     await commit.drain()

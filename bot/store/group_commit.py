@@ -40,7 +40,7 @@ class Outcome:
     error: BaseException | None = None
 
 
-def run_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[Outcome]:
+def run_batch(writes: list[Write], conn: sqlite3.Connection) -> list[Outcome]:
     """Every write of a batch in one transaction, each in its own savepoint (database thread)."""
     outcomes: list[Outcome] = []
     try:
@@ -79,7 +79,7 @@ def _undo_one(conn: sqlite3.Connection, cause: Exception) -> None:
         raise cause from None
 
 
-def run_reads(conn: sqlite3.Connection, reads: list[Write]) -> list[Outcome]:
+def run_reads(reads: list[Write], conn: sqlite3.Connection) -> list[Outcome]:
     """Every read of a batch, one after another, outside any transaction (database thread)."""
     outcomes: list[Outcome] = []
     for read in reads:
@@ -90,14 +90,6 @@ def run_reads(conn: sqlite3.Connection, reads: list[Write]) -> list[Outcome]:
     return outcomes
 
 
-def _flipped(
-    runner: Callable[[sqlite3.Connection, list[Write]], list[Outcome]],
-    work: list[Write],
-    conn: sqlite3.Connection,
-) -> list[Outcome]:
-    return runner(conn, work)
-
-
 class GroupCommit:
     """Queues writes and commits them in batches, one batch at a time, in arrival order.
     With `runner=run_reads` it batches reads the same way (one hand-off, no transaction)."""
@@ -105,14 +97,14 @@ class GroupCommit:
     def __init__(
         self,
         run_in_thread: RunInThread,
-        runner: Callable[[sqlite3.Connection, list[Write]], list[Outcome]] = run_batch,
+        runner: Callable[[list[Write], sqlite3.Connection], list[Outcome]] = run_batch,
     ) -> None:
         self._run_in_thread = run_in_thread
         self._runner = runner
         self._queued: list[tuple[Write, asyncio.Future[Any]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def write(self, write: Write) -> Any:
+    async def submit(self, write: Write) -> Any:
         """Run `write` in the next batch; its value once the batch is committed. A caller that
         is cancelled while it waits does not stop the write: it may still be committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -131,7 +123,7 @@ class GroupCommit:
             batch, self._queued = self._queued, []
             writes = [w for w, _ in batch]
             try:
-                outcomes = await self._run_in_thread(functools.partial(_flipped, self._runner, writes))
+                outcomes = await self._run_in_thread(functools.partial(self._runner, writes))
             except Exception as e:  # the database thread is gone (closed connection)
                 outcomes = [Outcome(error=e) for _ in batch]
             except BaseException:  # interrupted (shutdown): no caller may wait for ever

@@ -181,12 +181,12 @@ class SqliteStore(Store):
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` (a query) in the next batch of reads."""
-        result: T = await self._reads.write(work)
+        result: T = await self._reads.submit(work)
         return result
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` as one all-or-nothing write in the next group commit."""
-        result: T = await self._writes.write(work)
+        result: T = await self._writes.submit(work)
         return result
 
     @classmethod
