@@ -128,7 +128,8 @@ class Supervisor:
             log.error("%s failed: %s; retrying in %.0f s%s", name, state.error, delay, others)
             self._maybe_report()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+                async with asyncio.timeout(delay):  # not wait_for: on 3.11 it can lose a cancel
+                    await self._stopping.wait()
         state.state, state.retry_at = STOPPED, None
 
     async def _watch_ready(self, name: str, adapter: Adapter) -> None:

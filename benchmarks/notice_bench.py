@@ -18,6 +18,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,21 +39,44 @@ PROMPTS = [
 
 
 class Timed:
-    """Notes when the notice arrives."""
+    """Notes when the notice arrives; `settled` runs once, at the notice or when the job ends
+    without one."""
 
-    def __init__(self) -> None:
+    def __init__(self, settled: Callable[[], None]) -> None:
         self.start = time.perf_counter()
         self.notice_at: float | None = None
-        self.noticed = asyncio.Event()
+        self._settled = settled
+        self._open = True
+
+    def settle(self) -> None:
+        if self._open:
+            self._open = False
+            self._settled()
 
     async def notice(self, view: NoticeView) -> None:
         self.notice_at = self.notice_at or time.perf_counter()
-        self.noticed.set()
+        self.settle()
 
     async def progress(self, view: ProgressView) -> None: ...
     async def video(self, view: VideoView) -> None: ...
     async def failure(self, view: FailureView) -> None: ...
     async def text(self, text: str) -> None: ...
+
+
+class Countdown:
+    """An event set when `n` conversations have settled: one waiter for the whole round, not
+    one per message (300 waiters would load the loop being measured)."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.done = asyncio.Event()
+        if n == 0:
+            self.done.set()
+
+    def tick(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.done.set()
 
 
 def _summary(convs: list[Timed]) -> dict[str, float]:
@@ -66,25 +90,29 @@ def _summary(convs: list[Timed]) -> dict[str, float]:
 
 async def _round(core: object, n: int, tag: str, together: bool) -> list[Timed]:
     handle = core.handle  # type: ignore[attr-defined]
-    convs = [Timed() for _ in range(n)]
+    countdown = Countdown(n if together else 1)
+    convs = [Timed(countdown.tick) for _ in range(n)]
 
     async def one(i: int) -> None:
-        convs[i].start = time.perf_counter()
+        conv = convs[i]
+        conv.start = time.perf_counter()
         job = await handle(
-            Incoming("bench", f"c{i}", f"{tag}{i}", PROMPTS[i % 3], event_id=f"{tag}{i}"), convs[i]
+            Incoming("bench", f"c{i}", f"{tag}{i}", PROMPTS[i % 3], event_id=f"{tag}{i}"), conv
         )
-        if job is not None:
-            # the notice comes from the job's own task (which may also end without one); waiting
-            # on an event, not a polling sleep: 300 pollers would load the loop being measured
-            noticed = asyncio.ensure_future(convs[i].noticed.wait())
-            await asyncio.wait((noticed, job.task), return_when=asyncio.FIRST_COMPLETED)
-            noticed.cancel()
+        if job is None:
+            conv.settle()
+        else:  # the notice comes from the job's own task, which may also end without one
+            job.task.add_done_callback(lambda _: conv.settle())
 
     if together:
         await asyncio.gather(*(one(i) for i in range(n)))
+        await countdown.done.wait()
     else:
         for i in range(n):
+            countdown = Countdown(1)
+            convs[i] = Timed(countdown.tick)
             await one(i)
+            await countdown.done.wait()
     return convs
 
 

@@ -48,5 +48,8 @@ class FirstAnswers:
         """Wait until no first answer is owed, or `max_hold_s`, whichever comes first."""
         if self._owed == 0:
             return
+        # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that comes just as the
+        # wait ends, and a job stopped at shutdown would go on to create a task
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._none_owed.wait(), self.max_hold_s)
+            async with asyncio.timeout(self.max_hold_s):
+                await self._none_owed.wait()

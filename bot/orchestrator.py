@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import polling, views
+from bot.alongside import alongside
 from bot.backoff import backoff
 from bot.budget import Budgets
 from bot.catalog import Catalog, ModelInfo
@@ -89,14 +90,6 @@ def _int_or_none(value: object) -> int | None:
         return int(str(value)) if value is not None else None
     except ValueError:
         return None
-
-
-async def _both(first: Awaitable[None], second: Awaitable[None]) -> None:
-    """Run both at once; a failure is raised only when both have ended, so nothing of the job
-    still runs (a late notice, a booking after its release) while its failure is handled."""
-    for outcome in await asyncio.gather(first, second, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome
 
 
 def _same_items(a: list[Product], b: list[Product]) -> bool:
@@ -185,7 +178,7 @@ class Orchestrator:
                     await self._within_budget(job, ctx.plan)
                     await self._announce(job, conv, ctx.plan, ctx.offers)
                 else:  # nothing can refuse: the credits are booked while the notice goes out
-                    await _both(
+                    await alongside(
                         self._within_budget(job, ctx.plan), self._announce(job, conv, ctx.plan, ctx.offers)
                     )
             await self.answers.turn()
@@ -345,7 +338,7 @@ class Orchestrator:
             await _tell(conv.notice(view), job)
         else:
             # nothing is paid yet: the notice goes out while the row is saved
-            await asyncio.gather(saving, _tell(conv.notice(view), job))
+            await alongside(saving, _tell(conv.notice(view), job))
         await self._remember_target(job, conv)
 
     async def _remember_target(self, job: Job, conv: Conversation) -> None:

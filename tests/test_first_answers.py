@@ -32,6 +32,29 @@ async def test_a_turn_waits_no_longer_than_its_hold() -> None:
         assert answers.owed == 1
 
 
+async def test_a_job_stopped_just_as_its_turn_comes_stays_stopped() -> None:
+    # stopped (shutdown) in the same turn of the loop as the answers run out: the stop must not
+    # be lost, or the job goes on to create a task while the bot waits for it to end
+    for steps in range(6):
+        answers = FirstAnswers(max_hold_s=30)
+        went_on = False
+
+        async def job() -> None:
+            nonlocal went_on
+            await answers.turn()
+            went_on = True
+
+        with answers.owing():
+            task = asyncio.ensure_future(job())
+            await asyncio.sleep(0)
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        if not task.cancel():
+            continue  # it had already gone on and finished: nothing to stop
+        await asyncio.wait((task,), timeout=5)
+        assert task.cancelled() and not went_on, f"the stop was lost {steps} steps after the turn came"
+
+
 class SeesTheLedger:
     """Notes, at its notice, how many tasks the sandbox had been asked to create."""
 

@@ -223,7 +223,8 @@ class FeishuAdapter:
             await asyncio.to_thread(self._ws_thread.join, 5)
         # events already handed over get a moment to reach the core; running jobs are the core's
         try:
-            await asyncio.wait_for(self.wait_idle(), SHUTDOWN_GRACE_S)
+            async with asyncio.timeout(SHUTDOWN_GRACE_S):  # not wait_for: on 3.11 it can lose a cancel
+                await self.wait_idle()
         except TimeoutError:
             for task in list(self._tasks):
                 task.cancel()

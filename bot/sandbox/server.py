@@ -7,6 +7,7 @@ GET /api/rest/oss/getuploadtoken, PUT /oss/upload/{token}, GET /media/... (stati
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -240,10 +241,9 @@ class Sandbox:
         if delay > 0:
             # created and charged, but the answer comes late: the dangerous real-world case
             log.info("task %s created; holding the answer %.2f s", task.id, delay)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
         if answer == "502":
             # a gateway in front of the service lost the answer: the task exists all the same
             log.info("task %s created; answering 502 like a gateway", task.id)
