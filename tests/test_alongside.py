@@ -60,14 +60,16 @@ async def test_when_both_fail_the_background_failure_is_raised() -> None:
 
 async def test_stopping_the_step_stops_both_halves() -> None:
     halves: list[asyncio.Task[None]] = []
+    both_running = asyncio.Event()
 
     async def forever() -> None:
         halves.append(asyncio.current_task())  # type: ignore[arg-type]
+        if len(halves) == 2:
+            both_running.set()
         await asyncio.sleep(3600)
 
     step = asyncio.ensure_future(alongside(forever(), forever()))
-    while len(halves) < 2:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(both_running.wait(), 5)
     step.cancel()
     await asyncio.wait((step,), timeout=5)
     assert step.cancelled()

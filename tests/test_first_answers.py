@@ -37,15 +37,14 @@ async def test_a_job_stopped_just_as_its_turn_comes_stays_stopped() -> None:
     # be lost, or the job goes on to create a task while the bot waits for it to end
     for steps in range(6):
         answers = FirstAnswers(max_hold_s=30)
-        went_on = False
+        went_on: list[bool] = []
 
-        async def job() -> None:
-            nonlocal went_on
+        async def job(answers: FirstAnswers, went_on: list[bool]) -> None:
             await answers.turn()
-            went_on = True
+            went_on.append(True)
 
         with answers.owing():
-            task = asyncio.ensure_future(job())
+            task = asyncio.ensure_future(job(answers, went_on))
             await asyncio.sleep(0)
         for _ in range(steps):
             await asyncio.sleep(0)
