@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable
 
 
-async def alongside(background: Awaitable[None], here: Awaitable[None]) -> None:
+async def alongside(background: Awaitable[object], here: Awaitable[object]) -> None:
     """Run `here` in the calling task and `background` in a task of its own, at once.
 
     `here` starts in this very step, not behind everything queued on the loop: with 300
