@@ -51,7 +51,7 @@ _OVERRIDES = (
 #: longer messages are refused before they are parsed
 MAX_MESSAGE_CHARS = 8000
 #: messages understood and admitted at the same time (more wait their turn, in order)
-MESSAGES_AT_ONCE = 300
+MESSAGES_AT_ONCE = 32
 #: longer messages are parsed in a worker thread
 _PARSE_ON_LOOP_CHARS = 1000
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.ima.errors import BadParameter, NoRuleMatch
 from bot.ima.types import CreditRule, Product, TaskSpec
-from bot.ima.values import same
+from bot.ima.values import norm, same
 
 #: attributes that mark a rule as the default one; not parameters
 _MARKERS: frozenset[tuple[str, str]] = frozenset({("default", "enabled")})
@@ -54,23 +54,33 @@ class _Fit:
         return not self.missing and not self.conflicts
 
 
-def _lookup(params: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
-    # keys compared case-insensitively; remember the caller's spelling
-    return {str(k).lower(): (k, v) for k, v in params.items() if v is not None}
+def _lookup(params: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    # keys compared case-insensitively: (the caller's spelling, the value as the service compares it)
+    return {str(k).lower(): (k, norm(v)) for k, v in params.items() if v is not None}
 
 
-def _fit(index: int, rule: CreditRule, params: Mapping[str, Any]) -> _Fit:
-    have = _lookup(params)
+def _priced(rule: CreditRule) -> tuple[tuple[str, str, str], ...]:
+    """(key in lower case, key as spelled, value as compared) of each attribute that sets the
+    rule's price; worked out once per rule, since every plan matches rules."""
+    known: tuple[tuple[str, str, str], ...] | None = rule.derived.get("priced")
+    if known is None:
+        known = rule.derived["priced"] = tuple(
+            (str(k).lower(), k, norm(v))
+            for k, v in rule_attributes(rule).items()
+            if str(k).lower() not in _UNPRICED
+        )
+    return known
+
+
+def _fit(index: int, rule: CreditRule, have: Mapping[str, tuple[str, str]]) -> _Fit:
     matches = 0
     missing: list[str] = []
     conflicts: list[str] = []
-    for key, want in rule_attributes(rule).items():
-        if str(key).lower() in _UNPRICED:
-            continue
-        got = have.get(str(key).lower())
+    for lower, key, want in _priced(rule):
+        got = have.get(lower)
         if got is None:
             missing.append(key)
-        elif same(got[1], want):
+        elif got[1] == want:
             matches += 1
         else:
             conflicts.append(key)
@@ -79,8 +89,9 @@ def _fit(index: int, rule: CreditRule, params: Mapping[str, Any]) -> _Fit:
 
 def _fits(product: Product, params: Mapping[str, Any], exclude: frozenset[int] = frozenset()) -> list[_Fit]:
     # a rule without an attribute id cannot be sent (id 0 = "Invalid product attribute")
+    have = _lookup(params)
     return [
-        _fit(i, r, params)
+        _fit(i, r, have)
         for i, r in enumerate(product.credit_rules)
         if r.attribute_id and r.attribute_id not in exclude
     ]

@@ -25,6 +25,8 @@ class CreditRule:
     attribute_id: int
     points: int
     attributes: dict[str, Any] = dc_field(default_factory=dict)
+    #: what bot.ima.credit derives from the attributes once (a rule is matched at every plan)
+    derived: dict[str, Any] = dc_field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
