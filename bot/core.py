@@ -404,11 +404,6 @@ class BotCore:
             )
             return None
         try:
-            if not await self.store.use_once(f"rerun:{job_id}"):
-                self._release(owner)
-                await conversation.text(self.t("talk.already_started", lang))
-                return None
-            await self.store.forget_questions_about(job_id)
             controls = dict(old.request.controls)
             if same_seed and old.params.get("seed") is not None:
                 controls["seed"] = old.params["seed"]
@@ -438,7 +433,16 @@ class BotCore:
                 image_urls=list(old.image_urls),
                 target_state=dict(old.target_state),
             )
-            await self.store.intake(old.platform, [], job, old_images, max_active=self._shared_limit(owner))
+            # the press is used in the transaction that writes its job: both or neither, so a
+            # press interrupted (or refused for too many jobs) can be pressed again
+            accepted = await self.store.intake(
+                old.platform,
+                [],
+                job,
+                old_images,
+                max_active=self._shared_limit(owner),
+                once=f"rerun:{job_id}",
+            )
         except TooManyJobs:
             self._release(owner)
             await conversation.text(
@@ -448,6 +452,11 @@ class BotCore:
         except BaseException:
             self._release(owner)
             raise
+        if not accepted:
+            self._release(owner)
+            await conversation.text(self.t("talk.already_started", lang))
+            return None
+        await self.store.forget_questions_about(job_id)
         images = [] if job.image_urls else _checked(old_images)
         return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
 
@@ -467,14 +476,17 @@ class BotCore:
             )
             return None
         try:
-            if not await self.store.use_once(f"confirm:{job_id}"):
+            job.request.confirmed = True
+            # the OK is used, and the job taken by this process (the lease) whichever process asked
+            # the question, in one transaction; not when it was used before or the job has ended
+            # meanwhile (a "cancel" between the look above and this write)
+            if not await self.store.save_leased(
+                job, once=f"confirm:{job_id}", status="accepted", request=job.request
+            ):
                 self._release(owner)
                 await conversation.text(self.t("talk.already_started", job.language))
                 return None
             await self.store.forget_questions_about(job_id)
-            job.request.confirmed = True
-            # taken by this process (the lease), whichever process asked the question
-            await self.store.save_leased(job, status="accepted", request=job.request)
             images = [] if job.image_urls else _checked(await self.store.job_images(job.id))
         except BaseException:
             self._release(owner)

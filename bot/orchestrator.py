@@ -8,6 +8,7 @@ gone through, deliver it if it finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -397,10 +398,28 @@ class Orchestrator:
         """The create request is about to go on the wire: from now on it may be charged. Marked
         only while this process holds the job's lease (one statement checks and marks), so two
         processes never both pay for it."""
-        if not await self.store.save_leased(
-            job, status="creating", attempts=job.attempts + 1, params=params, credits=points
-        ):
+        attempts = job.attempts
+        marking = asyncio.ensure_future(
+            self.store.save_leased(
+                job, status="creating", attempts=attempts + 1, params=params, credits=points
+            )
+        )
+        try:
+            marked = await asyncio.shield(marking)
+        except asyncio.CancelledError:
+            # stopped (shutdown) before the request left: the mark is still written, so it is
+            # taken back after it. Left "creating", a restart would tell the user it may have
+            # been charged and never run it, though nothing was sent.
+            await asyncio.shield(self._unmark(job, marking, attempts))
+            raise
+        if not marked:
             raise LeaseLost(job.id)
+
+    async def _unmark(self, job: Job, marking: asyncio.Future[bool], attempts: int) -> None:
+        """Back to "accepted" once the "creating" mark has landed (it was never sent)."""
+        with contextlib.suppress(Exception):  # the database is going away too: the safe side stays
+            if await marking:
+                await self.store.save_leased(job, status="accepted", attempts=attempts)
 
     def _backoff(self, attempt: int) -> float:
         return backoff(attempt, 1.0, 30.0) * self.scale

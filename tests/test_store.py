@@ -310,6 +310,38 @@ async def test_an_action_is_used_once_across_processes(db_url: str) -> None:
             await s.close()
 
 
+async def test_a_job_written_with_its_action_is_written_once(store: Store) -> None:
+    assert await store.intake("console", [], _job("j2"), once="rerun:j1")
+    assert not await store.intake("console", [], _job("j3"), once="rerun:j1")
+    assert await store.get_job("j3") is None
+    assert not await store.use_once("rerun:j1")
+
+
+async def test_a_job_refused_for_too_many_jobs_leaves_its_action_unused(store: Store) -> None:
+    await store.intake("console", [], _job("j1"))
+    with pytest.raises(TooManyJobs):
+        await store.intake("console", [], _job("j2"), max_active=1, once="rerun:j0")
+    assert await store.get_job("j2") is None
+    assert await store.use_once("rerun:j0")  # the press can be made again
+
+
+async def test_a_save_claiming_an_action_claims_it_once(store: Store) -> None:
+    job = _job()
+    await store.intake("console", [], job)
+    assert await store.save_leased(job, once="confirm:j1", status="accepted")
+    assert not await store.save_leased(job, once="confirm:j1", status="accepted")
+
+
+async def test_a_save_that_finds_its_job_finished_leaves_the_action_unused(store: Store) -> None:
+    job = _job()
+    await store.intake("console", [], job)
+    await store.save_job(job, status="cancelled")
+    assert not await store.save_leased(_job(), once="confirm:j1", status="accepted")
+    got = await store.get_job("j1")
+    assert got is not None and got.status == "cancelled"
+    assert await store.use_once("confirm:j1")
+
+
 # -- budgets -----------------------------------------------------------------------------------------
 async def test_a_budget_is_reserved_once_and_released(store: Store) -> None:
     since = time.time() - 10

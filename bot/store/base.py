@@ -108,12 +108,15 @@ class Store(ABC):
         images: Sequence[StoredImage] = (),
         *,
         max_active: int | None = None,
+        once: str | None = None,
     ) -> bool:
         """Accept one message: mark its event ids seen and write its job (with its pictures and
         this process's lease on it) in ONE transaction, so a crash can neither lose the request
         nor leave it half-recorded. False, writing nothing, when any of the ids was seen before
-        (a redelivery, here or in another process). With `max_active`, raises TooManyJobs,
-        writing nothing, when the job's person already has that many jobs under way."""
+        (a redelivery, here or in another process), or when the action `once` names (a button
+        press: "rerun:<job>") was used before; it is claimed in the same transaction. With
+        `max_active`, raises TooManyJobs, writing nothing, when the job's person already has that
+        many jobs under way."""
 
     @abstractmethod
     async def prune_seen(self, older_than_s: float = 7 * 86400) -> int: ...
@@ -155,10 +158,12 @@ class Store(ABC):
         return them, oldest first. SQLite: every unfinished job (one process owns them all)."""
 
     @abstractmethod
-    async def save_leased(self, job: Job, **changes: Any) -> bool:
+    async def save_leased(self, job: Job, *, once: str | None = None, **changes: Any) -> bool:
         """`save_job`, but only while this process holds (or may take) the job's lease and the
         job is not finished — checked and written in one statement, which also renews the lease.
-        False, writing nothing, when another process holds it or it is finished."""
+        False, writing nothing, when another process holds it or it is finished. With `once`,
+        the action it names ("confirm:<job>") is claimed in the same transaction: False, writing
+        nothing, when it was used before; left unused when the job could not be saved."""
 
     @abstractmethod
     async def renew_leases(self, job_ids: Sequence[str]) -> set[str]:

@@ -166,6 +166,15 @@ def _count(status: str) -> int:
         return 0
 
 
+async def _claim(con: Connection, action_id: str, now: float) -> None:
+    """Mark an action used, or roll the transaction back when it was used before."""
+    status = await con.execute(
+        "INSERT INTO used_actions VALUES ($1,$2) ON CONFLICT DO NOTHING", action_id, now
+    )
+    if _count(status) != 1:
+        raise _Rollback
+
+
 class _Rollback(Exception):
     """Leaves a transaction block, undoing what it wrote."""
 
@@ -288,10 +297,13 @@ class PostgresStore(Store):
         images: Sequence[StoredImage] = (),
         *,
         max_active: int | None = None,
+        once: str | None = None,
     ) -> bool:
         now = time.time()
         try:
             async with self._transaction() as con:
+                if once is not None:
+                    await _claim(con, once, now)
                 for event_id in event_ids:
                     status = await con.execute(
                         "INSERT INTO seen_events VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
@@ -440,9 +452,19 @@ class PostgresStore(Store):
         )
         return sorted((decode_job(r) for r in rows), key=lambda j: j.created_at)
 
-    async def save_leased(self, job: Job, **changes: Any) -> bool:
+    async def save_leased(self, job: Job, *, once: str | None = None, **changes: Any) -> bool:
         sql, args = self._update(job, changes, leased=True)
-        return _count(await self._pool.execute(sql, *args)) == 1
+        if once is None:
+            return _count(await self._pool.execute(sql, *args)) == 1
+        now = time.time()
+        try:
+            async with self._transaction() as con:
+                await _claim(con, once, now)
+                if _count(await con.execute(sql, *args)) != 1:
+                    raise _Rollback  # not saved: the action stays unused
+        except _Rollback:
+            return False
+        return True
 
     async def renew_leases(self, job_ids: Sequence[str]) -> set[str]:
         if not job_ids:

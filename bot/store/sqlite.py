@@ -307,6 +307,7 @@ class SqliteStore(Store):
         images: Sequence[StoredImage] = (),
         *,
         max_active: int | None = None,
+        once: str | None = None,
     ) -> bool:
         now = time.time()
         row = self._job_row(job) if job is not None else None
@@ -324,6 +325,8 @@ class SqliteStore(Store):
                 )
                 if cur.rowcount != len(event_ids):
                     raise Undo(False)
+            if once is not None:
+                _claim(c, once, now)
             if job is not None and row is not None:
                 if max_active is not None and _active_count(c, job) >= max_active:
                     raise TooManyJobs(f"{job.platform}:{job.user_id}")
@@ -428,9 +431,18 @@ class SqliteStore(Store):
             )
         return jobs
 
-    async def save_leased(self, job: Job, **changes: Any) -> bool:
+    async def save_leased(self, job: Job, *, once: str | None = None, **changes: Any) -> bool:
         sql, args = self._update(job, changes, leased=True)
-        return await self._write(lambda c: c.execute(sql, args).rowcount == 1)
+        now = time.time()
+
+        def write(c: sqlite3.Connection) -> bool:
+            if once is not None:
+                _claim(c, once, now)
+            if c.execute(sql, args).rowcount != 1:
+                raise Undo(False)  # not saved: the action stays unused
+            return True
+
+        return await self._write(write)
 
     async def renew_leases(self, job_ids: Sequence[str]) -> set[str]:
         return set()  # nobody else could have taken them
@@ -468,10 +480,13 @@ class SqliteStore(Store):
 
     # -- actions that may happen once ---------------------------------------------------------
     async def use_once(self, action_id: str) -> bool:
-        args = (action_id, time.time())
-        return await self._write(
-            lambda c: c.execute("INSERT OR IGNORE INTO used_actions VALUES (?,?)", args).rowcount == 1
-        )
+        now = time.time()
+
+        def write(c: sqlite3.Connection) -> bool:
+            _claim(c, action_id, now)
+            return True
+
+        return await self._write(write)
 
     # -- credits: budgets and usage ------------------------------------------------------------
     async def reserve_spend(
@@ -556,6 +571,12 @@ def _insert(c: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     c.execute(
         f"INSERT INTO {table} ({','.join(row)}) VALUES ({','.join('?' for _ in row)})", tuple(row.values())
     )
+
+
+def _claim(c: sqlite3.Connection, action_id: str, now: float) -> None:
+    """Mark an action used, or undo the whole write (answering False) when it was used before."""
+    if c.execute("INSERT OR IGNORE INTO used_actions VALUES (?,?)", (action_id, now)).rowcount != 1:
+        raise Undo(False)
 
 
 def _active_count(c: sqlite3.Connection, job: Job) -> int:
