@@ -83,7 +83,8 @@ class RunningJob:
         try:
             return await asyncio.shield(self.task)
         except asyncio.CancelledError:
-            if self.task.cancelled():
+            waiter = asyncio.current_task()
+            if self.task.cancelled() and not (waiter is not None and waiter.cancelling()):
                 return "cancelled"  # stopped by "cancel" or at shutdown, not this waiter
             raise
 

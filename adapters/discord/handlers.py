@@ -253,9 +253,10 @@ class Handlers:
         lang = language_of(interaction.locale)
         task = self._task_of(interaction.namespace)
         try:
-            choices = await asyncio.wait_for(
-                self.core.model_choices(task, lang), self.table.pacing.autocomplete_timeout_s
-            )
+            async with asyncio.timeout(
+                self.table.pacing.autocomplete_timeout_s
+            ):  # 3.11's wait_for can lose a cancel
+                choices = await self.core.model_choices(task, lang)
         except TimeoutError:
             return []
         needle = current.strip().lower()
@@ -453,10 +454,8 @@ class Handlers:
         """Whether `job_id` is among the person's recent jobs (asked quickly: the press must be
         answered within 3 s; when the core is slow, the press is taken as theirs)."""
         try:
-            jobs = await asyncio.wait_for(
-                self.core.recent_jobs(PLATFORM, user_id, OWNER_LOOKUP),
-                self.table.pacing.autocomplete_timeout_s,
-            )
+            async with asyncio.timeout(self.table.pacing.autocomplete_timeout_s):
+                jobs = await self.core.recent_jobs(PLATFORM, user_id, OWNER_LOOKUP)
         except TimeoutError:
             return True
         return any(j.job_id == job_id for j in jobs)
