@@ -50,8 +50,10 @@ _OVERRIDES = (
 )
 #: longer messages are refused before they are parsed
 MAX_MESSAGE_CHARS = 8000
-#: messages understood and admitted at the same time (more wait their turn, in order)
-MESSAGES_AT_ONCE = 32
+#: messages understood and admitted at the same time (more wait their turn, in order). Enough
+#: that some are parsed while others wait for the database (300 at once: notice p95 ~156 ms with
+#: 32, ~121 ms with 128), few enough that one turn of the loop parses for ~15 ms at most
+MESSAGES_AT_ONCE = 128
 #: longer messages are parsed in a worker thread
 _PARSE_ON_LOOP_CHARS = 1000
 
@@ -301,6 +303,7 @@ class BotCore:
             return None
         try:
             job = await self._new_job(request, incoming, prompt)
+            prepared = self.orchestrator.prepare(job)  # the row is then written once, with its plan
             stored = [StoredImage(im.content_type, im.data, im.url) for im in images]
             accepted = await self.store.intake(
                 incoming.platform, ids, job, stored, max_active=self._shared_limit(owner)
@@ -315,7 +318,9 @@ class BotCore:
         if not accepted:
             self._release(owner)
             return None
-        return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
+        return self._start(
+            job, conversation, lambda: self.orchestrator.run(job, conversation, images, prepared)
+        )
 
     async def _refusal(
         self, request: Request, incoming: Incoming, has_images: bool, prompt: str

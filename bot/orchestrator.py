@@ -117,6 +117,15 @@ class _Attempt:
     server_errors: int = 0  # IMA 500s in a row at the current settings
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A new job planned before its row was first written (the row holds the plan already)."""
+
+    products: list[Product]  # the product list it was planned against
+    offers: list[Offer]
+    plan: Plan
+
+
 @dataclass
 class _Context:
     """What a failing job knows so far, for choosing its alternatives."""
@@ -163,24 +172,54 @@ class Orchestrator:
         return max(0.05, model.progress_every * self.scale)
 
     # -- entry points --------------------------------------------------------------------------
-    async def run(self, job: Job, conv: Conversation, images: list[CheckedImage]) -> str:
-        """Run a new job to its end; returns its final status. Never raises for user errors."""
+    def prepare(self, job: Job) -> Prepared | None:
+        """Plan a new job before its row is first written, so the row is written once, whole
+        (in a burst, one write fewer per notice). Only from a product list at hand: None when
+        it would have to be fetched or the job cannot be planned, and the job then plans,
+        retries and explains as it runs."""
+        products = self.client.products_at_hand(job.task_type)
+        if products is None:
+            return None
+        offers = without_excluded(job, self._joined_offers(job.task_type, products))
+        try:
+            chosen = plan(self.catalog, job, offers)
+        except (JobFailed, ImaError):
+            return None
+        for name, value in self._planned(job, chosen).items():
+            setattr(job, name, value)
+        return Prepared(products, offers, chosen)
+
+    def _still_current(self, prepared: Prepared, task_type: str) -> bool:
+        """Whether the product list a job was planned against is still the one in use."""
+        products = self.client.products_at_hand(task_type)
+        return products is not None and _same_items(prepared.products, products)
+
+    async def run(
+        self, job: Job, conv: Conversation, images: list[CheckedImage], prepared: Prepared | None = None
+    ) -> str:
+        """Run a new job to its end; returns its final status. Never raises for user errors.
+        `prepared`: the plan its row was written with (`prepare`)."""
         ctx = _Context()
 
         async def steps() -> str:
             with self.answers.owing():  # the notice is owed until it is sent
-                ctx.offers = without_excluded(job, await self._offers(job.task_type))
-                ctx.plan = plan(self.catalog, job, ctx.offers)
+                saved = prepared is not None and self._still_current(prepared, job.task_type)
+                if prepared is not None and saved:
+                    ctx.offers, ctx.plan = prepared.offers, prepared.plan
+                else:  # not planned yet, or the product list changed while it waited for a slot
+                    ctx.offers = without_excluded(job, await self._offers(job.task_type))
+                    ctx.plan = plan(self.catalog, job, ctx.offers)
                 if needs_confirm(job, ctx.plan, self.settings.bot_confirm_above_credits):
                     await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
                     return WAITING
                 if await self.budgets.may_refuse(job):
                     # a refusal must come instead of the notice, not after it
                     await self._within_budget(job, ctx.plan)
-                    await self._announce(job, conv, ctx.plan, ctx.offers)
+                    await self._announce(job, conv, ctx.plan, ctx.offers, saved=saved)
                 else:  # nothing can refuse: the credits are booked while the notice goes out
                     await alongside(
-                        self._within_budget(job, ctx.plan), self._announce(job, conv, ctx.plan, ctx.offers)
+                        self._within_budget(job, ctx.plan),
+                        self._announce(job, conv, ctx.plan, ctx.offers, saved=saved),
                     )
             await self.answers.turn()
             await self._upload(job, images)
@@ -258,11 +297,15 @@ class Orchestrator:
                 retries += 1
                 await self._sleep(self._backoff(retries))
                 continue
-            # joined once per product list (every message asks; the list changes at a refresh)
-            known = self._joined.get(task_type)
-            if known is None or not _same_items(known[0], products):
-                known = self._joined[task_type] = (products, offers_from(self.catalog, task_type, products))
-            return list(known[1])
+            return self._joined_offers(task_type, products)
+
+    def _joined_offers(self, task_type: str, products: list[Product]) -> list[Offer]:
+        """The offers of a product list: joined to the catalog once per list (every message
+        asks; the list changes at a refresh)."""
+        known = self._joined.get(task_type)
+        if known is None or not _same_items(known[0], products):
+            known = self._joined[task_type] = (products, offers_from(self.catalog, task_type, products))
+        return list(known[1])
 
     async def _within_budget(self, job: Job, plan: Plan) -> None:
         """Reserve the job's credits from the daily budgets, or end it before anything is sent."""
@@ -277,11 +320,34 @@ class Orchestrator:
                 credits=plan.rule.points,
             )
 
+    def _planned(self, job: Job, plan: Plan) -> dict[str, Any]:
+        """The job's fields that record its plan."""
+        est_min, est_max = self.estimate(plan.offer.model)
+        return {
+            "model_key": plan.offer.model.key,
+            "model_id": plan.offer.product.model_id,
+            "model_name": plan.offer.name,
+            "model_version": plan.offer.product.id,
+            "params": plan.params,
+            "credits": plan.rule.points,
+            "est_min": est_min,
+            "est_max": est_max,
+            "request": job.request,
+        }
+
     async def _announce(
-        self, job: Job, conv: Conversation, plan: Plan, offers: list[Offer], *, confirm: bool = False
+        self,
+        job: Job,
+        conv: Conversation,
+        plan: Plan,
+        offers: list[Offer],
+        *,
+        confirm: bool = False,
+        saved: bool = False,
     ) -> None:
         """The pre-generation notice; with `confirm`, the job is priced and parked until the
-        requester says yes (a stored question that survives restarts and expires unpaid)."""
+        requester says yes (a stored question that survives restarts and expires unpaid).
+        `saved`: the row holds the plan already (`prepare`)."""
         model = plan.offer.model
         est_min, est_max = self.estimate(model)
         lang = job.language
@@ -302,19 +368,6 @@ class Orchestrator:
             cheaper = cheapest(offers, exclude=plan.offer.key)
             if cheaper is not None and cheaper.min_points < credits:
                 extra.append(t("notice.cheaper", lang, model=cheaper.name, credits=cheaper.min_points))
-        saving = self.store.save_job(
-            job,
-            model_key=model.key,
-            model_id=plan.offer.product.model_id,
-            model_name=plan.offer.name,
-            model_version=plan.offer.product.id,
-            params=plan.params,
-            credits=credits,
-            est_min=est_min,
-            est_max=est_max,
-            request=job.request,
-            **({"status": WAITING} if confirm else {}),
-        )
         view = views.notice(
             job.id,
             lang,
@@ -329,7 +382,7 @@ class Orchestrator:
         )
         if confirm:
             # the question is stored before it is asked: a quick "yes" must find it
-            await saving
+            await self.store.save_job(job, **self._planned(job, plan), status=WAITING)
             now = self._clock()
             await self.store.ask(
                 OpenQuestion(
@@ -337,9 +390,13 @@ class Orchestrator:
                 )
             )
             await _tell(conv.notice(view), job)
+        elif saved:
+            await _tell(conv.notice(view), job)
         else:
             # nothing is paid yet: the notice goes out while the row is saved
-            await alongside(saving, _tell(conv.notice(view), job))
+            await alongside(
+                self.store.save_job(job, **self._planned(job, plan)), _tell(conv.notice(view), job)
+            )
         await self._remember_target(job, conv)
 
     async def _remember_target(self, job: Job, conv: Conversation) -> None:

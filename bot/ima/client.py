@@ -145,6 +145,10 @@ class ImaClient:
         except ImaError as e:
             raise self._masked(e) from None
 
+    def products_at_hand(self, category: str) -> list[Product] | None:
+        """The versions `products` would answer without waiting for a fetch; None if it would."""
+        return self._cache.at_hand(category)
+
     async def find_product(
         self, category: str, model_id: str, version_name: str | None = None
     ) -> Product | None:

@@ -222,6 +222,14 @@ class ProductCache:
         """The products of `category`, from the cache when fresh. An expired list is still
         served while a refresh runs in the background (a message never waits for the refetch,
         which queues behind polls), up to STALE_FACTOR times the TTL past its expiry."""
+        products = self.at_hand(category)
+        if products is not None:
+            return products
+        return list(await asyncio.shield(self._refresh(category)))
+
+    def at_hand(self, category: str) -> list[Product] | None:
+        """What `get` would answer without waiting (starting the refresh of an expired list as
+        it does); None when it would have to wait for a fetch."""
         entry = self._entries.get(category)
         now = self._clock()
         if entry is not None and now < entry.expires_at:
@@ -229,7 +237,7 @@ class ProductCache:
         if entry is not None and now < entry.expires_at + self._ttl * STALE_FACTOR:
             self._refresh(category)
             return list(entry.products)
-        return list(await asyncio.shield(self._refresh(category)))
+        return None
 
     def _refresh(self, category: str) -> asyncio.Task[list[Product]]:
         """The fetch in flight for `category`, started when there is none."""

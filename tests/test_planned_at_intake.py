@@ -1,0 +1,69 @@
+"""A new job is planned before its row is first written, so the row is written once, whole;
+a job that waited while the product list changed is planned again against the new one."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bot.orchestrator
+from adapters.base import Incoming, NoticeView
+from bot.planning import plan as real_plan
+from bot.sandbox import Sandbox
+from bot.store import Job
+from tests.conftest import RecordingConversation, close_core, make_settings, open_core
+
+PROMPT = "make a video of a puppy running"
+
+
+async def test_a_new_job_is_written_with_its_model_and_price(sandbox: Sandbox, tmp_path: Path) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3"))
+    try:
+        await core.client.products("text_to_video")  # a product list at hand, as after the first message
+        written: list[tuple[str | None, int | None]] = []
+        intake = core.store.intake
+
+        async def watched(platform: str, ids: Any, job: Job | None = None, *args: Any, **kwargs: Any) -> bool:
+            if job is not None:
+                written.append((job.model_key, job.credits))
+            return bool(await intake(platform, ids, job, *args, **kwargs))
+
+        core.store.intake = watched  # type: ignore[method-assign,assignment]
+        conv = RecordingConversation()
+        running = await core.handle(Incoming("console", "c", "u", PROMPT), conv)
+        assert running is not None and await running.wait() == "delivered"
+        notice = conv.of("notice")[0]
+        assert isinstance(notice, NoticeView)
+        [(model_key, credits)] = written
+        assert model_key is not None and credits == notice.credits
+        stored = await core.store.get_job(running.job_id)
+        assert stored is not None and stored.model_key == model_key
+    finally:
+        await close_core(core)
+
+
+async def test_a_job_is_planned_again_when_the_product_list_changed_while_it_waited(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", bot_max_concurrent_jobs=1))
+    planned: collections.Counter[str] = collections.Counter()
+
+    def counted(catalog: Any, job: Job, offers: Any) -> Any:
+        planned[job.id] += 1
+        return real_plan(catalog, job, offers)
+
+    monkeypatch.setattr(bot.orchestrator, "plan", counted)
+    try:
+        await core.client.products("text_to_video")
+        first = await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
+        waiting = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
+        assert first is not None and waiting is not None
+        core.client.invalidate()  # the list is fetched again before the waiting job starts
+        assert [await first.wait(), await waiting.wait()] == ["delivered", "delivered"]
+        assert planned[first.job_id] == 1  # planned once, at intake
+        assert planned[waiting.job_id] == 2  # and again against the list in use when it started
+    finally:
+        await close_core(core)
