@@ -371,6 +371,7 @@ class BotCore:
                 remembered=remembered,
                 excluded=list(request.excluded_keys),
                 controls=request.controls(),
+                unsure=request.unsure,
             ),
         )
 
@@ -423,6 +424,7 @@ class BotCore:
                 tier=None,
                 remembered=False,
                 confirmed=False,
+                unsure=False,  # a press means it
                 recommended_key=None,
                 controls=controls,
             )

@@ -335,6 +335,11 @@ class Orchestrator:
             "request": job.request,
         }
 
+    def _over_the_limit(self, plan: Plan) -> int | None:
+        """BOT_CONFIRM_ABOVE_CREDITS when the plan costs more than it, else None."""
+        limit = self.settings.bot_confirm_above_credits
+        return limit if limit and plan.rule.points > limit else None
+
     async def _announce(
         self,
         job: Job,
@@ -378,7 +383,8 @@ class Orchestrator:
             adjustments=plan.adjustments,
             extra_lines=extra,
             controls=plan.controls,
-            confirm_above=self.settings.bot_confirm_above_credits if confirm else None,
+            confirm_above=self._over_the_limit(plan) if confirm else None,
+            unsure=confirm and job.request.unsure,
         )
         if confirm:
             # the question is stored before it is asked: a quick "yes" must find it

@@ -53,8 +53,10 @@ def without_excluded(job: Job, offers: list[Offer]) -> list[Offer]:
 
 
 def needs_confirm(job: Job, plan: Plan, limit: int) -> bool:
-    """Over BOT_CONFIRM_ABOVE_CREDITS (`limit`; 0: never) a job waits for its requester's OK."""
-    return bool(limit) and plan.rule.points > limit and not job.request.confirmed
+    """A job waits for its requester's OK over BOT_CONFIRM_ABOVE_CREDITS (`limit`; 0: never),
+    and when its request was only a few words that may not have meant a video at all."""
+    over = bool(limit) and plan.rule.points > limit
+    return (over or job.request.unsure) and not job.request.confirmed
 
 
 def plan(catalog: Catalog, job: Job, offers: list[Offer]) -> Plan:

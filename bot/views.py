@@ -28,9 +28,11 @@ def notice(
     extra_lines: list[str],
     confirm_above: int | None = None,
     controls: dict[str, Any] | None = None,
+    unsure: bool = False,
 ) -> NoticeView:
-    """The pre-generation notice. With `confirm_above` (the threshold it exceeds) it asks for
-    an OK and offers Confirm / No thanks; otherwise it offers Cancel."""
+    """The pre-generation notice. With `confirm_above` (the threshold it exceeds), or `unsure`
+    (a few words that may not have meant a video), it asks for an OK and offers Confirm / No
+    thanks; otherwise it offers Cancel."""
     # minutes help only once the wait is long enough to be counted in them
     key = "notice.body" if est_max >= 60 else "notice.body_seconds"
     body = t(
@@ -49,13 +51,17 @@ def notice(
         *(t(f"fit.{a.key}", lang, model=model_name, asked=a.asked, value=a.value) for a in adjustments),
     ]
     lines.extend(extra_lines)
-    if confirm_above is not None:
+    if confirm_above is not None or unsure:
         # nothing starts yet: the notice's first line ("starting…") becomes the question's title
-        lines[0] = "\n".join([t("confirm.title", lang), *body.split("\n")[1:]])
-        lines.append(t("confirm.ask", lang, credits=credits, limit=confirm_above))
+        title = t("confirm.title_unsure" if confirm_above is None else "confirm.title", lang)
+        lines[0] = "\n".join([title, *body.split("\n")[1:]])
+        if confirm_above is None:
+            lines.append(t("confirm.ask_unsure", lang, credits=credits))
+        else:
+            lines.append(t("confirm.ask", lang, credits=credits, limit=confirm_above))
         return NoticeView(
             job_id=job_id,
-            title=t("confirm.title", lang),
+            title=title,
             text="\n".join(lines),
             model_name=model_name,
             credits=credits,

@@ -35,7 +35,7 @@ class JobRequest:
     - duration / resolution / aspect_ratio: as asked (fitted to the model at planning time);
       controls: the creative controls asked for (sound, negative_prompt, seed, shot_type,
       prompt_extend); excluded: catalog keys of models ruled out ("别用sora").
-    - confirmed: the requester said yes to the price; source ("named" | "preference" |
+    - confirmed: the requester said yes (to the price, or to an unsure request); source ("named" | "preference" |
       "recommended") and recommended_key: set when the job is planned.
     """
 
@@ -50,6 +50,8 @@ class JobRequest:
     excluded: list[str] = field(default_factory=list)
     controls: dict[str, Any] = field(default_factory=dict)
     confirmed: bool = False
+    #: only a few words, nothing that says "video": it waits for the requester's yes
+    unsure: bool = False
     source: str | None = None
     recommended_key: str | None = None
 

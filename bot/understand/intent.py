@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bot.text import HAN
 from bot.understand.lexicon import B_END, B_START, INTENTS_PATH
 from bot.understand.normalize import fold
 
@@ -47,6 +48,14 @@ _OTHER_SCRIPT = re.compile(r"[^\W\d_\u0000-\u024f]")
 _SHORT_QUESTION = 12
 _MAX_POLITE = 6
 _POLITE_TAIL = 24
+#: a link is not a description (a picture link is taken as a picture before this)
+_LINK_ENDINGS = frozenset(
+    {"com", "cn", "net", "org", "io", "ai", "co", "dev", "app", "me", "tv", "html", "htm"}
+)
+#: scene_weight below which a bare description is chat ("你", "辛苦"), and at which it is sure
+#: enough to start without asking ("a puppy running", "小狗在草地上奔跑")
+SOME_SCENE = 5
+SURE_SCENE = 10
 _SHORT_COMMON = frozenset(
     {"a", "i", "an", "to", "of", "in", "on", "at", "by", "is", "it", "my", "me", "we", "up"}
 )
@@ -67,6 +76,7 @@ class IntentTables:
     question_end: re.Pattern[str]
     question_words: re.Pattern[str]
     choices: tuple[tuple[int, re.Pattern[str]], ...]
+    not_depicting: frozenset[str]
 
 
 def _alt(patterns: list[str]) -> str:
@@ -103,6 +113,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         question_end=re.compile(q["end"]),
         question_words=re.compile(q["words"]),
         choices=tuple((int(k), re.compile(_words(list(v)))) for k, v in data["choice"].items()),
+        not_depicting=frozenset(data["scene"]["not_depicting"]),
     )
 
 
@@ -190,6 +201,31 @@ def is_gibberish(text: str) -> bool:
     return bad * 2 > len(words)
 
 
+def scene_weight(prompt: str, tables: IntentTables | None = None) -> int:
+    """How much a description shows: 2 per Chinese character, 5 per latin word that can show
+    something. Links and the [scene] words that show nothing by themselves weigh nothing."""
+    tables = tables or load_intents()
+    text = core_text(fold(" ".join(w for w in prompt.split() if not _is_link(w))))
+    han = len(HAN.findall(text))
+    words = sum(1 for w in _LATIN_WORD.findall(text) if w not in tables.not_depicting)
+    return 2 * han + 5 * words
+
+
+def _is_link(word: str) -> bool:
+    """ "https://…", "www.…", "example.com/page": one whitespace-free word (no regex: linear)."""
+    low = word.lower()
+    if "://" in low or low.startswith("www."):
+        return True
+    host = low.split("/", 1)[0].split("?", 1)[0].rstrip(".,;:!)")
+    return "." in host and host.rsplit(".", 1)[1] in _LINK_ENDINGS
+
+
+def unsure_request(scene: int, *, evidence: bool) -> bool:
+    """A video request with nothing but a short description ("a cat", "一只猫", "hungry",
+    `scene` its weight): it waits for the requester's yes before anything is spent."""
+    return not evidence and scene < SURE_SCENE
+
+
 def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:
     """A question that asks for nothing to be made ("how are you", "今天天气怎么样")."""
     tables = tables or load_intents()
@@ -209,13 +245,15 @@ def classify(
     *,
     images: int,
     prompt: str | None,
-    names_model: bool,
     sets_preference: bool,
-    has_parameters: bool,
     unknown_model: str | None,
     question_mark: bool,
+    evidence: bool,
+    scene: int,
 ) -> str:
-    """The intent of one message (see the module docstring for the order of the rules)."""
+    """The intent of one message (see the module docstring for the order of the rules).
+    `evidence`: it asks for a video in so many words (`has_evidence`); `scene`: the prompt's
+    `scene_weight` (0 when there is evidence: it is not needed then)."""
     tables = load_intents()
     text = core_text(folded)
     if not text:
@@ -225,7 +263,7 @@ def classify(
         return _INTENT_OF.get(command, command)
     if images:
         return "video"
-    content = core_text(prompt.lower()) if prompt else ""
+    content = core_text(fold(prompt)) if prompt else ""  # folded: Traditional small talk too
     if not content or is_small_talk(content, tables):
         # "以后都用可灵" saves a preference; "用最便宜的" or "10秒" alone depicts nothing
         return "prefer" if sets_preference or unknown_model else "chat"
@@ -233,6 +271,15 @@ def classify(
         return "chat"  # what is left to depict is itself a question: "sora怎么样", "how much for a video?"
     if (question_mark or is_idle_question(text, tables)) and not tables.generate.search(text):
         return "chat"
-    if not names_model and not has_parameters and not unknown_model and is_gibberish(content):
-        return "chat"
+    if not evidence and (is_gibberish(content) or scene < SOME_SCENE):
+        return "chat"  # "sorry", "it failed", "谢谢你", a link alone: nothing asks for a video
     return "video"
+
+
+def has_evidence(
+    text: str, *, names_model: bool, has_parameters: bool, tables: IntentTables | None = None
+) -> bool:
+    """Whether a message asks for a video in so many words: a generate word ("make", "生成",
+    "视频"), a model named or ruled out, or a setting (duration, resolution, a creative control)."""
+    tables = tables or load_intents()
+    return names_model or has_parameters or tables.generate.search(text) is not None

@@ -39,7 +39,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.text import HAN
-from bot.understand.intent import choice_of, classify, command_of, core_text, without_greeting
+from bot.understand.intent import (
+    choice_of,
+    classify,
+    command_of,
+    core_text,
+    has_evidence,
+    scene_weight,
+    unsure_request,
+    without_greeting,
+)
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
 from bot.understand.normalize import fold, is_traditional
 from bot.understand.numbers import read_number
@@ -244,16 +253,21 @@ def parse(text: str, images: int = 0) -> Request:
 
     spans = [(start, end) for (_, start, end), gone in zip(tokens, remove, strict=True) if gone]
     prompt = without_greeting(cut(text, folded, spans, lx))
+    names_model = model_key is not None or bool(r.excluded) or unknown is not None
+    has_parameters = any(v is not None for v in (r.duration, r.resolution, r.aspect)) or bool(r.controls)
+    evidence = has_evidence(core_text(folded), names_model=names_model, has_parameters=has_parameters)
+    scene = 0 if evidence or not prompt else scene_weight(prompt)
     intent = classify(
         folded,
         images=images,
         prompt=prompt,
-        names_model=model_key is not None,
         sets_preference=preference is not None,
-        has_parameters=any(v is not None for v in (r.duration, r.resolution, r.aspect)),
         unknown_model=unknown,
         question_mark=folded.rstrip().endswith("?"),
+        evidence=evidence,
+        scene=scene,
     )
+    unsure = intent == "video" and not images and unsure_request(scene, evidence=evidence)
     return Request(
         task_type=task,
         model_id=model_id,
@@ -273,6 +287,7 @@ def parse(text: str, images: int = 0) -> Request:
         excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in r.excluded) if mid),
         excluded_keys=tuple(r.excluded),
         traditional=is_traditional(text),
+        unsure=unsure,
         **r.controls,
     )
 

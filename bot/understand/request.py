@@ -72,6 +72,9 @@ class Request:
     seed: int | None = None
     shot_type: str | None = None
     prompt_extend: bool | None = None
+    #: a video request of nothing but a few words ("a cat", "hungry"): it waits for a yes
+    #: before anything is spent (not a CLI key)
+    unsure: bool = False
 
     def controls(self) -> dict[str, Any]:
         """The creative controls asked for, by name (only those set)."""

@@ -1,0 +1,123 @@
+"""Only a real request may spend: chatter is chat, a few bare words wait for a yes, and a
+description or an explicit ask starts at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.base import Incoming, NoticeView
+from bot.core import BotCore
+from bot.sandbox import Sandbox
+from bot.understand import parse
+from tests.conftest import RecordingConversation
+
+CHATTER = [
+    # thanks, apologies, waiting, understanding, goodbyes
+    "thanks a lot!",
+    "thank u",
+    "thank you so much",
+    "sorry",
+    "my bad",
+    "wait",
+    "hold on",
+    "got it",
+    "i see",
+    "no problem",
+    "nice to meet you",
+    "see you tomorrow",
+    "hahaha",
+    "谢谢你",
+    "谢了",
+    "不好意思",
+    "抱歉",
+    "辛苦了",
+    "等一下",
+    "稍等",
+    "知道了",
+    "好的收到",
+    "明天见",
+    "没关系",
+    "謝了",
+    "沒關係",
+    "掰掰",
+    # complaints and account talk, which describe no picture
+    "it failed",
+    "too expensive",
+    "my credits",
+    "I need help",
+    "失败了",
+    "太贵了",
+    "积分",
+    "余额",
+    "失敗了",
+    "積分",
+    # a link alone, odd lines a terminal may pipe
+    "https://example.com",
+    "example.com",
+    "www.example.org/page",
+    "quit",
+    "exit",
+    "EOF",
+    "# comment",
+    "/start",
+    "/foo",
+    "null",
+    "true",
+]
+
+
+@pytest.mark.parametrize("line", CHATTER)
+def test_chatter_is_chat(line: str) -> None:
+    assert parse(line).intent != "video", parse(line)
+
+
+@pytest.mark.parametrize("line", ["a cat", "sunset", "I'm hungry", "一只猫", "城市夜景"])
+def test_a_few_bare_words_are_a_request_that_waits_for_a_yes(line: str) -> None:
+    request = parse(line)
+    assert request.intent == "video" and request.unsure
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a puppy running on grass",
+        "小狗在草地上奔跑",
+        "make a cat",
+        "生成一只猫",
+        "cat, 10 seconds",
+        "a cat with sound",
+        "可灵 一只猫",
+        "anything but kling: a cat",
+    ],
+)
+def test_a_description_or_an_explicit_ask_starts_at_once(line: str) -> None:
+    request = parse(line)
+    assert request.intent == "video" and not request.unsure
+
+
+def test_a_bare_picture_is_a_request_that_starts_at_once() -> None:
+    assert not parse("", images=1).unsure
+
+
+async def test_a_few_words_spend_nothing_until_the_requester_says_yes(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    conv = RecordingConversation()
+    asked = await core.handle(Incoming("console", "c", "u", "a cat"), conv)
+    assert asked is not None and await asked.wait() == "awaiting_confirm"
+    question = conv.of("notice")[0]
+    assert isinstance(question, NoticeView) and question.confirm_label and question.decline_label
+    assert sandbox.ledger == []
+    started = await core.handle(Incoming("console", "c", "u", "yes"), RecordingConversation())
+    assert started is not None and await started.wait() == "delivered"
+    assert len(sandbox.ledger) == 1
+
+
+@pytest.mark.parametrize("line", ["sorry", "谢谢你", "https://example.com"])
+async def test_chatter_to_the_bot_gets_words_and_spends_nothing(
+    core: BotCore, sandbox: Sandbox, line: str
+) -> None:
+    conv = RecordingConversation()
+    assert await core.handle(Incoming("console", "c", "u", line), conv) is None
+    assert conv.kinds() == ["text"]
+    assert sandbox.ledger == []
