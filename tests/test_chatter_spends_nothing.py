@@ -71,6 +71,26 @@ def test_chatter_is_chat(line: str) -> None:
     assert parse(line).intent != "video", parse(line)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "that video was bad",
+        "the dog video was cute",
+        "视频很好看",
+        "這個影片不錯",
+        "https://www.bilibili.com/video/BV1xx411c7mD",
+        "www.douyin.com/video/123",
+        "generate",
+        "生成视频",
+        "send me the link",
+        "makes sense",
+    ],
+)
+def test_talk_about_videos_never_starts_one_at_once(line: str) -> None:
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
+
+
 @pytest.mark.parametrize("line", ["a cat", "sunset", "I'm hungry", "一只猫", "城市夜景"])
 def test_a_few_bare_words_are_a_request_that_waits_for_a_yes(line: str) -> None:
     request = parse(line)

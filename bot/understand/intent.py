@@ -53,7 +53,7 @@ _LINK_ENDINGS = frozenset(
     {"com", "cn", "net", "org", "io", "ai", "co", "dev", "app", "me", "tv", "html", "htm"}
 )
 #: scene_weight below which a bare description is chat ("你", "辛苦"), and at which it is sure
-#: enough to start without asking ("a puppy running", "小狗在草地上奔跑")
+#: enough to start without asking ("a red fox", "小狗在草地上奔跑")
 SOME_SCENE = 5
 SURE_SCENE = 10
 _SHORT_COMMON = frozenset(
@@ -71,7 +71,8 @@ class IntentTables:
     chat: re.Pattern[str]
     only_small_talk: re.Pattern[str]
     greeting: re.Pattern[str]  # small talk or a polite word at the start, with its punctuation
-    generate: re.Pattern[str]
+    generate: re.Pattern[str]  # words about making something, "video" and "视频" included
+    asks: re.Pattern[str]  # of those, the ones that ask for it ("make", "生成")
     question_start: re.Pattern[str]
     question_end: re.Pattern[str]
     question_words: re.Pattern[str]
@@ -109,6 +110,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         only_small_talk=re.compile(rf"(?:(?>{chat}|{polite})\s*)++"),
         greeting=re.compile(rf"(?:{chat}|{polite})[\s,，.。!！~～:：]*"),
         generate=re.compile(_words(list(data["generate"]["words"]))),
+        asks=re.compile(_words(list(data["generate"]["asks"]))),
         question_start=re.compile(q["start"]),
         question_end=re.compile(q["end"]),
         question_words=re.compile(q["words"]),
@@ -205,10 +207,18 @@ def scene_weight(prompt: str, tables: IntentTables | None = None) -> int:
     """How much a description shows: 2 per Chinese character, 5 per latin word that can show
     something. Links and the [scene] words that show nothing by themselves weigh nothing."""
     tables = tables or load_intents()
-    text = core_text(fold(" ".join(w for w in prompt.split() if not _is_link(w))))
+    # words about making a video ("生成", "视频") show nothing by themselves either
+    text = tables.generate.sub(" ", core_text(fold(without_links(prompt))))
     han = len(HAN.findall(text))
     words = sum(1 for w in _LATIN_WORD.findall(text) if w not in tables.not_depicting)
     return 2 * han + 5 * words
+
+
+def without_links(text: str) -> str:
+    """`text` without its links ("https://…", "www.…", "example.com/page")."""
+    if "." not in text:
+        return text
+    return " ".join(w for w in text.split() if not _is_link(w))
 
 
 def _is_link(word: str) -> bool:
@@ -220,10 +230,10 @@ def _is_link(word: str) -> bool:
     return "." in host and host.rsplit(".", 1)[1] in _LINK_ENDINGS
 
 
-def unsure_request(scene: int, *, evidence: bool) -> bool:
+def unsure_request(scene: int | None, *, evidence: bool) -> bool:
     """A video request with nothing but a short description ("a cat", "一只猫", "hungry",
     `scene` its weight): it waits for the requester's yes before anything is spent."""
-    return not evidence and scene < SURE_SCENE
+    return not evidence and scene is not None and scene < SURE_SCENE
 
 
 def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:
@@ -249,11 +259,11 @@ def classify(
     unknown_model: str | None,
     question_mark: bool,
     evidence: bool,
-    scene: int,
+    scene: int | None,
 ) -> str:
     """The intent of one message (see the module docstring for the order of the rules).
     `evidence`: it asks for a video in so many words (`has_evidence`); `scene`: the prompt's
-    `scene_weight` (0 when there is evidence: it is not needed then)."""
+    `scene_weight`, None when a model or a setting was named (then it is not needed)."""
     tables = load_intents()
     text = core_text(folded)
     if not text:
@@ -271,7 +281,7 @@ def classify(
         return "chat"  # what is left to depict is itself a question: "sora怎么样", "how much for a video?"
     if (question_mark or is_idle_question(text, tables)) and not tables.generate.search(text):
         return "chat"
-    if not evidence and (is_gibberish(content) or scene < SOME_SCENE):
+    if scene is not None and (scene == 0 or (not evidence and (is_gibberish(content) or scene < SOME_SCENE))):
         return "chat"  # "sorry", "it failed", "谢谢你", a link alone: nothing asks for a video
     return "video"
 
@@ -279,7 +289,7 @@ def classify(
 def has_evidence(
     text: str, *, names_model: bool, has_parameters: bool, tables: IntentTables | None = None
 ) -> bool:
-    """Whether a message asks for a video in so many words: a generate word ("make", "生成",
-    "视频"), a model named or ruled out, or a setting (duration, resolution, a creative control)."""
+    """Whether a message asks for a video in so many words: a word that asks ("make", "生成";
+    not in a link), a model named or ruled out, or a setting (duration, resolution, a control)."""
     tables = tables or load_intents()
-    return names_model or has_parameters or tables.generate.search(text) is not None
+    return names_model or has_parameters or tables.asks.search(core_text(without_links(text))) is not None

@@ -255,8 +255,8 @@ def parse(text: str, images: int = 0) -> Request:
     prompt = without_greeting(cut(text, folded, spans, lx))
     names_model = model_key is not None or bool(r.excluded) or unknown is not None
     has_parameters = any(v is not None for v in (r.duration, r.resolution, r.aspect)) or bool(r.controls)
-    evidence = has_evidence(core_text(folded), names_model=names_model, has_parameters=has_parameters)
-    scene = 0 if evidence or not prompt else scene_weight(prompt)
+    evidence = has_evidence(folded, names_model=names_model, has_parameters=has_parameters)
+    scene = None if names_model or has_parameters else scene_weight(prompt or "")
     intent = classify(
         folded,
         images=images,
