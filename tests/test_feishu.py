@@ -408,6 +408,19 @@ async def test_image_alone_after_window_is_its_own_request(
     assert len(core.incoming[0].images) == 1
 
 
+async def test_an_image_waiting_for_its_text_at_shutdown_is_still_a_request(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    # Feishu has had its acknowledgement: dropped here, the picture would be lost for good
+    adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url, merge_window_s=LONG_WINDOW_S)
+    runner = asyncio.create_task(adapter.start())
+    await fake.wait_connected()
+    await feed(adapter, payload("p2p_image"))
+    await adapter.stop()  # well inside the merge window
+    await asyncio.wait_for(runner, 10)
+    assert [(i.text, i.event_id, len(i.images)) for i in core.incoming] == [("", "om_p2p_image_0004", 1)]
+
+
 async def test_text_after_window_does_not_take_the_image(adapter: FeishuAdapter, core: ScriptedCore) -> None:
     await feed(adapter, payload("p2p_image"))
     await settle(adapter)  # the window ran out: the image went to the core alone

@@ -211,9 +211,10 @@ class FeishuAdapter:
             self._loop.call_soon_threadsafe(self._stopped.set)
 
     async def _shutdown(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        # images still waiting for their text are the request alone, as when the wait ends:
+        # Feishu has had its acknowledgement and will not send them again
+        for key in list(self._timers):
+            self._expire(key)
         self._connected = False
         client = self._ws_client
         if client is not None:
