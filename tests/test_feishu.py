@@ -344,6 +344,23 @@ async def test_group_mention_is_stripped_and_replies_thread_to_the_message(
     assert not [c for c in fake.of("create")]
 
 
+async def test_while_the_bots_own_id_is_unknown_no_group_mention_counts(
+    fake: FakeFeishu, core: ScriptedCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an @ of another bot looks the same without it: counted, it would start a paid video
+    fake.bot_info_down = True
+    adapter = await make_adapter(fake, core)
+    assert adapter.bot_open_id is None
+    await deliver(adapter, "group_mention")
+    assert [i.mentioned for i in core.incoming] == [False]
+    fake.bot_info_down = False
+    monkeypatch.setattr("adapters.feishu.adapter.BOT_ID_RETRY_S", 0.0)  # asked again at the next message
+    await feed(adapter, payload("group_mention").replace(b"om_group_text_0002", b"om_group_text_0099"))
+    await settle(adapter)
+    assert adapter.bot_open_id == BOT_OPEN_ID
+    assert [i.mentioned for i in core.incoming] == [False, True]
+
+
 async def test_group_message_without_bot_mention_reaches_the_core_as_not_mentioned(
     adapter: FeishuAdapter, fake: FakeFeishu, core: ScriptedCore
 ) -> None:

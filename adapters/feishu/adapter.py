@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 DOMAINS = {"feishu": lark.FEISHU_DOMAIN, "lark": lark.LARK_DOMAIN}
 SHUTDOWN_GRACE_S = 5.0
+#: how often the bot's own open_id is asked for again while it is unknown (seconds)
+BOT_ID_RETRY_S = 30.0
 
 
 class FeishuConfigError(Exception):
@@ -75,6 +77,7 @@ class FeishuAdapter:
         self.min_patch_interval_s = min_patch_interval_s
         self.max_video_bytes = max_video_bytes
         self.bot_open_id: str | None = None
+        self._bot_id_asked = -BOT_ID_RETRY_S  # monotonic time of the last ask
         self.started_at = time.time()
         self.dispatcher = (
             lark.EventDispatcherHandler.builder("", "")
@@ -105,10 +108,20 @@ class FeishuAdapter:
         self._loop = asyncio.get_running_loop()
         self.started_at = time.time()
         await self.api.token.get()
+        await self._learn_bot_id()
+        self._ready.set()
+
+    async def _learn_bot_id(self) -> None:
+        """Ask Feishu for the bot's own open_id (at most every BOT_ID_RETRY_S while unknown):
+        until it is known, no @mention in a group counts, so nothing is spent on one that may
+        be another bot's."""
+        now = time.monotonic()
+        if self.bot_open_id is not None or now < self._bot_id_asked + BOT_ID_RETRY_S:
+            return
+        self._bot_id_asked = now
         self.bot_open_id = await self.api.token.bot_open_id()
         if self.bot_open_id is None:
-            log.warning("bot open_id unknown: any @bot mention in a group will count")
-        self._ready.set()
+            log.error("Feishu: the bot's own open_id is unknown: @mentions in groups are ignored until it is")
 
     async def wait_ready(self) -> None:
         """Return once the adapter can send (its API token works); resumed jobs wait for this."""
@@ -346,6 +359,8 @@ class FeishuAdapter:
             await patcher.send(stripped)
 
     async def _receive(self, event: P2ImMessageReceiveV1) -> None:
+        if self.bot_open_id is None:
+            await self._learn_bot_id()
         msg = parse_event(event, self.bot_open_id)
         if msg is None:
             return

@@ -65,10 +65,9 @@ def parse_event(event: P2ImMessageReceiveV1, bot_open_id: str | None) -> Receive
 
 
 def _is_bot(mention: MentionEvent, bot_open_id: str | None) -> bool:
-    # the bot's own open_id is the sure test; without it, Feishu's mentioned_type says "bot"
-    if bot_open_id:
-        return bool(mention.id and mention.id.open_id == bot_open_id)
-    return mention.mentioned_type in (None, "bot")
+    # only the bot's own open_id tells an @ of this bot from an @ of another bot (mentioned_type
+    # is "bot" for both): unknown, no mention counts, so an @OtherBot never spends here
+    return bool(bot_open_id and mention.id and mention.id.open_id == bot_open_id)
 
 
 def _int(value: object) -> int | None:
