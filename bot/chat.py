@@ -49,8 +49,12 @@ class Incoming:
     #: structured options (Discord slash command) that override what the text says
     overrides: dict[str, object] = field(default_factory=dict)
     #: False for a group message that does not @-mention the bot: the core then answers only a
-    #: question it asked that person (a yes or no), and never starts a video or chats
+    #: question it asked that person, and never starts a video or chats. A "no" counts as it is;
+    #: a yes or a choice, which spend, only when the message replies to one of the bot's own
+    #: (`answers_bot`): a bare "ok" in a group may be meant for someone else
     mentioned: bool = True
+    #: an unmentioned message that replies to (quotes) one of the bot's messages
+    answers_bot: bool = False
     #: the sender's roles where the platform has them (Discord: role ids and names), for
     #: DISCORD_ALLOWED_ROLES
     roles: tuple[str, ...] = ()

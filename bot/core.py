@@ -188,6 +188,8 @@ class BotCore:
             intent == "prefer" and (request.model_key is not None or request.preference == "clear")
         )
         if answers and not request.unknown_model:
+            if not (incoming.mentioned or incoming.answers_bot or request.intent == "decline"):
+                return None  # a group "ok" not addressed to the bot: it may be for someone else
             question = await self.store.take_question(incoming.platform, incoming.chat_id, incoming.user_id)
             if question is not None:
                 return await self._answer(question, request, incoming, conv)

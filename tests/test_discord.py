@@ -1255,6 +1255,10 @@ def mention_message(log: Log, cdn: FakeCDN, **changes: Any) -> Any:
         channel=channel,
         author=SimpleNamespace(id=int(raw["author"]["id"]), bot=raw["author"]["bot"]),
         mentions=[SimpleNamespace(id=int(u["id"])) for u in raw["mentions"]],
+        # a reply quotes a message: discord.MessageReference.resolved, with that message's author
+        reference=SimpleNamespace(resolved=SimpleNamespace(author=SimpleNamespace(id=int(raw["replies_to"]))))
+        if raw.get("replies_to")
+        else None,
         attachments=[att[name] for name in raw["attachments"]],
         guild=SimpleNamespace(
             id=int(raw["guild_id"]), filesize_limit=10 * 1024 * 1024, preferred_locale=discord.Locale("en-US")

@@ -212,6 +212,24 @@ async def test_a_yes_typed_without_a_mention_answers_the_bots_question_to_that_p
     assert job.status == "delivered"
 
 
+async def test_a_yes_typed_to_the_channel_spends_nothing_until_it_replies_to_the_bot(
+    pricey_core: BotCore, sandbox: Sandbox, fetcher: VideoFetcher
+) -> None:
+    core = pricey_core
+    h = handlers(core, fetcher)
+    await h.video(as_discord(interaction()), VideoOptions("a puppy running on the grass", model="wan2.6-t2v"))
+    await core.wait_idle()
+    log = Log()
+    # the requester says "yes" in the channel, to no one in particular: it may be for a friend
+    await h.on_message(message(log, "yes", id="1322222222222222411"), ME)
+    await core.wait_idle()
+    assert sandbox.ledger == [] and log.calls == []
+    # the same word quoting the bot's question (a reply without the ping) answers it
+    await h.on_message(message(log, "yes", replies_to=str(BOT_ID), id="1322222222222222412"), ME)
+    await core.wait_idle()
+    assert len(sandbox.ledger) == 1
+
+
 # -- buttons -------------------------------------------------------------------------------------------
 async def test_confirm_works_once_for_the_requester_and_not_at_all_for_anyone_else(
     pricey_core: BotCore, sandbox: Sandbox, fetcher: VideoFetcher

@@ -73,8 +73,11 @@ async def asking(fake: FakeFeishu, asking_core: BotCore) -> FeishuAdapter:
 
 
 # -- driving it ----------------------------------------------------------------------------------
-def group_text(text: str, *, mention: bool = True, user: str = USER) -> tuple[bytes, str]:
-    """A group text message from `user`, @-mentioning the bot or not; returns it and its id."""
+def group_text(
+    text: str, *, mention: bool = True, user: str = USER, parent_id: str | None = None
+) -> tuple[bytes, str]:
+    """A group text message from `user`, @-mentioning the bot or not (and replying to
+    `parent_id`); returns it and its id."""
     message_id = f"om_group_{next(_ids)}"
     data = json.loads(payload("group_mention", message_id=message_id))
     msg = data["event"]["message"]
@@ -82,6 +85,8 @@ def group_text(text: str, *, mention: bool = True, user: str = USER) -> tuple[by
     msg["content"] = json.dumps({"text": f"@_user_1 {text}" if mention else text}, ensure_ascii=False)
     msg["mentions"] = [bot] if mention else []
     data["event"]["sender"]["sender_id"]["open_id"] = user
+    if parent_id is not None:
+        msg["parent_id"] = msg["root_id"] = parent_id
     return json.dumps(data, ensure_ascii=False).encode(), message_id
 
 
@@ -193,15 +198,18 @@ async def test_help_with_an_at_gives_examples_in_chinese(adapter: FeishuAdapter,
     assert "一只小狗" in texts(fake)[0]
 
 
-async def test_a_yes_without_an_at_answers_the_bots_question_to_that_person_only(
+async def test_a_yes_without_an_at_answers_the_bots_question_only_replying_to_it_and_only_for_that_person(
     adapter: FeishuAdapter, fake: FakeFeishu, sandbox: Sandbox
 ) -> None:
-    await say(adapter, REFUSED)
+    asked = await say(adapter, REFUSED)
     assert sandbox.ledger == [] and fake.of("patch")[-1].content["header"]["template"] == "red"
+    card = first_card(fake, asked)
     calls = len(fake.calls)
-    await say(adapter, "好的", mention=False, user=OTHER)  # Alice was not asked
+    await say(adapter, "好的", mention=False, user=OTHER, parent_id=card)  # Alice was not asked
     assert sandbox.ledger == [] and len(fake.calls) == calls
-    await say(adapter, "好的", mention=False)  # the requester, replying without an @
+    await say(adapter, "好的", mention=False)  # the requester, to the group: maybe not to the bot
+    assert sandbox.ledger == [] and len(fake.calls) == calls
+    await say(adapter, "好的", mention=False, parent_id=card)  # replying to the bot's card, no @
     assert len(sandbox.ledger) == 1
 
 

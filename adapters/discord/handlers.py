@@ -509,6 +509,15 @@ class Handlers:
         mention."""
         return message.guild is None or re.search(rf"<@!?{me.id}>", message.content or "") is not None
 
+    def replies_to(self, message: discord.Message, me: discord.abc.User) -> bool:
+        """A reply to one of the bot's messages: it pings the bot (the bot in `mentions`, the
+        default for a reply) or quotes a message of the bot's."""
+        if any(user.id == me.id for user in message.mentions):
+            return True
+        resolved = message.reference.resolved if message.reference is not None else None
+        author = getattr(resolved, "author", None)  # a deleted message has none
+        return author is not None and author.id == me.id
+
     async def on_message(self, message: discord.Message, me: discord.abc.User | None) -> None:
         """A message addressed to the bot is understood like a Feishu text (with its images).
         Other short guild messages go to the core unmentioned, text only: it answers nothing but
@@ -516,7 +525,7 @@ class Handlers:
         if me is None or message.author.bot or message.author.id == me.id:
             return
         if not self.addressed(message, me):
-            await self._unmentioned(message)
+            await self._unmentioned(message, answers_bot=self.replies_to(message, me))
             return
         text = re.sub(rf"<@!?{me.id}>", " ", message.content or "").strip()
         hint = language_of(message.guild.preferred_locale) if message.guild else None
@@ -546,9 +555,10 @@ class Handlers:
         )
         await self.core.handle(incoming, conv)
 
-    async def _unmentioned(self, message: discord.Message) -> None:
+    async def _unmentioned(self, message: discord.Message, *, answers_bot: bool) -> None:
         """Guild talk not addressed to the bot: only something as short as an answer is read, its
-        attachments never; outside the allowlist nothing is said."""
+        attachments never; outside the allowlist nothing is said. `answers_bot`: it replies to
+        one of the bot's messages (only then may a yes spend)."""
         text = (message.content or "").strip()
         if not text or len(text) > self.table.unmentioned_max_chars or message.guild is None:
             return
@@ -564,5 +574,6 @@ class Handlers:
             reply_to=str(message.id),
             language=hint,
             mentioned=False,
+            answers_bot=answers_bot,
         )
         await self.core.handle(incoming, self.conversations.for_message(message, detect_language(text, hint)))

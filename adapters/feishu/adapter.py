@@ -393,6 +393,8 @@ class FeishuAdapter:
                         event_id=msg.message_id,
                         reply_to=reply_to,
                         mentioned=False,
+                        # quoting one of the bot's messages: only then may a yes spend
+                        answers_bot=msg.parent_id is not None and self.api.sent(msg.parent_id),
                     ),
                     msg.chat_type,
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import io
 import json
 import logging
@@ -44,6 +45,10 @@ def dumps(content: dict[str, Any]) -> str:
     return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 
 
+#: how many sent message ids are remembered, to know a reply to the bot when one comes
+SENT_KEPT = 10_000
+
+
 class FeishuApiError(Exception):
     """A Feishu API call failed; `code` is Feishu's error code (0 when the call did not answer)."""
 
@@ -71,6 +76,8 @@ class FeishuApi:
         rate_limit_retries: int = 4,
     ) -> None:
         self.token = TenantToken(domain, app_id, app_secret)
+        #: ids of the messages this process sent, newest last (a reply to one is addressed to the bot)
+        self._sent: collections.OrderedDict[str, None] = collections.OrderedDict()
         #: on a rate limit: wait what Feishu says (or backoff_s, doubling), at most max_wait_s a time
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
@@ -166,7 +173,15 @@ class FeishuApi:
                     .build()
                 ),
             )
-        return str(resp.data.message_id)
+        message_id = str(resp.data.message_id)
+        self._sent[message_id] = None
+        if len(self._sent) > SENT_KEPT:
+            self._sent.popitem(last=False)
+        return message_id
+
+    def sent(self, message_id: str) -> bool:
+        """Whether this process sent the message (among its last SENT_KEPT)."""
+        return message_id in self._sent
 
     async def patch_card(self, message_id: str, card: dict[str, Any]) -> None:
         """Replace an interactive card in place."""

@@ -26,6 +26,8 @@ class ReceivedMessage:
     image_keys: tuple[str, ...]
     mentions_bot: bool
     create_time_ms: int | None
+    #: the message this one replies to (quotes), if any
+    parent_id: str | None = None
 
     @property
     def is_group(self) -> bool:
@@ -61,6 +63,7 @@ def parse_event(event: P2ImMessageReceiveV1, bot_open_id: str | None) -> Receive
         image_keys=tuple(images),
         mentions_bot=bool(bot_keys),
         create_time_ms=_int(msg.create_time),
+        parent_id=msg.parent_id or None,
     )
 
 
