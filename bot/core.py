@@ -169,7 +169,7 @@ class BotCore:
                 )
             return None
         incoming = with_linked_images(incoming)
-        if admin.is_admin_command(incoming.text):
+        if incoming.mentioned and admin.is_admin_command(incoming.text):
             if await self.store.intake(incoming.platform, ids):
                 await conversation.text(await admin.run(self, incoming))
             return None

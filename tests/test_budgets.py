@@ -4,6 +4,7 @@ core, the sandbox over HTTP (its ledger is the bill) and a SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -145,6 +146,16 @@ async def test_only_admins_change_budgets_and_a_change_takes_effect(
     await run(budget_core, "a red fox in the snow")
     assert (await run(budget_core, "a blue whale at dawn")).kinds()[-1] == "video"
     assert len(sandbox.ledger) == 2
+
+
+async def test_an_admin_command_not_addressed_to_the_bot_is_neither_run_nor_answered(
+    budget_core: BotCore,
+) -> None:
+    conv = RecordingConversation()
+    unaddressed = dataclasses.replace(say("admin budget user 500", user="boss"), mentioned=False)
+    assert await budget_core.handle(unaddressed, conv) is None
+    assert conv.events == []
+    assert (await budget_core.budgets.limits())[0] != 500
 
 
 async def test_an_admin_can_let_a_person_spend(sandbox: Sandbox, tmp_path: Path) -> None:
