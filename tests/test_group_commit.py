@@ -145,3 +145,26 @@ async def test_a_preference_change_whose_caller_stopped_waiting_is_what_is_read_
         assert pref is not None and pref.model_key == "wan26"
     finally:
         await store.close()
+
+
+async def test_what_follows_a_write_runs_before_its_caller_sees_the_outcome(conn: sqlite3.Connection) -> None:
+    commits = GroupCommit(Thread(conn))
+    followed: list[str] = []
+
+    async def caller() -> None:
+        await commits.submit(insert("a"), then=lambda: followed.append("then"))
+        followed.append("caller")
+
+    await caller()
+    assert followed == ["then", "caller"]
+
+
+async def test_what_follows_a_write_runs_when_its_caller_stopped_waiting(conn: sqlite3.Connection) -> None:
+    commits = GroupCommit(Thread(conn))
+    followed: list[str] = []
+    waiting = asyncio.ensure_future(commits.submit(insert("a"), then=lambda: followed.append("then")))
+    await asyncio.sleep(0)
+    waiting.cancel()  # the write stands all the same, and what follows it too
+    await commits.drain()
+    assert followed == ["then"]
+    assert conn.execute("SELECT k FROM t").fetchall() == [("a",)]

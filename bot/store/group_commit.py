@@ -101,14 +101,16 @@ class GroupCommit:
     ) -> None:
         self._run_in_thread = run_in_thread
         self._runner = runner
-        self._queued: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._queued: list[tuple[Write, asyncio.Future[Any], Callable[[], None] | None]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def submit(self, write: Write) -> Any:
+    async def submit(self, write: Write, *, then: Callable[[], None] | None = None) -> Any:
         """Run `write` in the next batch; its value once the batch is committed. A caller that
-        is cancelled while it waits does not stop the write: it may still be committed."""
+        is cancelled while it waits does not stop the write: it may still be committed. `then`
+        runs on the loop as soon as the batch has ended, before anyone sees its outcome, even
+        when the caller stopped waiting (to forget what the write made stale)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued.append((write, future))
+        self._queued.append((write, future, then))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.ensure_future(self._flush())
         return await future
@@ -121,7 +123,7 @@ class GroupCommit:
     async def _flush(self) -> None:
         while self._queued:
             batch, self._queued = self._queued, []
-            writes = [w for w, _ in batch]
+            writes = [w for w, _, _ in batch]
             try:
                 outcomes = await self._run_in_thread(functools.partial(self._runner, writes))
             except Exception as e:  # the database thread is gone (closed connection)
@@ -129,7 +131,10 @@ class GroupCommit:
             except BaseException:  # interrupted (shutdown): no caller may wait for ever
                 _abort(batch)
                 raise
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for _, _, then in batch:
+                if then is not None:
+                    then()
+            for (_, future, _), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue  # its caller was cancelled; the write stands or fell all the same
                 if outcome.error is not None:
@@ -138,9 +143,9 @@ class GroupCommit:
                     future.set_result(outcome.value)
 
 
-def _abort(batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+def _abort(batch: list[tuple[Write, asyncio.Future[Any], Callable[[], None] | None]]) -> None:
     """Answer every caller of a batch that was interrupted before it was committed."""
-    for _, future in batch:
+    for _, future, _ in batch:
         if not future.done():
             future.set_exception(WriteAborted("the database work was interrupted before it was committed"))
 

@@ -8,7 +8,6 @@ job, and a restart takes them all back at once.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -271,12 +270,12 @@ class SqliteStore(Store):
     async def _change_preferences(
         self, platform: str, user_id: str, work: Callable[[sqlite3.Connection], T]
     ) -> T:
-        """Write a change to a person's preferences; what is known of them is forgotten before
-        and again once the write is done, even when the caller stops waiting (the write stands)."""
+        """Write a change to a person's preferences; what is known of them is forgotten before,
+        and again the moment the write has ended (before anyone can read the memory again), even
+        when the caller stops waiting (the write stands)."""
         self._forget_preferences(platform, user_id)
-        writing = asyncio.ensure_future(self._write(work))
-        writing.add_done_callback(lambda _: self._forget_preferences(platform, user_id))
-        return await asyncio.shield(writing)
+        result: T = await self._writes.submit(work, then=lambda: self._forget_preferences(platform, user_id))
+        return result
 
     def _forget_preferences(self, platform: str, user_id: str) -> None:
         """Drop what is known of a person's preferences (they are being changed)."""
