@@ -183,7 +183,7 @@ class Orchestrator:
         offers = without_excluded(job, self._joined_offers(job.task_type, products))
         try:
             chosen = plan(self.catalog, job, offers)
-        except (JobFailed, ImaError):
+        except Exception:  # the job plans again as it runs, where any failure is explained
             return None
         for name, value in self._planned(job, chosen).items():
             setattr(job, name, value)

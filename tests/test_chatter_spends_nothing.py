@@ -51,6 +51,18 @@ CHATTER = [
     "余额",
     "失敗了",
     "積分",
+    # everyday Chinese: talk about the day, the result, the price (做 / 拍 / 画 inside 做饭, 画面)
+    "我今天很忙",
+    "刚才那个失败了",
+    "这个真的太贵了",
+    "今天天气不错",
+    "做完了吗",
+    "这个画质太差了",
+    "你做得很好",
+    "剛才那個失敗了",
+    "畫面很好看",
+    "這個畫質太差了",
+    "可以做视频吗",
     # a link alone, odd lines a terminal may pipe
     "https://example.com",
     "example.com",
@@ -102,6 +114,9 @@ def test_a_few_bare_words_are_a_request_that_waits_for_a_yes(line: str) -> None:
     [
         "a puppy running on grass",
         "小狗在草地上奔跑",
+        "一只猫在月球上跳舞",
+        "做一个小狗奔跑的视频",
+        "拍一段海边日落",
         "make a cat",
         "生成一只猫",
         "cat, 10 seconds",
@@ -133,7 +148,9 @@ async def test_a_few_words_spend_nothing_until_the_requester_says_yes(
     assert len(sandbox.ledger) == 1
 
 
-@pytest.mark.parametrize("line", ["sorry", "谢谢你", "https://example.com"])
+@pytest.mark.parametrize(
+    "line", ["sorry", "谢谢你", "https://example.com", "这个真的太贵了", "剛才那個失敗了"]
+)
 async def test_chatter_to_the_bot_gets_words_and_spends_nothing(
     core: BotCore, sandbox: Sandbox, line: str
 ) -> None:

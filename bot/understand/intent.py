@@ -78,6 +78,7 @@ class IntentTables:
     question_words: re.Pattern[str]
     choices: tuple[tuple[int, re.Pattern[str]], ...]
     not_depicting: frozenset[str]
+    not_depicting_zh: re.Pattern[str]
 
 
 def _alt(patterns: list[str]) -> str:
@@ -116,6 +117,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         question_words=re.compile(q["words"]),
         choices=tuple((int(k), re.compile(_words(list(v)))) for k, v in data["choice"].items()),
         not_depicting=frozenset(data["scene"]["not_depicting"]),
+        not_depicting_zh=re.compile(_alt(list(data["scene"]["not_depicting_zh"]))),
     )
 
 
@@ -209,7 +211,7 @@ def scene_weight(prompt: str, tables: IntentTables | None = None) -> int:
     tables = tables or load_intents()
     # words about making a video ("生成", "视频") show nothing by themselves either
     text = tables.generate.sub(" ", core_text(fold(without_links(prompt))))
-    han = len(HAN.findall(text))
+    han = len(HAN.findall(tables.not_depicting_zh.sub("", text)))
     words = sum(1 for w in _LATIN_WORD.findall(text) if w not in tables.not_depicting)
     return 2 * han + 5 * words
 
@@ -247,7 +249,7 @@ def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:
         or tables.question_end.search(text)
         or (short and tables.question_words.search(text))
     )
-    return asks and not tables.generate.search(text)
+    return asks and not tables.asks.search(text)
 
 
 def classify(
@@ -279,7 +281,7 @@ def classify(
         return "prefer" if sets_preference or unknown_model else "chat"
     if is_idle_question(content, tables):
         return "chat"  # what is left to depict is itself a question: "sora怎么样", "how much for a video?"
-    if (question_mark or is_idle_question(text, tables)) and not tables.generate.search(text):
+    if (question_mark or is_idle_question(text, tables)) and not tables.asks.search(text):
         return "chat"
     if scene is not None and (scene == 0 or (not evidence and (is_gibberish(content) or scene < SOME_SCENE))):
         return "chat"  # "sorry", "it failed", "谢谢你", a link alone: nothing asks for a video
