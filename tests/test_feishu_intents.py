@@ -213,6 +213,17 @@ async def test_a_yes_without_an_at_answers_the_bots_question_only_replying_to_it
     assert len(sandbox.ledger) == 1
 
 
+async def test_a_yes_quoting_a_card_sent_before_a_restart_still_answers_it(
+    adapter: FeishuAdapter, fake: FakeFeishu, sandbox: Sandbox
+) -> None:
+    asked = await say(adapter, REFUSED)
+    card = first_card(fake, asked)
+    adapter.api._sent.clear()  # what this process sent is forgotten, as after a restart
+    await say(adapter, "好的", mention=False, parent_id=card)  # Feishu says who sent the card
+    assert len(sandbox.ledger) == 1
+    assert fake.of("get")[-1].path.endswith(card)
+
+
 # -- completion notifies the requester ------------------------------------------------------------
 async def test_a_finished_video_in_a_group_at_mentions_the_requester(
     adapter: FeishuAdapter, fake: FakeFeishu

@@ -394,7 +394,7 @@ class FeishuAdapter:
                         reply_to=reply_to,
                         mentioned=False,
                         # quoting one of the bot's messages: only then may a yes spend
-                        answers_bot=msg.parent_id is not None and self.api.sent(msg.parent_id),
+                        answers_bot=msg.parent_id is not None and await self.api.sent_by_bot(msg.parent_id),
                     ),
                     msg.chat_type,
                 )

@@ -18,6 +18,7 @@ from lark_oapi.api.im.v1 import (
     CreateImageRequestBody,
     CreateMessageRequest,
     CreateMessageRequestBody,
+    GetMessageRequest,
     GetMessageResourceRequest,
     PatchMessageRequest,
     PatchMessageRequestBody,
@@ -76,6 +77,7 @@ class FeishuApi:
         rate_limit_retries: int = 4,
     ) -> None:
         self.token = TenantToken(domain, app_id, app_secret)
+        self.app_id = app_id
         #: ids of the messages this process sent, newest last (a reply to one is addressed to the bot)
         self._sent: collections.OrderedDict[str, None] = collections.OrderedDict()
         #: on a rate limit: wait what Feishu says (or backoff_s, doubling), at most max_wait_s a time
@@ -179,9 +181,24 @@ class FeishuApi:
             self._sent.popitem(last=False)
         return message_id
 
-    def sent(self, message_id: str) -> bool:
-        """Whether this process sent the message (among its last SENT_KEPT)."""
-        return message_id in self._sent
+    async def sent_by_bot(self, message_id: str) -> bool:
+        """Whether the bot sent the message: one this process sent (among its last SENT_KEPT),
+        else as Feishu says (im-v1/message/get: sender_type "app", id this app's id), for a
+        message sent before a restart or by another process. False when it cannot be told."""
+        if message_id in self._sent:
+            return True
+        try:
+            resp = await self._call(
+                "message.get",
+                self.client.im.v1.message.aget,
+                lambda: GetMessageRequest.builder().message_id(message_id).build(),
+            )
+        except FeishuApiError as e:
+            log.info("could not look up message %s: %s", message_id, e)
+            return False
+        items = (resp.data.items if resp.data is not None else None) or []
+        sender = items[0].sender if items else None
+        return sender is not None and sender.sender_type == "app" and sender.id == self.app_id
 
     async def patch_card(self, message_id: str, card: dict[str, Any]) -> None:
         """Replace an interactive card in place."""
