@@ -55,6 +55,9 @@ class Incoming:
     mentioned: bool = True
     #: an unmentioned message that replies to (quotes) one of the bot's messages
     answers_bot: bool = False
+    #: sent with the platform's video command (Discord /video): its text is the description,
+    #: however short or chatty, and it starts without asking whether a video was meant
+    video_command: bool = False
     #: the sender's roles where the platform has them (Discord: role ids and names), for
     #: DISCORD_ALLOWED_ROLES
     roles: tuple[str, ...] = ()

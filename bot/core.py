@@ -68,6 +68,15 @@ def _valid_text(incoming: Incoming) -> Incoming:
     return incoming
 
 
+def _as_video_command(request: Request, incoming: Incoming) -> Request:
+    """A message sent with the video command asks for a video in so many words: a short or
+    chatty description ("sunset", "thanks a lot") is still its prompt, and nothing asks first.
+    A command word alone ("help") stays that command."""
+    if request.intent == "chat" and any(ch.isalnum() for ch in incoming.text):
+        return replace(request, intent="video", prompt=incoming.text.strip(), unsure=False)
+    return replace(request, unsure=False) if request.unsure else request
+
+
 def _checked(images: list[StoredImage]) -> list[CheckedImage]:
     """Pictures kept with a job, as the orchestrator uploads them."""
     return [CheckedImage(im.data, im.content_type, im.url) for im in images]
@@ -773,6 +782,8 @@ class BotCore:
             request = await asyncio.to_thread(parse, incoming.text, len(incoming.images))
         else:
             request = parse(incoming.text, images=len(incoming.images))
+        if incoming.video_command:
+            request = _as_video_command(request, incoming)
         if not incoming.text.strip() and incoming.language:
             request = replace(request, language=i18n.normalize_language(incoming.language))
         elif request.traditional and request.language == "zh":

@@ -230,6 +230,18 @@ async def test_a_yes_typed_to_the_channel_spends_nothing_until_it_replies_to_the
     assert len(sandbox.ledger) == 1
 
 
+async def test_the_video_command_starts_even_a_few_words_without_asking(
+    core: BotCore, sandbox: Sandbox, fetcher: VideoFetcher
+) -> None:
+    # typed in a chat, "sunset" would ask first; sent with /video, it asked for a video already
+    h = handlers(core, fetcher)
+    await h.video(as_discord(interaction()), VideoOptions("sunset"))
+    await core.wait_idle()
+    assert len(sandbox.ledger) == 1
+    (job,) = await core.recent_jobs("discord", str(USER))
+    assert job.status == "delivered" and job.prompt == "sunset"
+
+
 # -- buttons -------------------------------------------------------------------------------------------
 async def test_confirm_works_once_for_the_requester_and_not_at_all_for_anyone_else(
     pricey_core: BotCore, sandbox: Sandbox, fetcher: VideoFetcher

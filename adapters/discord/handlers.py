@@ -219,6 +219,7 @@ class Handlers:
             language=lang,
             overrides=opts.overrides(self.table),
             roles=roles_of(interaction.user),
+            video_command=True,
         )
         try:
             job = await self.core.handle(incoming, conv)
