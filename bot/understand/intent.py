@@ -4,7 +4,10 @@ Every message is exactly one of INTENTS. Only "video" may ever lead to a paid ta
 rules lean towards not spending: a command counts when it is the whole message (give or take
 polite words: "help", "有哪些模型?", "ok thanks"); small talk, questions that ask for nothing
 to be made, keyboard mash and empty messages are "chat"; a model choice with nothing to
-depict is "prefer". The phrases live in bot/catalog/intents.toml. This module is stateless:
+depict is "prefer". Beyond that, a message is a video only with evidence (a word that asks,
+a model, a setting, a picture) or a description that shows something (`scene_weight`); a few
+bare words are a video that waits for a yes (`unsure_request`). The phrases live in
+bot/catalog/intents.toml. This module is stateless:
 "好的" is "confirm" here; the core decides what a confirm means (and that without an open
 question it is chat).
 """
