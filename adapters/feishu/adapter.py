@@ -33,6 +33,8 @@ DOMAINS = {"feishu": lark.FEISHU_DOMAIN, "lark": lark.LARK_DOMAIN}
 SHUTDOWN_GRACE_S = 5.0
 #: how often the bot's own open_id is asked for again while it is unknown (seconds)
 BOT_ID_RETRY_S = 30.0
+#: the longest unmentioned text that may answer one of the bot's questions ("好的", "用第二个")
+ANSWER_MAX_CHARS = 80
 
 
 class FeishuConfigError(Exception):
@@ -358,6 +360,14 @@ class FeishuAdapter:
         if stripped is not None:
             await patcher.send(stripped)
 
+    async def _answers_bot(self, msg: ReceivedMessage) -> bool:
+        """Whether an unmentioned message quotes one of the bot's own (only then may a yes
+        spend). Only answer-sized texts are looked up: in a busy group, with every group
+        message delivered, each quoted reply would otherwise cost an API call."""
+        if msg.parent_id is None or len(msg.text) > ANSWER_MAX_CHARS:
+            return False
+        return await self.api.sent_by_bot(msg.parent_id)
+
     async def _receive(self, event: P2ImMessageReceiveV1) -> None:
         if self.bot_open_id is None:
             await self._learn_bot_id()
@@ -393,8 +403,7 @@ class FeishuAdapter:
                         event_id=msg.message_id,
                         reply_to=reply_to,
                         mentioned=False,
-                        # quoting one of the bot's messages: only then may a yes spend
-                        answers_bot=msg.parent_id is not None and await self.api.sent_by_bot(msg.parent_id),
+                        answers_bot=await self._answers_bot(msg),
                     ),
                     msg.chat_type,
                 )
