@@ -45,7 +45,7 @@ from bot.ima.errors import (
 )
 from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
 from bot.images import CheckedImage
-from bot.planning import JobFailed, Plan, needs_confirm, plan, rule_for, without_excluded
+from bot.planning import JobFailed, Plan, needs_confirm, over_the_limit, plan, rule_for, without_excluded
 from bot.polling import RenderHistory
 from bot.selection import Offer, alternatives, cheapest, find, offers_from
 from bot.store import WAITING, Job, LeaseLost, OpenQuestion, Store
@@ -338,7 +338,7 @@ class Orchestrator:
     def _over_the_limit(self, plan: Plan) -> int | None:
         """BOT_CONFIRM_ABOVE_CREDITS when the plan costs more than it, else None."""
         limit = self.settings.bot_confirm_above_credits
-        return limit if limit and plan.rule.points > limit else None
+        return limit if over_the_limit(plan, limit) else None
 
     async def _announce(
         self,

@@ -52,11 +52,15 @@ def without_excluded(job: Job, offers: list[Offer]) -> list[Offer]:
     return [o for o in offers if o.key not in excluded] if excluded else offers
 
 
+def over_the_limit(plan: Plan, limit: int) -> bool:
+    """Whether the plan costs more than BOT_CONFIRM_ABOVE_CREDITS (`limit`; 0: no limit)."""
+    return bool(limit) and plan.rule.points > limit
+
+
 def needs_confirm(job: Job, plan: Plan, limit: int) -> bool:
     """A job waits for its requester's OK over BOT_CONFIRM_ABOVE_CREDITS (`limit`; 0: never),
     and when its request was only a few words that may not have meant a video at all."""
-    over = bool(limit) and plan.rule.points > limit
-    return (over or job.request.unsure) and not job.request.confirmed
+    return (over_the_limit(plan, limit) or job.request.unsure) and not job.request.confirmed
 
 
 def plan(catalog: Catalog, job: Job, offers: list[Offer]) -> Plan:
