@@ -31,7 +31,17 @@ from bot.ima.types import MAX_PROMPT_CHARS, TASK_TYPES
 from bot.images import CheckedImage, ImageRejected, check_images, with_linked_images
 from bot.orchestrator import Orchestrator
 from bot.selection import offers_from
-from bot.store import ACTIVE, WAITING, Job, JobRequest, OpenQuestion, Store, StoredImage, TooManyJobs
+from bot.store import (
+    ACTIVE,
+    WAITING,
+    Job,
+    JobRequest,
+    OpenQuestion,
+    PreferenceChange,
+    Store,
+    StoredImage,
+    TooManyJobs,
+)
 from bot.understand import Request, parse
 
 log = logging.getLogger(__name__)
@@ -313,11 +323,11 @@ class BotCore:
             await refuse(self.t("chat.too_many_jobs", lang, limit=self.settings.bot_max_jobs_per_user))
             return None
         try:
-            job = await self._new_job(request, incoming, prompt)
+            job, change = await self._new_job(request, incoming, prompt)
             prepared = self.orchestrator.prepare(job)  # the row is then written once, with its plan
             stored = [StoredImage(im.content_type, im.data, im.url) for im in images]
             accepted = await self.store.intake(
-                incoming.platform, ids, job, stored, max_active=self._shared_limit(owner)
+                incoming.platform, ids, job, stored, max_active=self._shared_limit(owner), preference=change
             )
         except TooManyJobs:  # counted across every process sharing the database
             self._release(owner)
@@ -348,21 +358,26 @@ class BotCore:
             return self.t("budget.not_allowed", lang)
         return None
 
-    async def _new_job(self, request: Request, incoming: Incoming, prompt: str) -> Job:
-        """The job row for a video request; a model named in it is remembered (or the
-        preference cleared) as the words say."""
+    async def _new_job(
+        self, request: Request, incoming: Incoming, prompt: str
+    ) -> tuple[Job, PreferenceChange | None]:
+        """The job row for a video request, and the change to its person's preference the
+        words make (a model named is remembered, "the best" forgets it), written with the job."""
         model = self._model_of(request)
+        change: PreferenceChange | None = None
         if request.preference == "clear":
-            await self.store.clear_preference(incoming.platform, incoming.user_id, request.task_type)
+            change = PreferenceChange(request.task_type)
         remembered = False
         if request.preference == "save" and model is not None and request.model_id is not None:
-            remembered = await self._remember(request, incoming, model, request.model_id)
+            before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
+            remembered = before is None or before.model_key != model.key
+            change = PreferenceChange(request.task_type, model.key, request.model_id, model.name)
         pref = None
         if model is None:
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
             if pref is not None and pref.model_key in request.excluded_keys:
                 pref = None  # "别用可灵" this time, though Kling is their preference
-        return Job(
+        job = Job(
             id=uuid.uuid4().hex[:16],
             platform=incoming.platform,
             chat_id=incoming.chat_id,
@@ -385,6 +400,7 @@ class BotCore:
                 unsure=request.unsure,
             ),
         )
+        return job, change
 
     async def rerun(
         self,

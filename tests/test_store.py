@@ -10,7 +10,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.store import MIGRATIONS, Job, JobRequest, OpenQuestion, Store, StoredImage, TooManyJobs, sqlite_path
+from bot.store import (
+    MIGRATIONS,
+    Job,
+    JobRequest,
+    OpenQuestion,
+    PreferenceChange,
+    SqliteStore,
+    Store,
+    StoredImage,
+    TooManyJobs,
+    sqlite_path,
+)
 from bot.store.postgres import PG_MIGRATIONS
 
 
@@ -273,6 +284,50 @@ async def test_a_preference_read_after_each_change_is_the_changed_one(store: Sto
     assert await model() == "wan26"
     await asyncio.gather(model(), store.clear_preference("feishu", "u1", None), model())
     assert await model() is None
+
+
+async def test_a_preference_named_in_a_request_is_written_with_its_job(store: Store) -> None:
+    kling = PreferenceChange("text_to_video", "kling-o1", "kling-video-o1", "Kling O1")
+    assert await store.intake("console", ["e1"], _job("j1"), preference=kling)
+    pref = await store.get_preference("console", "u1", "text_to_video")
+    assert pref is not None and pref.model_key == "kling-o1"
+    assert await store.intake("console", ["e2"], _job("j2"), preference=PreferenceChange("text_to_video"))
+    assert await store.get_preference("console", "u1", "text_to_video") is None
+
+
+async def test_a_redelivered_or_refused_request_changes_no_preference(store: Store) -> None:
+    kling = PreferenceChange("text_to_video", "kling-o1", "kling-video-o1", "Kling O1")
+    assert await store.intake("console", ["e1"], _job("j1"))
+    assert not await store.intake("console", ["e1"], _job("j2"), preference=kling)
+    with pytest.raises(TooManyJobs):
+        await store.intake("console", ["e3"], _job("j3"), max_active=1, preference=kling)
+    assert await store.get_preference("console", "u1", "text_to_video") is None
+
+
+async def test_people_without_preferences_are_answered_from_memory(tmp_path: object) -> None:
+    path = f"{tmp_path}/prefs.sqlite3"
+    store = await Store.open(path)
+    await store.set_preference("feishu", "u1", "text_to_video", "kling-o1", "kling-video-o1", "Kling O1")
+    await store.close()
+    store = await Store.open(path)
+    assert isinstance(store, SqliteStore)
+    reads = 0
+    submit = store._reads.submit
+
+    async def counted(work: object, **kw: object) -> object:
+        nonlocal reads
+        reads += 1
+        return await submit(work, **kw)  # type: ignore[arg-type]
+
+    store._reads.submit = counted  # type: ignore[method-assign]
+    assert await store.get_preference("feishu", "nobody", "text_to_video") is None
+    assert reads == 0  # known at start-up to have none
+    pref = await store.get_preference("feishu", "u1", "text_to_video")
+    assert pref is not None and pref.model_key == "kling-o1" and reads == 1
+    await store.set_preference("feishu", "u2", "image_to_video", "wan26", "wan2.6-i2v", "Wan 2.6")
+    pref = await store.get_preference("feishu", "u2", "image_to_video")
+    assert pref is not None and pref.model_key == "wan26"
+    await store.close()
 
 
 # -- open questions and once-only actions ------------------------------------------------------------

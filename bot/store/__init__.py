@@ -15,6 +15,7 @@ from bot.store.model import (
     LeaseLost,
     OpenQuestion,
     Preference,
+    PreferenceChange,
     StoredImage,
     TooManyJobs,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "LeaseLost",
     "OpenQuestion",
     "Preference",
+    "PreferenceChange",
     "SqliteStore",
     "Store",
     "StoredImage",

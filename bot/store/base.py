@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.store.model import Job, OpenQuestion, Preference, StoredImage
+from bot.store.model import Job, OpenQuestion, Preference, PreferenceChange, StoredImage
 
 #: how long a job stays owned without a renewal (BOT_LEASE_S)
 DEFAULT_LEASE_S = 30.0
@@ -109,6 +109,7 @@ class Store(ABC):
         *,
         max_active: int | None = None,
         once: str | None = None,
+        preference: PreferenceChange | None = None,
     ) -> bool:
         """Accept one message: mark its event ids seen and write its job (with its pictures and
         this process's lease on it) in ONE transaction, so a crash can neither lose the request
@@ -116,7 +117,8 @@ class Store(ABC):
         (a redelivery, here or in another process), or when the action `once` names (a button
         press: "rerun:<job>") was used before; it is claimed in the same transaction. With
         `max_active`, raises TooManyJobs, writing nothing, when the job's person already has that
-        many jobs under way."""
+        many jobs under way. `preference`: the change to the job's person's preferred model
+        the request made, written with the job."""
 
     @abstractmethod
     async def prune_seen(self, older_than_s: float = 7 * 86400) -> int: ...

@@ -139,6 +139,18 @@ class Preference:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class PreferenceChange:
+    """What a video request said about its person's preferred model for its task type,
+    written in the same transaction as its job (a redelivered or refused request changes
+    nothing). `model_key` None: forget the preference ("用最好的", the bot's pick)."""
+
+    task_type: str
+    model_key: str | None = None
+    model_id: str = ""
+    model_name: str = ""
+
+
 JOB_COLUMNS = [f.name for f in fields(Job)]
 _REQUEST_FIELDS = [f.name for f in fields(JobRequest)]
 

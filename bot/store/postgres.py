@@ -30,6 +30,7 @@ from bot.store.model import (
     Job,
     OpenQuestion,
     Preference,
+    PreferenceChange,
     StoredImage,
     TooManyJobs,
     apply_changes,
@@ -158,6 +159,41 @@ _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
 _FREE = f"(lease_owner IS NULL OR lease_until < {_NOW})"
 
 
+async def _change_preference(con: Connection, platform: str, user_id: str, change: PreferenceChange) -> int:
+    """Save (or, with no model, forget) one person's preference for one task type."""
+    if change.model_key is None:
+        return await _forget_preference(con, platform, user_id, change.task_type)
+    await con.execute(
+        "INSERT INTO preferences VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (platform, user_id, task_type) "
+        "DO UPDATE SET model_key=EXCLUDED.model_key, model_id=EXCLUDED.model_id, "
+        "model_name=EXCLUDED.model_name, updated_at=EXCLUDED.updated_at",
+        platform,
+        user_id,
+        change.task_type,
+        change.model_key,
+        change.model_id,
+        change.model_name,
+        time.time(),
+    )
+    return 1
+
+
+async def _forget_preference(con: Connection, platform: str, user_id: str, task_type: str | None) -> int:
+    """Forget one task type's preference, or all of a person's; how many were removed."""
+    if task_type is None:
+        status = await con.execute(
+            "DELETE FROM preferences WHERE platform=$1 AND user_id=$2", platform, user_id
+        )
+    else:
+        status = await con.execute(
+            "DELETE FROM preferences WHERE platform=$1 AND user_id=$2 AND task_type=$3",
+            platform,
+            user_id,
+            task_type,
+        )
+    return _count(status)
+
+
 def _count(status: str) -> int:
     """Rows touched, from asyncpg's command tag ("INSERT 0 1", "DELETE 3", "UPDATE 0")."""
     try:
@@ -242,32 +278,14 @@ class PostgresStore(Store):
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_key: str, model_id: str, model_name: str
     ) -> None:
-        await self._pool.execute(
-            "INSERT INTO preferences VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (platform, user_id, task_type) "
-            "DO UPDATE SET model_key=EXCLUDED.model_key, model_id=EXCLUDED.model_id, "
-            "model_name=EXCLUDED.model_name, updated_at=EXCLUDED.updated_at",
-            platform,
-            user_id,
-            task_type,
-            model_key,
-            model_id,
-            model_name,
-            time.time(),
-        )
+        async with self._pool.acquire() as con:
+            await _change_preference(
+                con, platform, user_id, PreferenceChange(task_type, model_key, model_id, model_name)
+            )
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
-        if task_type is None:
-            status = await self._pool.execute(
-                "DELETE FROM preferences WHERE platform=$1 AND user_id=$2", platform, user_id
-            )
-        else:
-            status = await self._pool.execute(
-                "DELETE FROM preferences WHERE platform=$1 AND user_id=$2 AND task_type=$3",
-                platform,
-                user_id,
-                task_type,
-            )
-        return _count(status)
+        async with self._pool.acquire() as con:
+            return await _forget_preference(con, platform, user_id, task_type)
 
     async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
         rows = await self._pool.fetch(
@@ -298,6 +316,7 @@ class PostgresStore(Store):
         *,
         max_active: int | None = None,
         once: str | None = None,
+        preference: PreferenceChange | None = None,
     ) -> bool:
         now = time.time()
         try:
@@ -334,6 +353,8 @@ class PostgresStore(Store):
                             "INSERT INTO job_images VALUES ($1,$2,$3,$4,$5)",
                             [(job.id, i, im.content_type, im.data, im.url) for i, im in enumerate(images)],
                         )
+                    if preference is not None:
+                        await _change_preference(con, job.platform, job.user_id, preference)
         except _Rollback:
             return False
         return True

@@ -26,6 +26,7 @@ from bot.store.model import (
     Job,
     OpenQuestion,
     Preference,
+    PreferenceChange,
     StoredImage,
     TooManyJobs,
     apply_changes,
@@ -170,6 +171,9 @@ class SqliteStore(Store):
         # that overlapped a change is not kept (the change count moved on meanwhile).
         self._preferences: dict[tuple[str, str], dict[str, Preference | None]] = {}
         self._preference_changes = 0
+        # who has any preference at all, when that fits in memory (read at connect): everyone
+        # else has none, and their messages skip the database read (most people never set one)
+        self._with_preferences: set[tuple[str, str]] | None = None
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` on the sqlite3 connection in aiosqlite's connection thread, in one hand-off.
@@ -202,7 +206,14 @@ class SqliteStore(Store):
         await db.execute("PRAGMA busy_timeout=5000")
         store = cls(db, lease_s=lease_s, owner=owner)
         await store._migrate()
+        await store._learn_who_has_preferences()
         return store
+
+    async def _learn_who_has_preferences(self) -> None:
+        """Read who has a preference, unless there are more such people than memory keeps."""
+        sql = "SELECT DISTINCT platform, user_id FROM preferences LIMIT ?"
+        rows = await self._read(lambda c: c.execute(sql, (PREFERENCES_KEPT + 1,)).fetchall())
+        self._with_preferences = {(r[0], r[1]) for r in rows} if len(rows) <= PREFERENCES_KEPT else None
 
     async def _migrate(self) -> None:
         async with self._db.execute("PRAGMA user_version") as cur:
@@ -227,7 +238,10 @@ class SqliteStore(Store):
             "SELECT model_key, model_id, model_name, updated_at FROM preferences "
             "WHERE platform=? AND user_id=? AND task_type=?"
         )
-        known = self._preferences.get((platform, user_id), {})
+        who = (platform, user_id)
+        if self._with_preferences is not None and who not in self._with_preferences:
+            return None
+        known = self._preferences.get(who, {})
         if task_type in known:
             return known[task_type]
         changes = self._preference_changes
@@ -242,28 +256,14 @@ class SqliteStore(Store):
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_key: str, model_id: str, model_name: str
     ) -> None:
-        now = time.time()
-        args = (platform, user_id, task_type, model_key, model_id, model_name, now)
+        change = PreferenceChange(task_type, model_key, model_id, model_name)
         await self._change_preferences(
-            platform,
-            user_id,
-            lambda c: c.execute(
-                "INSERT INTO preferences VALUES (?,?,?,?,?,?,?) ON CONFLICT(platform, user_id, task_type) "
-                "DO UPDATE SET model_key=excluded.model_key, model_id=excluded.model_id, "
-                "model_name=excluded.model_name, updated_at=excluded.updated_at",
-                args,
-            ),
+            platform, user_id, lambda c: _change_preference(c, platform, user_id, change)
         )
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
-        args: tuple[str, ...]
-        if task_type is None:
-            sql, args = "DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id)
-        else:
-            sql = "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?"
-            args = (platform, user_id, task_type)
         removed: int = await self._change_preferences(
-            platform, user_id, lambda c: c.execute(sql, args).rowcount
+            platform, user_id, lambda c: _forget_preference(c, platform, user_id, task_type)
         )
         return removed
 
@@ -278,9 +278,14 @@ class SqliteStore(Store):
         return result
 
     def _forget_preferences(self, platform: str, user_id: str) -> None:
-        """Drop what is known of a person's preferences (they are being changed)."""
+        """Drop what is known of a person's preferences (they are being changed): from now on
+        they may have one, so their reads go to the database."""
         self._preference_changes += 1
         self._preferences.pop((platform, user_id), None)
+        if self._with_preferences is not None:
+            self._with_preferences.add((platform, user_id))
+            if len(self._with_preferences) > PREFERENCES_KEPT:
+                self._with_preferences = None  # a bound on memory: everyone's reads go to the file
 
     async def preferences(self, platform: str, user_id: str) -> dict[str, Preference]:
         sql = (
@@ -307,6 +312,7 @@ class SqliteStore(Store):
         *,
         max_active: int | None = None,
         once: str | None = None,
+        preference: PreferenceChange | None = None,
     ) -> bool:
         now = time.time()
         row = self._job_row(job) if job is not None else None
@@ -332,9 +338,14 @@ class SqliteStore(Store):
                 _insert(c, "jobs", row)
                 if pictures:
                     c.executemany("INSERT INTO job_images VALUES (?,?,?,?,?)", pictures)
+                if preference is not None:
+                    _change_preference(c, job.platform, job.user_id, preference)
             return True
 
-        return await self._write(write)
+        if job is None or preference is None:
+            return await self._write(write)
+        accepted: bool = await self._change_preferences(job.platform, job.user_id, write)
+        return accepted
 
     async def prune_seen(self, older_than_s: float = 7 * 86400) -> int:
         now = time.time()
@@ -570,6 +581,37 @@ def _insert(c: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     c.execute(
         f"INSERT INTO {table} ({','.join(row)}) VALUES ({','.join('?' for _ in row)})", tuple(row.values())
     )
+
+
+def _change_preference(c: sqlite3.Connection, platform: str, user_id: str, change: PreferenceChange) -> int:
+    """Save (or, with no model, forget) one person's preference for one task type."""
+    if change.model_key is None:
+        return _forget_preference(c, platform, user_id, change.task_type)
+    c.execute(
+        "INSERT INTO preferences VALUES (?,?,?,?,?,?,?) ON CONFLICT(platform, user_id, task_type) "
+        "DO UPDATE SET model_key=excluded.model_key, model_id=excluded.model_id, "
+        "model_name=excluded.model_name, updated_at=excluded.updated_at",
+        (
+            platform,
+            user_id,
+            change.task_type,
+            change.model_key,
+            change.model_id,
+            change.model_name,
+            time.time(),
+        ),
+    )
+    return 1
+
+
+def _forget_preference(c: sqlite3.Connection, platform: str, user_id: str, task_type: str | None) -> int:
+    """Forget one task type's preference, or all of a person's; how many were removed."""
+    if task_type is None:
+        return int(
+            c.execute("DELETE FROM preferences WHERE platform=? AND user_id=?", (platform, user_id)).rowcount
+        )
+    sql = "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?"
+    return int(c.execute(sql, (platform, user_id, task_type)).rowcount)
 
 
 def _claim(c: sqlite3.Connection, action_id: str, now: float) -> None:
