@@ -319,7 +319,7 @@ async def test_people_without_preferences_are_answered_from_memory(tmp_path: obj
         reads += 1
         return await submit(work, **kw)  # type: ignore[arg-type]
 
-    store._reads.submit = counted  # type: ignore[method-assign]
+    store._reads.submit = counted  # type: ignore[method-assign,assignment]
     assert await store.get_preference("feishu", "nobody", "text_to_video") is None
     assert reads == 0  # known at start-up to have none
     pref = await store.get_preference("feishu", "u1", "text_to_video")
