@@ -45,7 +45,16 @@ from bot.ima.errors import (
 )
 from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
 from bot.images import CheckedImage
-from bot.planning import JobFailed, Plan, needs_confirm, over_the_limit, plan, rule_for, without_excluded
+from bot.planning import (
+    JobFailed,
+    Plan,
+    PlanMemo,
+    needs_confirm,
+    over_the_limit,
+    plan,
+    rule_for,
+    without_excluded,
+)
 from bot.polling import RenderHistory
 from bot.selection import Offer, alternatives, cheapest, find, offers_from
 from bot.store import WAITING, Job, LeaseLost, OpenQuestion, Store
@@ -154,8 +163,9 @@ class Orchestrator:
         self.budgets = Budgets(store, settings)
         #: answers people wait for go before the calls that spend (bot.first_answers)
         self.answers = FirstAnswers()
-        #: per task type: the product list last joined to the catalog, and the offers it made
-        self._joined: dict[str, tuple[list[Product], list[Offer]]] = {}
+        #: per task type: the product list last joined to the catalog, the offers it made, and
+        #: the plans made from them (bot.planning.PlanMemo)
+        self._joined: dict[str, tuple[list[Product], list[Offer], PlanMemo]] = {}
         #: how long tasks took, per kind: when to poll (bot.polling); False: the fixed timer
         self.render_history = RenderHistory()
         self.learn_polls = True
@@ -182,7 +192,7 @@ class Orchestrator:
             return None
         offers = without_excluded(job, self._joined_offers(job.task_type, products))
         try:
-            chosen = plan(self.catalog, job, offers)
+            chosen = self._plan(job, offers)
         except Exception:  # the job plans again as it runs, where any failure is explained
             return None
         for name, value in self._planned(job, chosen).items():
@@ -208,7 +218,7 @@ class Orchestrator:
                     ctx.offers, ctx.plan = prepared.offers, prepared.plan
                 else:  # not planned yet, or the product list changed while it waited for a slot
                     ctx.offers = without_excluded(job, await self._offers(job.task_type))
-                    ctx.plan = plan(self.catalog, job, ctx.offers)
+                    ctx.plan = self._plan(job, ctx.offers)
                 if needs_confirm(job, ctx.plan, self.settings.bot_confirm_above_credits):
                     await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
                     return WAITING
@@ -304,8 +314,17 @@ class Orchestrator:
         asks; the list changes at a refresh)."""
         known = self._joined.get(task_type)
         if known is None or not _same_items(known[0], products):
-            known = self._joined[task_type] = (products, offers_from(self.catalog, task_type, products))
+            offers = offers_from(self.catalog, task_type, products)
+            known = self._joined[task_type] = (products, offers, PlanMemo())
         return list(known[1])
+
+    def _plan(self, job: Job, offers: list[Offer]) -> Plan:
+        """`plan` for offers `_joined_offers` has just made (no await between): the plans
+        made from the same product list are reused by requests of the same shape."""
+        known = self._joined.get(job.task_type)
+        if known is None:  # pragma: no cover - _joined_offers always came first
+            return plan(self.catalog, job, offers)
+        return known[2].plan(self.catalog, job, offers)
 
     async def _within_budget(self, job: Job, plan: Plan) -> None:
         """Reserve the job's credits from the daily budgets, or end it before anything is sent."""

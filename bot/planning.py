@@ -9,7 +9,7 @@ credit rule that prices the result (bot.ima.credit).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.catalog import Catalog
@@ -89,20 +89,80 @@ def plan(catalog: Catalog, job: Job, offers: list[Offer]) -> Plan:
     else:
         raise JobFailed("model_unavailable")
     fitted = fit_request(offer.product, req.duration, req.resolution, req.aspect_ratio)
-    controls = dict(req.controls)
-    if "seed" not in controls and settable(offer.product, "seed"):
-        # a seed of our choosing, kept with the job, so "again, same seed" can reproduce it
-        controls["seed"] = random.randrange(1, 2**31)
     sound_elsewhere = next((o.name for o in offers if sound_field(o.product)), None)
-    chosen = fit_controls(offer.product, controls, sound_elsewhere)
-    if "seed" not in req.controls:
-        chosen.applied.pop("seed", None)  # not asked for: not worth a line in the notice
+    chosen = fit_controls(offer.product, dict(req.controls), sound_elsewhere)
     fitted.adjustments += chosen.adjustments
     params = {**offer.product.defaults(), **fitted.params, **chosen.params}
     params, rule = rule_for(offer.product, params, frozenset(fitted.params) | frozenset(chosen.params))
     req.source = source
     req.recommended_key = rec.key if rec else None
-    return Plan(offer, params, rule, fitted.adjustments, source, chosen.applied)
+    return _with_seed(job, Plan(offer, params, rule, fitted.adjustments, source, chosen.applied))
+
+
+def _with_seed(job: Job, made: Plan) -> Plan:
+    """`made` with a seed of our choosing when none was asked for and the model takes one: kept
+    with the job, so "again, same seed" can reproduce it. (No credit rule prices a seed.)"""
+    if "seed" not in job.request.controls and settable(made.offer.product, "seed"):
+        made.params["seed"] = random.randrange(1, 2**31)
+    return made
+
+
+#: plans kept per product list at most (one per distinct request shape)
+PLANS_KEPT = 1024
+
+
+class PlanMemo:
+    """`plan` for one product list, with what it worked out kept by the request's shape (its
+    model, preference, settings, controls and exclusions; never its words). Most requests ask
+    for nothing in particular, and every one of a burst would otherwise repeat the same
+    recommendation, fitting and rule matching. Each caller gets its own copy, with its own seed."""
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple[Any, ...], tuple[Plan, str | None]] = {}
+
+    def plan(self, catalog: Catalog, job: Job, offers: list[Offer]) -> Plan:
+        """The same Plan `plan(catalog, job, offers)` makes (a failure is never kept)."""
+        req = job.request
+        key = _shape(job)
+        known = self._plans.get(key) if key is not None else None
+        if known is None:
+            made = plan(catalog, job, offers)
+            if key is not None:
+                if len(self._plans) >= PLANS_KEPT:
+                    self._plans.clear()  # a bound on memory: the shapes in use come back at once
+                seedless = dict(made.params)
+                if "seed" not in req.controls:
+                    seedless.pop("seed", None)
+                self._plans[key] = (_copy(made, seedless), req.recommended_key)
+            return made
+        kept, recommended = known
+        req.source, req.recommended_key = kept.source, recommended
+        return _with_seed(job, _copy(kept, kept.params))
+
+
+def _copy(p: Plan, params: dict[str, Any]) -> Plan:
+    """`p` with `params` and its own copies of what a caller may change."""
+    return replace(p, params=dict(params), adjustments=list(p.adjustments), controls=dict(p.controls))
+
+
+def _shape(job: Job) -> tuple[Any, ...] | None:
+    """Everything of a job `plan` reads, as a key; None when some part cannot be a key."""
+    req = job.request
+    key = (
+        job.task_type,
+        req.model_key,
+        req.preferred_key,
+        req.duration,
+        req.resolution,
+        req.aspect_ratio,
+        tuple(sorted(req.controls.items())),
+        tuple(sorted(req.excluded)),
+    )
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def rule_for(

@@ -11,7 +11,6 @@ import pytest
 
 import bot.orchestrator
 from adapters.base import Incoming, NoticeView
-from bot.planning import plan as real_plan
 from bot.sandbox import Sandbox
 from bot.store import Job
 from tests.conftest import RecordingConversation, close_core, make_settings, open_core
@@ -50,12 +49,13 @@ async def test_a_job_is_planned_again_when_the_product_list_changed_while_it_wai
 ) -> None:
     core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", bot_max_concurrent_jobs=1))
     planned: collections.Counter[str] = collections.Counter()
+    real_plan = bot.orchestrator.Orchestrator._plan
 
-    def counted(catalog: Any, job: Job, offers: Any) -> Any:
+    def counted(self: bot.orchestrator.Orchestrator, job: Job, offers: Any) -> Any:
         planned[job.id] += 1
-        return real_plan(catalog, job, offers)
+        return real_plan(self, job, offers)
 
-    monkeypatch.setattr(bot.orchestrator, "plan", counted)
+    monkeypatch.setattr(bot.orchestrator.Orchestrator, "_plan", counted)
     try:
         await core.client.products("text_to_video")
         first = await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
