@@ -246,13 +246,16 @@ def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:
     tables = tables or load_intents()
     # a Chinese question word inside a longer description ("一只猫在想什么, 镜头慢慢推近") is
     # part of the picture, not a question to the bot
+    return _asks_a_question(text, tables) and not tables.asks.search(text)
+
+
+def _asks_a_question(text: str, tables: IntentTables) -> bool:
     short = len(text) <= _SHORT_QUESTION
-    asks = bool(
+    return bool(
         tables.question_start.search(text)
         or tables.question_end.search(text)
         or (short and tables.question_words.search(text))
     )
-    return asks and not tables.asks.search(text)
 
 
 def classify(
@@ -265,12 +268,14 @@ def classify(
     question_mark: bool,
     evidence: bool,
     scene: int | None,
+    core: str | None = None,
 ) -> str:
     """The intent of one message (see the module docstring for the order of the rules).
     `evidence`: it asks for a video in so many words (`has_evidence`); `scene`: the prompt's
-    `scene_weight`, None when a model or a setting was named (then it is not needed)."""
+    `scene_weight`, None when a model or a setting was named (then it is not needed); `core`:
+    `core_text(folded)` when the caller has it."""
     tables = load_intents()
-    text = core_text(folded)
+    text = core_text(folded) if core is None else core
     if not text:
         return "video" if images else "chat"
     command = command_of(text, tables)
@@ -284,7 +289,7 @@ def classify(
         return "prefer" if sets_preference or unknown_model else "chat"
     if is_idle_question(content, tables):
         return "chat"  # what is left to depict is itself a question: "sora怎么样", "how much for a video?"
-    if (question_mark or is_idle_question(text, tables)) and not tables.asks.search(text):
+    if not tables.asks.search(text) and (question_mark or _asks_a_question(text, tables)):
         return "chat"
     if scene is not None and (scene == 0 or (not evidence and (is_gibberish(content) or scene < SOME_SCENE))):
         return "chat"  # "sorry", "it failed", "谢谢你", a link alone: nothing asks for a video
@@ -292,9 +297,19 @@ def classify(
 
 
 def has_evidence(
-    text: str, *, names_model: bool, has_parameters: bool, tables: IntentTables | None = None
+    text: str,
+    *,
+    names_model: bool,
+    has_parameters: bool,
+    tables: IntentTables | None = None,
+    core: str | None = None,
 ) -> bool:
     """Whether a message asks for a video in so many words: a word that asks ("make", "生成";
-    not in a link), a model named or ruled out, or a setting (duration, resolution, a control)."""
+    not in a link), a model named or ruled out, or a setting (duration, resolution, a control).
+    `core`: `core_text(text)` when the caller has it."""
+    if names_model or has_parameters:
+        return True
     tables = tables or load_intents()
-    return names_model or has_parameters or tables.asks.search(core_text(without_links(text))) is not None
+    unlinked = without_links(text)
+    words = core if core is not None and unlinked is text else core_text(unlinked)
+    return tables.asks.search(words) is not None

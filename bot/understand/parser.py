@@ -255,7 +255,8 @@ def parse(text: str, images: int = 0) -> Request:
     prompt = without_greeting(cut(text, folded, spans, lx))
     names_model = model_key is not None or bool(r.excluded) or unknown is not None
     has_parameters = any(v is not None for v in (r.duration, r.resolution, r.aspect)) or bool(r.controls)
-    evidence = has_evidence(folded, names_model=names_model, has_parameters=has_parameters)
+    core = core_text(folded)
+    evidence = has_evidence(folded, names_model=names_model, has_parameters=has_parameters, core=core)
     scene = None if names_model or has_parameters else scene_weight(prompt or "")
     intent = classify(
         folded,
@@ -266,6 +267,7 @@ def parse(text: str, images: int = 0) -> Request:
         question_mark=folded.rstrip().endswith("?"),
         evidence=evidence,
         scene=scene,
+        core=core,
     )
     unsure = intent == "video" and not images and unsure_request(scene, evidence=evidence)
     return Request(
@@ -281,8 +283,8 @@ def parse(text: str, images: int = 0) -> Request:
         model_key=model_key,
         intent=intent,
         unknown_model=unknown,
-        choice=choice_of(core_text(folded)) if intent == "confirm" else None,
-        topic="usage" if intent == "jobs" and command_of(core_text(folded)) == "usage" else None,
+        choice=choice_of(core) if intent == "confirm" else None,
+        topic="usage" if intent == "jobs" and command_of(core) == "usage" else None,
         wants_images=_wants_images(r.cues),
         excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in r.excluded) if mid),
         excluded_keys=tuple(r.excluded),
