@@ -373,7 +373,7 @@ class BotCore:
             remembered = before is None or before.model_key != model.key
             change = PreferenceChange(request.task_type, model.key, request.model_id, model.name)
         pref = None
-        if model is None:
+        if model is None and request.preference != "clear":  # handed back: the bot's pick, not the old one
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
             if pref is not None and pref.model_key in request.excluded_keys:
                 pref = None  # "别用可灵" this time, though Kling is their preference

@@ -173,6 +173,14 @@ async def test_handing_the_choice_back_clears_the_preference(core: BotCore) -> N
     assert isinstance(notice, NoticeView) and notice.model_name == "Wan 2.6"
 
 
+async def test_a_video_request_that_hands_the_choice_back_uses_the_recommendation(core: BotCore) -> None:
+    await run(core, "以后都用可灵")
+    conv = await run(core, "帮我选个模型生成海浪视频")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.model_name == "Wan 2.6"
+    assert await core.store.get_preference("console", "u1", "text_to_video") is None
+
+
 async def test_preferences_belong_to_one_user(core: BotCore) -> None:
     await run(core, "以后都用可灵", user="alice")
     conv = await run(core, "生成一段小猫玩毛线的视频", user="bob")
