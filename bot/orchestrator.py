@@ -470,6 +470,12 @@ class Orchestrator:
                     raise
                 attempt += 1
                 await self._recover(e, job, conv, state, attempt)
+                if state.rule.points > plan.rule.points:
+                    # the notice, the confirm threshold and the budget all saw the planned price:
+                    # a recovery may not spend more without a new yes (nothing was created yet)
+                    raise JobFailed(
+                        "price_rose", model=plan.offer.name, was=plan.rule.points, now=state.rule.points
+                    ) from e
                 continue
             await self.store.save_job(
                 job, status="running", task_ids=[*job.task_ids, task_id], started_at=self._clock()

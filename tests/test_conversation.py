@@ -253,7 +253,8 @@ async def test_credit_mismatch_that_persists_ends_in_plain_words(core: BotCore, 
 async def test_attribute_mismatch_that_persists_ends_in_plain_words(core: BotCore, sandbox: Sandbox) -> None:
     for _ in range(4):
         sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
-    conv = await run(core, "make a video of a puppy running")
+    # Wan's dearest rule first: the rules tried next cost less (a dearer one would stop it as price_rose)
+    conv = await run(core, "make a video of a puppy running, 1080p, 15 seconds")
     assert_failure(conv, "attribute_mismatch", "Model parameters incompatible")
     assert sandbox.ledger == []
 
@@ -263,6 +264,25 @@ async def test_one_attribute_mismatch_is_recovered(core: BotCore, sandbox: Sandb
     conv = await run(core, "make a video of a puppy running")
     assert conv.kinds()[-1] == "video", conv.events
     assert len(sandbox.ledger) == 1
+
+
+async def test_a_recovery_that_would_cost_more_than_the_notice_said_stops_unpaid(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    # twice the same stale rule: the next best one is Wan's 1080P rule, 40 pts instead of 25
+    for _ in range(2):
+        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    conv = await run(core, "make a video of a puppy running")
+    notice = only(conv, "notice")
+    assert isinstance(notice, NoticeView) and notice.credits == 25
+    failure = assert_failure(conv, "price_rose", "40 pts instead of the 25 pts", "nothing was charged")
+    assert failure.retry_label is not None
+    assert sandbox.ledger == []
+    again = RecordingConversation()  # Retry plans again at today's price, with a notice of its own
+    running = await core.rerun(failure.job_id, user_id="u1", model_id=None, conversation=again)
+    assert running is not None and await running.wait() == "delivered"
+    assert isinstance(only(again, "notice"), NoticeView)
+    assert [entry.credit for entry in sandbox.ledger] == [25]
 
 
 async def test_an_invalid_product_attribute_is_recovered_by_pricing_again(

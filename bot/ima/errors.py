@@ -197,6 +197,8 @@ POLICY: dict[str, Policy] = {
     "interrupted": Policy(retry=False, button=False),
     # a budget says no: nothing another model or a retry would change today
     "over_budget": Policy(retry=False, button=False, alternatives=False),
+    # a recovery would cost more than the notice said: a retry plans again at today's price
+    "price_rose": Policy(retry=False),
 }
 DEFAULT_POLICY = Policy(retry=True)
 
