@@ -49,6 +49,7 @@ from bot.planning import (
     JobFailed,
     Plan,
     PlanMemo,
+    beyond_the_yes,
     needs_confirm,
     over_the_limit,
     plan,
@@ -222,6 +223,10 @@ class Orchestrator:
                 if needs_confirm(job, ctx.plan, self.settings.bot_confirm_above_credits):
                     await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
                     return WAITING
+                if beyond_the_yes(job, ctx.plan):
+                    raise JobFailed(
+                        "price_rose", model=ctx.plan.offer.name, was=job.credits, now=ctx.plan.rule.points
+                    )
                 if await self.budgets.may_refuse(job):
                     # a refusal must come instead of the notice, not after it
                     await self._within_budget(job, ctx.plan)

@@ -63,6 +63,12 @@ def needs_confirm(job: Job, plan: Plan, limit: int) -> bool:
     return (over_the_limit(plan, limit) or job.request.unsure) and not job.request.confirmed
 
 
+def beyond_the_yes(job: Job, plan: Plan) -> bool:
+    """Whether a job its requester said yes to would now cost more than the price they said yes
+    to (the product list changed while the question waited): a yes covers its own price only."""
+    return job.request.confirmed and job.credits is not None and plan.rule.points > job.credits
+
+
 def plan(catalog: Catalog, job: Job, offers: list[Offer]) -> Plan:
     """Choose the model (named > preference > recommendation), fit what was asked to it, add the
     creative controls it offers and price the result from its credit rule. No I/O: the offers

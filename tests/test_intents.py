@@ -235,6 +235,20 @@ async def test_the_confirm_button_works_once(asking_core: BotCore, sandbox: Sand
     assert len(sandbox.ledger) == 1
 
 
+async def test_a_yes_covers_only_the_price_it_was_given_for(asking_core: BotCore, sandbox: Sandbox) -> None:
+    conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    notice = conv.of("notice")[0]
+    assert isinstance(notice, NoticeView) and "122" in notice.text
+    asked = await asking_core.store.get_job(notice.job_id)
+    assert asked is not None
+    await asking_core.store.save_job(asked, credits=100)  # the price the question named, since risen
+    done = await run(asking_core, "确认")
+    failure = done.of("failure")[0]
+    assert isinstance(failure, FailureView) and failure.kind == "price_rose"
+    assert "122" in failure.text and "100" in failure.text and failure.retry_label is not None
+    assert sandbox.ledger == []
+
+
 async def test_declining_the_price_ends_the_job_unpaid(asking_core: BotCore, sandbox: Sandbox) -> None:
     conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
     notice = conv.of("notice")[0]
