@@ -203,13 +203,16 @@ class BotCore:
         """Everything but a new video: commands, answers to the bot's questions, chat."""
         lang = request.language
         intent = request.intent
-        answers = intent in ("confirm", "decline") or (
-            intent == "prefer" and (request.model_key is not None or request.preference == "clear")
-        )
+        # a yes or a no answers any question; a model named answers only "try another model?"
+        # (never a price question: "用海螺" is not a yes to Sora's price); "forget my model" is
+        # the preference command whatever was asked
+        answers = intent in ("confirm", "decline") or (intent == "prefer" and request.model_key is not None)
         if answers and not request.unknown_model:
             if not (incoming.mentioned or incoming.answers_bot or request.intent == "decline"):
                 return None  # a group "ok" not addressed to the bot: it may be for someone else
-            question = await self.store.take_question(incoming.platform, incoming.chat_id, incoming.user_id)
+            question = await self.store.take_question(
+                incoming.platform, incoming.chat_id, incoming.user_id, None if intent != "prefer" else "retry"
+            )
             if question is not None:
                 return await self._answer(question, request, incoming, conv)
         if not incoming.mentioned:
@@ -289,6 +292,9 @@ class BotCore:
         model_id: str | None = None
         if request.model_key is not None:
             model_id = request.model_key
+            model = self._model_of(request)
+            if request.preference == "save" and model is not None and request.model_id is not None:
+                await self._remember(request, incoming, model, request.model_id)  # as it would anywhere
         elif request.choice is not None and request.choice < len(question.options):
             model_id = question.options[request.choice]
         elif question.options:

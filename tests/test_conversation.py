@@ -303,6 +303,28 @@ async def test_a_task_that_fails_while_generating_offers_retry_and_two_models(
     assert failure.retry_label is not None and "render node" not in failure.text
 
 
+async def test_forgetting_the_preferred_model_after_a_failure_starts_nothing(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    sandbox.force_task_failure(message="render node lost")
+    assert isinstance((await run(core, "用可灵生成一段小狗在草地上奔跑的视频")).of("failure")[0], FailureView)
+    answer = await run(core, "清除偏好")
+    assert answer.texts() and not answer.of("notice") and len(sandbox.ledger) == 1
+    assert await core.store.get_preference("console", "u1", "text_to_video") is None
+
+
+async def test_naming_a_model_after_a_failure_runs_it_again_with_that_model_and_remembers_it(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    sandbox.force_task_failure(message="render node lost")
+    await run(core, "用可灵生成一段小狗在草地上奔跑的视频")
+    answer = await run(core, "以后都用海螺")
+    assert answer.kinds()[-1] == "video", answer.events
+    assert [e.model_name for e in sandbox.ledger] == ["Kling O1", "Hailuo 2.3"]
+    pref = await core.store.get_preference("console", "u1", "text_to_video")
+    assert pref is not None and pref.model_name == "Hailuo 2.3"
+
+
 async def test_sora_refuses_people_and_suggests_permissive_models(core: BotCore, sandbox: Sandbox) -> None:
     conv = await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
     failure = assert_failure(conv, "content_policy", "Sora 2 Pro")

@@ -12,6 +12,7 @@ import pytest
 from adapters.base import FailureView, Incoming, NoticeView
 from bot.core import BotCore
 from bot.sandbox import Sandbox
+from bot.store import WAITING
 from bot.store.sqlite import SqliteStore
 from tests.conftest import RecordingConversation, close_core, make_settings, open_core
 from tests.waiting import wait_until
@@ -247,6 +248,21 @@ async def test_a_yes_covers_only_the_price_it_was_given_for(asking_core: BotCore
     assert isinstance(failure, FailureView) and failure.kind == "price_rose"
     assert "122" in failure.text and "100" in failure.text and failure.retry_label is not None
     assert sandbox.ledger == []
+
+
+@pytest.mark.parametrize("reply", ["用海螺", "always use Hailuo", "换成海螺", "清除偏好"])
+async def test_naming_a_model_is_not_a_yes_to_the_price(
+    asking_core: BotCore, sandbox: Sandbox, reply: str
+) -> None:
+    conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    notice = conv.of("notice")[0]
+    assert isinstance(notice, NoticeView) and notice.confirm_label
+    answer = await run(asking_core, reply)
+    assert answer.texts() and not answer.of("notice") and sandbox.ledger == []
+    row = await asking_core.store.get_job(notice.job_id)
+    assert row is not None and row.status == WAITING  # the question is still open: a yes starts it
+    assert (await run(asking_core, "确认")).kinds()[-1] == "video"
+    assert len(sandbox.ledger) == 1
 
 
 async def test_declining_the_price_ends_the_job_unpaid(asking_core: BotCore, sandbox: Sandbox) -> None:

@@ -183,10 +183,13 @@ class Store(ABC):
         """Remember a question to one person in one chat (replacing an older one there)."""
 
     @abstractmethod
-    async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:
+    async def take_question(
+        self, platform: str, chat_id: str, user_id: str, kind: str | None = None
+    ) -> OpenQuestion | None:
         """The person's question in this chat, removed as it is read (an answer is used once);
-        None when there is none. An expired one is returned too (see `expires_at`), so the
-        caller can say it expired."""
+        None when there is none, or when `kind` is given and the question is of another kind
+        (it then stays open). An expired one is returned too (see `expires_at`), so the caller
+        can say it expired."""
 
     @abstractmethod
     async def forget_questions_about(self, job_id: str) -> None:

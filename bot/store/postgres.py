@@ -528,13 +528,17 @@ class PostgresStore(Store):
             *question_row(question),
         )
 
-    async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:
+    async def take_question(
+        self, platform: str, chat_id: str, user_id: str, kind: str | None = None
+    ) -> OpenQuestion | None:
         # read and removed in one statement: of two processes answering, one gets it
         row = await self._pool.fetchrow(
-            "DELETE FROM open_questions WHERE platform=$1 AND chat_id=$2 AND user_id=$3 RETURNING *",
+            "DELETE FROM open_questions WHERE platform=$1 AND chat_id=$2 AND user_id=$3 "
+            "AND ($4::text IS NULL OR kind=$4) RETURNING *",
             platform,
             chat_id,
             user_id,
+            kind,
         )
         return question_from(row) if row else None
 

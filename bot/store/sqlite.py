@@ -472,7 +472,9 @@ class SqliteStore(Store):
             lambda c: c.execute("INSERT OR REPLACE INTO open_questions VALUES (?,?,?,?,?,?,?,?)", args)
         )
 
-    async def take_question(self, platform: str, chat_id: str, user_id: str) -> OpenQuestion | None:
+    async def take_question(
+        self, platform: str, chat_id: str, user_id: str, kind: str | None = None
+    ) -> OpenQuestion | None:
         key = (platform, chat_id, user_id)
 
         def write(c: sqlite3.Connection) -> OpenQuestion | None:
@@ -480,8 +482,11 @@ class SqliteStore(Store):
             row = c.execute(f"SELECT * FROM open_questions {where}", key).fetchone()
             if row is None:
                 return None
+            question = question_from(row)
+            if kind is not None and question.kind != kind:
+                return None
             c.execute(f"DELETE FROM open_questions {where}", key)
-            return question_from(row)
+            return question
 
         return await self._write(write)
 
