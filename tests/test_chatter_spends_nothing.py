@@ -103,6 +103,52 @@ def test_talk_about_videos_never_starts_one_at_once(line: str) -> None:
     assert request.intent != "video" or request.unsure, request
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        # a refusal
+        "don't make a video of a cat",
+        "please don't generate a video of my dog",
+        "不要生成小狗的视频",
+        "别再帮我做一个视频了",
+        "不用拍一段海边的视频",
+        # a report of something made
+        "我昨天用可灵生成了一段小狗的视频",
+        "I made a video of my dog yesterday",
+        "we already generated a clip of the beach with kling",
+        # a question about the making itself
+        "用可灵生成视频要多久?",
+        "how long does kling take to make a video?",
+        "how much does it cost to generate a 10 second video?",
+        "生成一个4K的视频多少积分",
+    ],
+)
+def test_refusing_reporting_or_asking_about_the_making_is_chat(line: str) -> None:
+    assert parse(line).intent == "chat", parse(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt"),
+    [
+        ("生成一段海浪视频,不要生成文字", "海浪,不要文字"),
+        ("不要用可灵生成海浪视频", "海浪"),
+        ("a castle made of ice, make a video", "a castle made of ice"),
+        ("make a video on how to tie a tie", "on how to tie a tie"),
+        ("能帮我生成一个小猫的视频吗?", "小猫"),
+        ("可以生成一只猫在月球上跳舞的视频吗", "一只猫在月球上跳舞"),
+    ],
+)
+def test_a_request_next_to_a_refusal_or_in_question_form_is_still_a_request(line: str, prompt: str) -> None:
+    request = parse(line)
+    assert request.intent == "video" and request.prompt == prompt, request
+
+
+async def test_dont_make_a_video_gets_words_and_spends_nothing(core: BotCore, sandbox: Sandbox) -> None:
+    conv = RecordingConversation()
+    assert await core.handle(Incoming("console", "c", "u", "不要生成小狗的视频"), conv) is None
+    assert conv.kinds() == ["text"] and sandbox.ledger == []
+
+
 @pytest.mark.parametrize("line", ["a cat", "sunset", "I'm hungry", "一只猫", "城市夜景"])
 def test_a_few_bare_words_are_a_request_that_waits_for_a_yes(line: str) -> None:
     request = parse(line)

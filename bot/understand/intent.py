@@ -76,6 +76,10 @@ class IntentTables:
     greeting: re.Pattern[str]  # small talk or a polite word at the start, with its punctuation
     generate: re.Pattern[str]  # words about making something, "video" and "视频" included
     asks: re.Pattern[str]  # of those, the ones that ask for it ("make", "生成")
+    refusals: re.Pattern[str]  # "don't make …", "不要生成 …"
+    reports: re.Pattern[str]  # "生成了 …", "I made …"
+    about_making: re.Pattern[str]  # "要多久?", "how much does …"
+    making_talk: re.Pattern[str]  # any of the three: one search rules them out for most messages
     question_start: re.Pattern[str]
     question_end: re.Pattern[str]
     question_words: re.Pattern[str]
@@ -104,6 +108,10 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
     if set(commands) != set(COMMANDS):
         raise ValueError(f"intents.toml: [commands] must list exactly {COMMANDS}")
     q = data["question"]
+    made = data["generate"]
+    refusals = f"{B_START}{made['refusal_lead']} ?{_alt(list(made['asks']))}(?:ing|s)?{B_END}"
+    reports = _words(list(made["reports"]))
+    about_making = _words(list(made["about_making"]))
     return IntentTables(
         commands=re.compile("|".join(f"(?P<{name}>{_alt(list(commands[name]))})" for name in COMMANDS)),
         # one polite word at either end ("ok thanks", "请帮助一下吧"), stripped a word at a time
@@ -115,6 +123,10 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         greeting=re.compile(rf"(?:{chat}|{polite})[\s,，.。!！~～:：]*"),
         generate=re.compile(_words(list(data["generate"]["words"]))),
         asks=re.compile(_words(list(data["generate"]["asks"]))),
+        refusals=re.compile(refusals),
+        reports=re.compile(reports),
+        about_making=re.compile(about_making),
+        making_talk=re.compile(f"{refusals}|{reports}|{about_making}"),
         question_start=re.compile(q["start"]),
         question_end=re.compile(q["end"]),
         question_words=re.compile(q["words"]),
@@ -258,6 +270,20 @@ def _asks_a_question(text: str, tables: IntentTables) -> bool:
     )
 
 
+def talks_about_making(text: str, tables: IntentTables | None = None) -> bool:
+    """Talk about making a video that asks for none (`text` through `core_text`): a refusal
+    ("don't make a video of a cat", "不要生成小狗的视频") or a report ("我昨天生成了一段视频",
+    "I made a video of my dog") with no ask left outside it, or any question about the making
+    itself ("生成视频要多久?", "how long does Kling take to make one?")."""
+    tables = tables or load_intents()
+    if tables.making_talk.search(text) is None:
+        return False
+    if tables.about_making.search(text):
+        return True
+    rest = tables.reports.sub(" ", tables.refusals.sub(" ", text))
+    return rest != text and not tables.asks.search(rest)
+
+
 def classify(
     folded: str,
     *,
@@ -281,6 +307,8 @@ def classify(
     command = command_of(text, tables)
     if command is not None and (not images or command in COMMANDS_WITH_IMAGES):
         return _INTENT_OF.get(command, command)
+    if talks_about_making(text, tables):
+        return "chat"  # "don't make …", "I made …", "how long does it take?": nothing to spend on
     if images:
         return "video"
     content = core_text(fold(prompt)) if prompt else ""  # folded: Traditional small talk too
