@@ -24,7 +24,7 @@ from bot.catalog import Catalog, ModelInfo
 from bot.chat import Conversation
 from bot.config import Settings
 from bot.first_answers import FirstAnswers
-from bot.fitting import degrade
+from bot.fitting import degrade, sound_field
 from bot.i18n import t
 from bot.ima import ImaClient
 from bot.ima.credit import complete_from_rules, match_rule, other_rule, pixverse_model
@@ -44,6 +44,7 @@ from bot.ima.errors import (
     policy,
 )
 from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
+from bot.ima.values import same
 from bot.images import CheckedImage
 from bot.planning import (
     JobFailed,
@@ -101,6 +102,46 @@ def _int_or_none(value: object) -> int | None:
         return int(str(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _asked(job: Job, product: Product) -> frozenset[str]:
+    """The parameters (lower case) the user asked for themselves, as `product` spells them."""
+    req = job.request
+    names = {n for n in ("duration", "resolution", "aspect_ratio") if getattr(req, n) is not None}
+    for name in req.controls:
+        names.add((sound_field(product) or name) if name == "sound" else name)
+    return frozenset(n.lower() for n in names)
+
+
+def _completed(
+    e: ImaError, job: Job, product: Product, params: dict[str, Any]
+) -> tuple[dict[str, Any], CreditRule]:
+    """After 6009: `params` completed from the credit rules, keeping what the user asked for;
+    `e` again when only changing that would do (the user is told in plain words instead)."""
+    asked = _asked(job, product)
+    completed = complete_from_rules(product, params, asked)
+    if _changed(params, completed) & asked:
+        raise e
+    return completed, match_rule(product, completed)
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
+    """The parameters (lower case) whose value differs between two parameter sets."""
+    old = {str(k).lower(): v for k, v in before.items()}
+    return frozenset(str(k).lower() for k, v in after.items() if not same(old.get(str(k).lower()), v))
+
+
+def _other_settings(lang: str, params: dict[str, Any], changed: frozenset[str], attempt: int) -> str:
+    """The line saying another credit rule is tried: its duration / resolution / ratio when
+    those changed (other parameters mean nothing to most people)."""
+    shown = [
+        f"{v}s" if str(k).lower() == "duration" else str(v)
+        for k, v in params.items()
+        if str(k).lower() in changed and str(k).lower() in ("duration", "resolution", "aspect_ratio")
+    ]
+    if not shown:
+        return t("progress.retrying", lang, attempt=attempt)
+    return t("progress.other_settings", lang, what=", ".join(shown), attempt=attempt)
 
 
 def _same_items(a: list[Product], b: list[Product]) -> bool:
@@ -528,10 +569,9 @@ class Orchestrator:
         state.server_errors = 0
         product, params, rule = state.product, state.params, state.rule
         if isinstance(e, NoRuleMatch):
-            params = complete_from_rules(product, params)
-            rule = match_rule(product, params)
+            params, rule = _completed(e, job, product, params)
         elif isinstance(e, AttributeMismatch):
-            product, params, rule = await self._after_attribute_mismatch(e, job, state, attempt)
+            product, params, rule = await self._after_attribute_mismatch(e, job, conv, state, attempt)
         elif isinstance(e, BadParameter) and str(e.code) == "400017" and "model" not in params:
             inferred = pixverse_model(product)
             if inferred is None:
@@ -552,10 +592,11 @@ class Orchestrator:
         state.product, state.params, state.rule = product, params, rule
 
     async def _after_attribute_mismatch(
-        self, e: ImaError, job: Job, state: _Attempt, attempt: int
+        self, e: ImaError, job: Job, conv: Conversation, state: _Attempt, attempt: int
     ) -> tuple[Product, dict[str, Any], CreditRule]:
         """Usually a stale attribute id: price again from a fresh product list; if the same rule
-        comes back a second time, move to another rule and align the parameters to it."""
+        comes back a second time, move to another rule and align the parameters to it (never
+        one that changes what the user asked for; a change to a default is said)."""
         state.tried_rules.add(state.rule.attribute_id)
         product = await self._fresh_product(job.task_type, state.product) or state.product
         params, candidate = rule_for(product, state.params)
@@ -563,8 +604,13 @@ class Orchestrator:
             nxt = other_rule(product, params, frozenset(state.tried_rules))
             if nxt is None:
                 raise e
-            candidate = nxt
-            params = {**params, **nxt.attributes}
+            moved = {**params, **nxt.attributes}
+            changed = _changed(params, moved)
+            if changed & _asked(job, product):
+                raise e  # another rule would change what the user asked for: say so instead
+            if changed:
+                await _tell(conv.text(_other_settings(job.language, moved, changed, attempt)), job)
+            candidate, params = nxt, moved
         return product, params, candidate
 
     async def _after_server_error(

@@ -285,6 +285,25 @@ async def test_a_recovery_that_would_cost_more_than_the_notice_said_stops_unpaid
     assert [entry.credit for entry in sandbox.ledger] == [25]
 
 
+async def test_a_recovery_never_changes_what_the_user_asked_for(core: BotCore, sandbox: Sandbox) -> None:
+    # twice the same stale rule: Wan's next rule is 720P, cheaper, but 1080P was asked for
+    for _ in range(2):
+        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    conv = await run(core, "make a video of a puppy running, 1080p")
+    assert_failure(conv, "attribute_mismatch", "Model parameters incompatible")
+    assert sandbox.ledger == []
+
+
+async def test_a_recovery_that_changes_a_default_says_so(core: BotCore, sandbox: Sandbox) -> None:
+    # Veo's default is 8 s (140 pts); after the same stale rule twice, its 4 s rule (70 pts)
+    for _ in range(2):
+        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    conv = await run(core, "用 Veo 生成一段海浪拍打礁石的视频")
+    assert conv.kinds()[-1] == "video", conv.events
+    assert any("改用 4s" in text for text in conv.texts()), conv.texts()
+    assert [e.credit for e in sandbox.ledger] == [70]
+
+
 async def test_an_invalid_product_attribute_is_recovered_by_pricing_again(
     core: BotCore, sandbox: Sandbox
 ) -> None:
