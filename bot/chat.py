@@ -236,14 +236,19 @@ class Core(Protocol):
         model_id: str | None,
         conversation: Conversation,
         same_seed: bool = False,
+        roles: tuple[str, ...] = (),
     ) -> JobHandle | None:
         """Run an earlier job again for `user_id` (a button press): same model when
-        `model_id` is None, else that model. None when the job is unknown or not theirs
-        (the core has already told the conversation why)."""
+        `model_id` is None, else that model. None when the job is unknown or not theirs, or
+        they may no longer spend (`roles`: their Discord roles); the core has already told the
+        conversation why."""
         ...
 
-    async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> JobHandle | None:
-        """The Confirm button of a job waiting for an OK; works once."""
+    async def confirm(
+        self, job_id: str, *, user_id: str, conversation: Conversation, roles: tuple[str, ...] = ()
+    ) -> JobHandle | None:
+        """The Confirm button of a job waiting for an OK; works once, for someone who may still
+        spend (`roles`: their Discord roles)."""
         ...
 
     async def decline(self, job_id: str, *, user_id: str, conversation: Conversation) -> None:

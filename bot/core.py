@@ -288,7 +288,9 @@ class BotCore:
             await conv.text(self.t("talk.declined", lang))
             return None
         if question.kind == "confirm":
-            return await self.confirm(question.job_id, user_id=incoming.user_id, conversation=conv)
+            return await self.confirm(
+                question.job_id, user_id=incoming.user_id, conversation=conv, roles=incoming.roles
+            )
         model_id: str | None = None
         if request.model_key is not None:
             model_id = request.model_key
@@ -300,7 +302,11 @@ class BotCore:
         elif question.options:
             model_id = question.options[0]  # "好的" takes the suggested model
         return await self.rerun(
-            question.job_id, user_id=incoming.user_id, model_id=model_id, conversation=conv
+            question.job_id,
+            user_id=incoming.user_id,
+            model_id=model_id,
+            conversation=conv,
+            roles=incoming.roles,
         )
 
     async def _accept_video(
@@ -416,18 +422,16 @@ class BotCore:
         model_id: str | None,
         conversation: Conversation,
         same_seed: bool = False,
+        roles: tuple[str, ...] = (),
     ) -> RunningJob | None:
         """A button press or a "yes": the same request again, with the same or another model
         (and, with `same_seed`, the seed the earlier task ran with: the same video again).
-        Works once per earlier job, across double presses, redeliveries and restarts."""
-        old = await self.store.get_job(job_id)
-        lang = old.language if old else "en"
+        Works once per earlier job, across double presses, redeliveries and restarts; only for
+        someone who may still spend (`roles`: their Discord roles)."""
+        old = await self._spenders_job(job_id, user_id, roles, conversation)
         if old is None:
-            await conversation.text(self.t("chat.job_not_found", lang))
             return None
-        if old.user_id != user_id:
-            await conversation.text(self.t("chat.not_your_job", lang))
-            return None
+        lang = old.language
         model = (
             self._resolve_model(model_id, old.task_type)
             if model_id
@@ -501,9 +505,12 @@ class BotCore:
         images = [] if job.image_urls else _checked(old_images)
         return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
 
-    async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> RunningJob | None:
-        """The requester's OK for a job over the confirm threshold: it starts now, once."""
-        job = await self._own_job(job_id, user_id, conversation)
+    async def confirm(
+        self, job_id: str, *, user_id: str, conversation: Conversation, roles: tuple[str, ...] = ()
+    ) -> RunningJob | None:
+        """The requester's OK for a job over the confirm threshold: it starts now, once, if they
+        may still spend (`roles`: their Discord roles)."""
+        job = await self._spenders_job(job_id, user_id, roles, conversation)
         if job is None:
             return None
         if job.status != WAITING:
@@ -591,6 +598,16 @@ class BotCore:
             await self.budgets.release(job)  # never sent: nothing was spent
         key = {"accepted": "cancel.queued", WAITING: "cancel.unconfirmed"}.get(was, "cancel.running")
         await conversation.text(self.t(key, lang, prompt=job.prompt[:40]))
+
+    async def _spenders_job(
+        self, job_id: str, user_id: str, roles: tuple[str, ...], conversation: Conversation
+    ) -> Job | None:
+        """`_own_job`, for someone who may still spend (an allowlist may have changed since)."""
+        job = await self._own_job(job_id, user_id, conversation)
+        if job is not None and not await self.budgets.may_spend(job.platform, user_id, roles):
+            await conversation.text(self.t("budget.not_allowed", job.language))
+            return None
+        return job
 
     async def _own_job(self, job_id: str, user_id: str, conversation: Conversation) -> Job | None:
         job = await self.store.get_job(job_id)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from adapters.base import Incoming
+from adapters.base import Incoming, NoticeView
+from bot.budget import ALLOWED_USERS
 from bot.core import BotCore
 from bot.sandbox import Sandbox
 from tests.conftest import RecordingConversation, close_core, console_session, make_settings, open_core
@@ -105,6 +107,47 @@ async def test_feishu_allowed_users_limit_who_spends_and_others_are_told(
         assert (await run(core, "help", platform="feishu", user="ou_other")).kinds() == ["text"]
         allowed = await run(core, "a red fox in the snow", platform="feishu", user="ou_ok")
         assert allowed.kinds()[-1] == "video" and len(sandbox.ledger) == 1
+    finally:
+        await close_core(core)
+
+
+async def test_someone_no_longer_allowed_cannot_spend_through_a_button_or_a_yes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "f.sqlite3", feishu_allowed_users=["ou_a"]))
+    try:
+        conv = RecordingConversation()
+        first = await core.handle(say("a red fox in the snow", platform="feishu", user="ou_a"), conv)
+        assert first is not None and await first.wait() == "delivered"
+        await core.budgets.set_override(ALLOWED_USERS, json.dumps(["ou_b"]))  # an admin's "disallow"
+        again = RecordingConversation()
+        assert await core.rerun(first.job_id, user_id="ou_a", model_id=None, conversation=again) is None
+        assert "admin" in again.texts()[0] and len(sandbox.ledger) == 1
+    finally:
+        await close_core(core)
+
+
+async def test_a_yes_to_a_price_question_needs_the_role_that_may_spend(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    core = await open_core(
+        make_settings(
+            sandbox, tmp_path / "d.sqlite3", discord_allowed_roles=["Creators"], bot_confirm_above_credits=1
+        )
+    )
+    try:
+        asked = await run(core, "a red fox in the snow", platform="discord", roles=("Creators",))
+        notice = asked.of("notice")[0]
+        assert isinstance(notice, NoticeView) and notice.confirm_label
+        refused = RecordingConversation()
+        assert (
+            await core.confirm(notice.job_id, user_id="u1", conversation=refused, roles=("Guests",)) is None
+        )
+        assert sandbox.ledger == []
+        started = await core.confirm(
+            notice.job_id, user_id="u1", conversation=RecordingConversation(), roles=("Creators",)
+        )
+        assert started is not None and await started.wait() == "delivered" and len(sandbox.ledger) == 1
     finally:
         await close_core(core)
 

@@ -408,6 +408,7 @@ class FakeCore:
         model_id: str | None,
         conversation: Conversation,
         same_seed: bool = False,
+        roles: tuple[str, ...] = (),
     ) -> FakeJob | None:
         self.reruns.append(
             {
@@ -416,12 +417,15 @@ class FakeCore:
                 "model_id": model_id,
                 "conversation": conversation,
                 "same_seed": same_seed,
+                "roles": roles,
             }
         )
         return self._run(conversation)
 
-    async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> FakeJob | None:
-        self.actions.append({"action": "confirm", "job_id": job_id, "user_id": user_id})
+    async def confirm(
+        self, job_id: str, *, user_id: str, conversation: Conversation, roles: tuple[str, ...] = ()
+    ) -> FakeJob | None:
+        self.actions.append({"action": "confirm", "job_id": job_id, "user_id": user_id, "roles": roles})
         return self._run(conversation)
 
     async def decline(self, job_id: str, *, user_id: str, conversation: Conversation) -> None:
@@ -1010,8 +1014,10 @@ async def test_pressing_a_suggested_model_reruns_the_job_with_that_model(
 async def test_pressing_retry_reruns_with_the_same_model(fetcher: VideoFetcher, clock: Clock) -> None:
     core = FakeCore()
     inter = FakeInteraction(client=SimpleNamespace(button_handler=make_handlers(core, fetcher, clock)))
+    inter.user.roles = [SimpleNamespace(id=42, name="Creators")]  # the core checks who may spend
     await press("imabot:rerun:abc123:", inter)
     assert core.reruns[0]["model_id"] is None
+    assert core.reruns[0]["roles"] == ("42", "Creators")
     assert inter.log.names() == ["defer", "delete_original"]
 
 

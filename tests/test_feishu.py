@@ -95,6 +95,7 @@ class ScriptedCore:
         model_id: str | None,
         conversation: Conversation,
         same_seed: bool = False,
+        roles: tuple[str, ...] = (),
     ) -> FakeJob | None:
         self.reruns.append(
             {
@@ -167,7 +168,9 @@ class ScriptedCore:
         return []
 
     # no test on this core presses Confirm, No thanks or Cancel, or asks for usage: not scripted
-    async def confirm(self, job_id: str, *, user_id: str, conversation: Conversation) -> FakeJob | None:
+    async def confirm(
+        self, job_id: str, *, user_id: str, conversation: Conversation, roles: tuple[str, ...] = ()
+    ) -> FakeJob | None:
         raise NotImplementedError
 
     async def decline(self, job_id: str, *, user_id: str, conversation: Conversation) -> None:
@@ -526,6 +529,7 @@ class HeldRerunCore(ScriptedCore):
         model_id: str | None,
         conversation: Conversation,
         same_seed: bool = False,
+        roles: tuple[str, ...] = (),
     ) -> FakeJob | None:
         await self.let_through.wait()
         return await super().rerun(

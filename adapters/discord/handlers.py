@@ -395,7 +395,12 @@ class Handlers:
 
         async def act(conv: DiscordConversation, user_id: str) -> object:
             return await self.core.rerun(
-                job_id, user_id=user_id, model_id=model_id, conversation=conv, same_seed=same_seed
+                job_id,
+                user_id=user_id,
+                model_id=model_id,
+                conversation=conv,
+                same_seed=same_seed,
+                roles=roles_of(interaction.user),
             )
 
         await self._press(interaction, job_id, requester, act)
@@ -407,7 +412,9 @@ class Handlers:
 
         async def act(conv: DiscordConversation, user_id: str) -> object:
             if action == "confirm":
-                return await self.core.confirm(job_id, user_id=user_id, conversation=conv)
+                return await self.core.confirm(
+                    job_id, user_id=user_id, conversation=conv, roles=roles_of(interaction.user)
+                )
             if action == "decline":
                 await self.core.decline(job_id, user_id=user_id, conversation=conv)
             elif action == "cancel":
