@@ -763,7 +763,7 @@ class Orchestrator:
         model_name = e.model or (plan.offer.name if plan else job.model_name) or ""
         failed_key = plan.offer.key if plan else job.model_key
         uncertain = e.kind == _UNCERTAIN
-        if not uncertain:
+        if not policy(e.kind).charged:
             await self.budgets.release(job)  # failed work costs the user nothing
         if not offers and not uncertain:
             offers = without_excluded(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import Incoming, NoticeView
+from adapters.base import FailureView, Incoming, NoticeView
 from bot.budget import ALLOWED_USERS
 from bot.core import BotCore
 from bot.sandbox import Sandbox
@@ -224,6 +224,26 @@ async def test_a_stopped_running_job_still_counts_because_it_may_be_charged(
     await run(budget_core, "cancel")
     assert await job.wait() == "cancelled"
     assert await budget_core.store.usage("console", 0, user_id="u1") == [("", 25, 1)]
+
+
+async def test_a_timed_out_job_still_counts_because_its_task_may_be_charged(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    core = await open_core(
+        make_settings(sandbox, tmp_path / "t.sqlite3", bot_user_daily_credits=30, ima_job_timeout_s=150)
+    )
+    try:
+        sandbox.force_task_never_finishes()
+        conv = await run(core, "a lighthouse in a storm")
+        failure = conv.of("failure")[0]
+        assert isinstance(failure, FailureView) and failure.kind == "timeout"
+        assert "may still finish and be charged" in failure.text
+        assert await core.store.usage("console", 0, user_id="u1") == [("", 25, 1)]
+        refused = await run(core, "a red fox in the snow")  # 25 + 25 would pass the 30 a day
+        assert refused.of("failure")[0].kind == "over_budget"  # type: ignore[attr-defined]
+        assert len(sandbox.ledger) == 1
+    finally:
+        await close_core(core)
 
 
 def test_a_console_session_over_budget_creates_one_task_and_says_why(tmp_path: Path) -> None:

@@ -163,12 +163,14 @@ class Policy:
     retry: try the create again automatically (after recovering, see Orchestrator._recover);
     degrade: a second failure at the same settings may lower resolution, then duration;
     button: offer the user a Retry button (and "好的" retries);
-    alternatives: suggest two other models."""
+    alternatives: suggest two other models;
+    charged: the task may have been made and charged, so its credits stay counted in the budgets."""
 
     retry: bool
     degrade: bool = False
     button: bool = True
     alternatives: bool = True
+    charged: bool = False
 
 
 #: kind -> policy. A kind not listed gets DEFAULT_POLICY.
@@ -184,14 +186,15 @@ POLICY: dict[str, Policy] = {
     "rate_limited": Policy(retry=True),
     "server_error": Policy(retry=True, degrade=True),
     "model_unavailable": Policy(retry=True),
-    "timeout": Policy(retry=True),
+    # the task exists and may still finish: it may be charged whatever the bot stopped waiting for
+    "timeout": Policy(retry=True, charged=True),
     "network": Policy(retry=True),
     "unknown": Policy(retry=True),
     "image_upload": Policy(retry=True, button=False),
     "task_failed": Policy(retry=False),
     "status_failed": Policy(retry=False),
     # either a button or another model could pay a second time for a video that may still come
-    "create_uncertain": Policy(retry=False, button=False, alternatives=False),
+    "create_uncertain": Policy(retry=False, button=False, alternatives=False, charged=True),
     # the bot's own endings: a model that cannot do the task, pictures lost before a restart
     "unsupported_task": Policy(retry=False, button=False),
     "interrupted": Policy(retry=False, button=False),
