@@ -513,6 +513,14 @@ class BotCore:
         job = await self._spenders_job(job_id, user_id, roles, conversation)
         if job is None:
             return None
+        if (
+            job.status == WAITING
+            and job.request.answer_by is not None
+            and job.request.answer_by < time.time()
+        ):
+            await self._set_status(job.id, "expired")  # a button pressed after its question expired
+            await self.store.forget_questions_about(job.id)
+            job.status = "expired"
         if job.status != WAITING:
             key = "talk.question_expired" if job.status == "expired" else "talk.already_started"
             await conversation.text(self.t(key, job.language))

@@ -452,12 +452,14 @@ class Orchestrator:
             unsure=confirm and job.request.unsure,
         )
         if confirm:
-            # the question is stored before it is asked: a quick "yes" must find it
-            await self.store.save_job(job, **self._planned(job, plan), status=WAITING)
+            # the question is stored before it is asked: a quick "yes" must find it; the job
+            # keeps its deadline too, so a Confirm pressed after it finds the question expired
             now = self._clock()
+            job.request.answer_by = now + QUESTION_TTL_S
+            await self.store.save_job(job, **self._planned(job, plan), status=WAITING)
             await self.store.ask(
                 OpenQuestion(
-                    job.platform, job.chat_id, job.user_id, "confirm", job.id, (), now, now + QUESTION_TTL_S
+                    job.platform, job.chat_id, job.user_id, "confirm", job.id, (), now, job.request.answer_by
                 )
             )
             await _tell(conv.notice(view), job)

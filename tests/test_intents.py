@@ -265,6 +265,23 @@ async def test_naming_a_model_is_not_a_yes_to_the_price(
     assert len(sandbox.ledger) == 1
 
 
+async def test_a_confirm_pressed_after_its_question_expired_starts_nothing(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    notice = conv.of("notice")[0]
+    assert isinstance(notice, NoticeView) and notice.confirm_label
+    asked = await asking_core.store.get_job(notice.job_id)
+    assert asked is not None and asked.request.answer_by is not None
+    asked.request.answer_by = 0.0  # the ten minutes are over
+    await asking_core.store.save_job(asked, request=asked.request)
+    pressed = RecordingConversation()
+    assert await asking_core.confirm(notice.job_id, user_id="u1", conversation=pressed) is None
+    assert pressed.texts() and sandbox.ledger == []
+    row = await asking_core.store.get_job(notice.job_id)
+    assert row is not None and row.status == "expired"
+
+
 async def test_declining_the_price_ends_the_job_unpaid(asking_core: BotCore, sandbox: Sandbox) -> None:
     conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
     notice = conv.of("notice")[0]

@@ -52,6 +52,8 @@ class JobRequest:
     confirmed: bool = False
     #: only a few words, nothing that says "video": it waits for the requester's yes
     unsure: bool = False
+    #: waiting for a yes: when the yes stops counting (the question expires, unpaid)
+    answer_by: float | None = None
     source: str | None = None
     recommended_key: str | None = None
 
