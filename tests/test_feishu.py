@@ -441,6 +441,32 @@ async def test_an_image_waiting_for_its_text_at_shutdown_is_still_a_request(
     assert [(i.text, i.event_id, len(i.images)) for i in core.incoming] == [("", "om_p2p_image_0004", 1)]
 
 
+async def test_a_picture_that_cannot_be_fetched_starts_nothing_and_says_so(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    # a text-only video (or the wrong frame first) is not what was asked for: nothing goes on
+    fake.refused_resources = {"img_v3_0004_cat"}
+    adapter = await make_adapter(fake, core, merge_window_s=LONG_WINDOW_S)
+    await feed(adapter, payload("p2p_image"))
+    await deliver(adapter, "p2p_text_after_image")
+    assert core.incoming == []
+    [answer] = [c for c in fake.calls if c.kind in ("create", "reply")]
+    assert answer.content["text"] == i18n.t("image.download_failed", "zh")
+
+
+async def test_a_held_picture_that_cannot_be_fetched_starts_nothing_and_says_so(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    fake.refused_resources = {"img_v3_0004_cat"}
+    adapter = await make_adapter(fake, core)
+    await feed(adapter, payload("p2p_image"))
+    await settle(adapter)  # the window ran out with no text
+    assert core.incoming == []
+    assert [c.content.get("text") for c in fake.calls if c.kind in ("create", "reply")] == [
+        i18n.t("image.download_failed", "en")
+    ]
+
+
 async def test_text_after_window_does_not_take_the_image(adapter: FeishuAdapter, core: ScriptedCore) -> None:
     await feed(adapter, payload("p2p_image"))
     await settle(adapter)  # the window ran out: the image went to the core alone

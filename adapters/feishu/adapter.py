@@ -23,7 +23,7 @@ from adapters.feishu.api import FeishuApi, FeishuApiError
 from adapters.feishu.conversation import CARD_STATE_KEY, CardBook, FeishuConversation
 from adapters.feishu.events import ReceivedMessage, parse_event
 from adapters.feishu.media import MAX_VIDEO_BYTES
-from adapters.feishu.pending import PendingImages, RecentIds
+from adapters.feishu.pending import ImagesNotDownloaded, PendingImages, RecentIds
 from bot.config import Settings
 from bot.i18n import detect_language, normalize_language
 
@@ -413,8 +413,18 @@ class FeishuAdapter:
             # held before its download starts, so a text that arrives meanwhile still finds it
             self._hold(key, msg.message_id, asyncio.ensure_future(self._download_images(msg)), reply_to)
             return
+        await self._with_held_images(msg, key, reply_to)
+
+    async def _with_held_images(
+        self, msg: ReceivedMessage, key: tuple[str, str], reply_to: str | None
+    ) -> None:
+        """The message, with the pictures its sender sent just before it, to the core."""
         held = self._take(key)
-        images = (await held.collect() if held else []) + await self._download_images(msg)
+        try:
+            images = (await held.collect() if held else []) + await self._download_images(msg)
+        except ImagesNotDownloaded:
+            await self._say_images_lost(msg.chat_id, msg.user_id, reply_to, msg.chat_type, msg.text)
+            return
         incoming = Incoming(
             platform=self.platform,
             chat_id=msg.chat_id,
@@ -462,15 +472,24 @@ class FeishuAdapter:
             log.warning("could not answer a chat outside the allowlist: %s", e)
 
     async def _download_images(self, msg: ReceivedMessage) -> list[ImageInput]:
+        """Every picture of the message, in order; ImagesNotDownloaded when any is missing."""
         out: list[ImageInput] = []
         for key in msg.image_keys:
             try:
                 data = await self.api.download_image(msg.message_id, key)
             except FeishuApiError as e:
                 log.warning("image %s of %s not downloaded: %s", key, msg.message_id, e)
-                continue
+                raise ImagesNotDownloaded(key) from e
             out.append(ImageInput(data=data, filename=f"{key}.img"))
         return out
+
+    async def _say_images_lost(
+        self, chat_id: str, user_id: str, reply_to: str | None, chat_type: str, text: str = ""
+    ) -> None:
+        """Tell the sender a picture could not be fetched and nothing was started."""
+        lang = detect_language(text)
+        conv = self._conversation(chat_id, reply_to, lang, user_id=user_id, chat_type=chat_type)
+        await conv.text(self.core.t("image.download_failed", lang))
 
     # -- an image, then its text -----------------------------------------------------------------
     def _hold(
@@ -507,10 +526,15 @@ class FeishuAdapter:
         task.add_done_callback(self._task_done)
 
     async def _handle_images(self, key: tuple[str, str], held: PendingImages) -> None:
-        images = await held.collect()
-        if not images:
-            return  # every download failed: nothing to make a video from
         chat_id, user_id = key
+        chat_type = "group" if held.reply_to else "p2p"
+        try:
+            images = await held.collect()
+        except ImagesNotDownloaded:
+            await self._say_images_lost(chat_id, user_id, held.reply_to, chat_type)
+            return
+        if not images:
+            return  # pragma: no cover - a held message is a picture message
         await self._handle(
             Incoming(
                 platform=self.platform,
@@ -522,7 +546,7 @@ class FeishuAdapter:
                 extra_event_ids=tuple(held.message_ids[1:]),
                 reply_to=held.reply_to,
             ),
-            "group" if held.reply_to else "p2p",
+            chat_type,
         )
 
     def _conversation(

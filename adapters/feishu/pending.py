@@ -40,6 +40,11 @@ class RecentIds:
         return True
 
 
+class ImagesNotDownloaded(Exception):
+    """A picture of the message could not be fetched from Feishu: the request is not made
+    without it (a text-only video, or the wrong frame first, would not be what was asked)."""
+
+
 @dataclass
 class PendingImages:
     """Images one user sent in one chat, waiting a short while for the text that describes them."""
@@ -49,7 +54,8 @@ class PendingImages:
     reply_to: str | None = None
 
     async def collect(self) -> list[ImageInput]:
-        """The images, in the order they were sent, once downloaded."""
+        """The images, in the order they were sent, once downloaded (ImagesNotDownloaded when
+        any of them could not be)."""
         out: list[ImageInput] = []
         for images in await asyncio.gather(*self.downloads):
             out.extend(images)
