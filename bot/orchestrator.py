@@ -676,7 +676,8 @@ class Orchestrator:
         while True:
             now = self._clock()
             if now >= deadline:
-                raise Timeout("generation exceeded the job timeout")
+                # the task exists and may still finish (and be charged): not an ordinary timeout
+                raise JobFailed("render_timeout")
             await self._sleep(max(0.0, min(next_poll, next_progress, deadline) - now))
             now = self._clock()
             if now >= next_progress:

@@ -14,6 +14,7 @@ import pytest
 from adapters.base import FailureView, Incoming, NoticeView
 from bot.budget import ALLOWED_USERS
 from bot.core import BotCore
+from bot.ima.errors import Timeout
 from bot.sandbox import Sandbox
 from tests.conftest import RecordingConversation, close_core, console_session, make_settings, open_core
 from tests.waiting import wait_until
@@ -236,12 +237,31 @@ async def test_a_timed_out_job_still_counts_because_its_task_may_be_charged(
         sandbox.force_task_never_finishes()
         conv = await run(core, "a lighthouse in a storm")
         failure = conv.of("failure")[0]
-        assert isinstance(failure, FailureView) and failure.kind == "timeout"
+        assert isinstance(failure, FailureView) and failure.kind == "render_timeout"
         assert "may still finish and be charged" in failure.text
         assert await core.store.usage("console", 0, user_id="u1") == [("", 25, 1)]
         refused = await run(core, "a red fox in the snow")  # 25 + 25 would pass the 30 a day
         assert refused.of("failure")[0].kind == "over_budget"  # type: ignore[attr-defined]
         assert len(sandbox.ledger) == 1
+    finally:
+        await close_core(core)
+
+
+async def test_a_timeout_before_any_task_was_made_gives_the_credits_back(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "t.sqlite3", bot_user_daily_credits=30))
+    try:
+
+        async def slow(*args: object, **kwargs: object) -> None:
+            raise Timeout("the product list did not answer")
+
+        monkeypatch.setattr(core.client, "find_product", slow)  # as the 6010 recovery prices again
+        for _ in range(4):
+            sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+        failed = await run(core, "a lighthouse in a storm")
+        assert failed.of("failure") and sandbox.ledger == []
+        assert all(credits == 0 for _, credits, _ in await core.store.usage("console", 0, user_id="u1"))
     finally:
         await close_core(core)
 

@@ -376,8 +376,8 @@ async def test_a_generation_past_the_job_timeout_ends_in_the_timeout_failure(
         sandbox.force_task_never_finishes()
         conv = await run(core, WAN_AT_ITS_LOWEST)
     failure = failure_of(conv)
-    assert failure.kind == "timeout"
-    assert t("error.timeout", "zh") in failure.text
+    assert failure.kind == "render_timeout"
+    assert t("error.render_timeout", "zh") in failure.text
 
 
 async def test_a_timed_out_generation_gives_up_at_its_deadline(sandbox: Sandbox, tmp_path: Path) -> None:

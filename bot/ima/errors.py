@@ -186,8 +186,10 @@ POLICY: dict[str, Policy] = {
     "rate_limited": Policy(retry=True),
     "server_error": Policy(retry=True, degrade=True),
     "model_unavailable": Policy(retry=True),
-    # the task exists and may still finish: it may be charged whatever the bot stopped waiting for
-    "timeout": Policy(retry=True, charged=True),
+    "timeout": Policy(retry=True),
+    # the bot stopped waiting for a task that exists: it may still finish and be charged, so its
+    # credits stay counted, and the same model is not offered again (that could pay twice)
+    "render_timeout": Policy(retry=False, button=False, charged=True),
     "network": Policy(retry=True),
     "unknown": Policy(retry=True),
     "image_upload": Policy(retry=True, button=False),
