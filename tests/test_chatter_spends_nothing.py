@@ -116,6 +116,11 @@ def test_talk_about_videos_never_starts_one_at_once(line: str) -> None:
         "我昨天用可灵生成了一段小狗的视频",
         "I made a video of my dog yesterday",
         "we already generated a clip of the beach with kling",
+        "I've made a video of my dog",
+        "我昨天用可灵做了个小狗的视频",
+        "I don't want a video of a cat",
+        "don't bother making a video of a cat",
+        "不要做视频,小猫在睡觉",
         # a question about the making itself
         "用可灵生成视频要多久?",
         "how long does kling take to make a video?",
@@ -141,6 +146,44 @@ def test_refusing_reporting_or_asking_about_the_making_is_chat(line: str) -> Non
 def test_a_request_next_to_a_refusal_or_in_question_form_is_still_a_request(line: str, prompt: str) -> None:
     request = parse(line)
     assert request.intent == "video" and request.prompt == prompt, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # the words of a refusal, a report or a question, inside a scene
+        "generate a video of a kid asking how much is it",
+        "we made it to the summit, climbers celebrating, 1080p",
+        "a street vendor shouting how much is it",
+        "a kid wondering how long it takes for a seed to grow",
+        "a sculpture she made of clay comes alive",
+        "a chef who has made pasta for 40 years cooks",
+        "a world where robots have made humans obsolete",
+        "never make eye contact: a shy boy on a bus",
+        "a clock that never stops",
+        "stop-motion of a cat",
+        "一只做过手术的小猫在康复",
+        "宇航员拍过的地球",
+        "画里的人物动起来了",
+        "一个女孩画了一幅画",
+        "小女孩数着还有多长时间到新年",
+        "奶奶在学如何使用智能手机",
+        "花瓣飘落了一地",
+    ],
+)
+def test_a_scene_that_only_uses_those_words_is_still_a_request(line: str) -> None:
+    assert parse(line).intent == "video", parse(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt"),
+    [
+        ("一个能画一幅画的机器人在工作室", "一个能画一幅画的机器人在工作室"),
+        ("能量饮料广告, 10秒", "能量饮料广告"),
+    ],
+)
+def test_can_inside_a_description_stays_in_its_prompt(line: str, prompt: str) -> None:
+    assert parse(line).prompt == prompt
 
 
 async def test_dont_make_a_video_gets_words_and_spends_nothing(core: BotCore, sandbox: Sandbox) -> None:

@@ -109,7 +109,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         raise ValueError(f"intents.toml: [commands] must list exactly {COMMANDS}")
     q = data["question"]
     made = data["generate"]
-    refusals = f"{B_START}{made['refusal_lead']} ?{_alt(list(made['asks']))}(?:ing|s)?{B_END}"
+    refusals = _words(list(made["refusals"]))
     reports = _words(list(made["reports"]))
     about_making = _words(list(made["about_making"]))
     return IntentTables(
@@ -270,15 +270,16 @@ def _asks_a_question(text: str, tables: IntentTables) -> bool:
     )
 
 
-def talks_about_making(text: str, tables: IntentTables | None = None) -> bool:
+def talks_about_making(text: str, tables: IntentTables | None = None, *, question_mark: bool = False) -> bool:
     """Talk about making a video that asks for none (`text` through `core_text`): a refusal
     ("don't make a video of a cat", "不要生成小狗的视频") or a report ("我昨天生成了一段视频",
-    "I made a video of my dog") with no ask left outside it, or any question about the making
+    "I made a video of my dog") with no ask left outside it, or a question about the making
     itself ("生成视频要多久?", "how long does Kling take to make one?")."""
     tables = tables or load_intents()
     if tables.making_talk.search(text) is None:
         return False
-    if tables.about_making.search(text):
+    about = tables.about_making.search(text)
+    if about is not None and (question_mark or about.end() == len(text) or _asks_a_question(text, tables)):
         return True
     rest = tables.reports.sub(" ", tables.refusals.sub(" ", text))
     return rest != text and not tables.asks.search(rest)
@@ -307,7 +308,7 @@ def classify(
     command = command_of(text, tables)
     if command is not None and (not images or command in COMMANDS_WITH_IMAGES):
         return _INTENT_OF.get(command, command)
-    if talks_about_making(text, tables):
+    if talks_about_making(text, tables, question_mark=question_mark):
         return "chat"  # "don't make …", "I made …", "how long does it take?": nothing to spend on
     if images:
         return "video"
