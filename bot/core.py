@@ -29,7 +29,7 @@ from bot.ima import ImaClient
 from bot.ima.errors import ImaError
 from bot.ima.types import MAX_PROMPT_CHARS, TASK_TYPES
 from bot.images import CheckedImage, ImageRejected, check_images, with_linked_images
-from bot.orchestrator import Orchestrator
+from bot.orchestrator import QUESTION_TTL_S, Orchestrator
 from bot.selection import offers_from
 from bot.store import (
     ACTIVE,
@@ -513,11 +513,11 @@ class BotCore:
         job = await self._spenders_job(job_id, user_id, roles, conversation)
         if job is None:
             return None
-        if (
-            job.status == WAITING
-            and job.request.answer_by is not None
-            and job.request.answer_by < time.time()
-        ):
+        # a job parked before deadlines were kept with it: its last change was the question
+        answer_by = job.request.answer_by
+        if answer_by is None:
+            answer_by = job.updated_at + QUESTION_TTL_S
+        if job.status == WAITING and answer_by < time.time():
             await self._set_status(job.id, "expired")  # a button pressed after its question expired
             await self.store.forget_questions_about(job.id)
             job.status = "expired"
@@ -848,6 +848,8 @@ class BotCore:
             model = self._resolve_model(str(changes["model_id"]), task)
             changes["model_key"] = model.key if model else None
             changes["model_id"] = model.model_id(task) if model else None
+            if model is None:  # a model the bot does not offer: said so, never another one run
+                changes["unknown_model"] = str(incoming.overrides["model_id"])
         return replace(request, **changes) if changes else request  # type: ignore[arg-type]
 
     def _prompt(self, request: Request, incoming: Incoming) -> str:

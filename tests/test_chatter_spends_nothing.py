@@ -3,6 +3,8 @@ description or an explicit ask starts at once."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from adapters.base import Incoming, NoticeView
@@ -190,6 +192,33 @@ async def test_dont_make_a_video_gets_words_and_spends_nothing(core: BotCore, sa
     conv = RecordingConversation()
     assert await core.handle(Incoming("console", "c", "u", "不要生成小狗的视频"), conv) is None
     assert conv.kinds() == ["text"] and sandbox.ledger == []
+
+
+def _commands_the_help_names() -> list[tuple[str, str]]:
+    """Every phrase the help text tells people to say besides describing a video."""
+    from bot import i18n
+
+    found: list[tuple[str, str]] = []
+    for lang in i18n.LANGUAGES:
+        also = i18n.t("help.body", lang).rsplit("\n", 1)[-1]
+        found += [
+            (lang, phrase)
+            for phrase in re.findall(r'"([^"]+)"|「([^」]+)」', also)
+            for phrase in phrase
+            if phrase
+        ]
+    return found
+
+
+@pytest.mark.parametrize(("lang", "phrase"), _commands_the_help_names())
+def test_every_command_the_help_names_spends_nothing(lang: str, phrase: str) -> None:
+    assert parse(phrase).intent != "video", (lang, parse(phrase))
+
+
+@pytest.mark.parametrize("line", ["forget my model", "clear my saved model", "忘掉我的模型", "清除我的模型"])
+def test_forgetting_the_model_is_a_preference_command(line: str) -> None:
+    request = parse(line)
+    assert request.intent == "prefer" and request.preference == "clear", request
 
 
 @pytest.mark.parametrize("line", ["a cat", "sunset", "I'm hungry", "一只猫", "城市夜景"])

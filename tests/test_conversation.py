@@ -344,6 +344,24 @@ async def test_naming_a_model_after_a_failure_runs_it_again_with_that_model_and_
     assert pref is not None and pref.model_name == "Hailuo 2.3"
 
 
+async def test_a_model_option_the_bot_does_not_offer_runs_no_other_model(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    # Discord's /video model option takes free text: a typo or another service's model
+    conv = RecordingConversation()
+    incoming = Incoming(
+        "discord",
+        "chat",
+        "u1",
+        "a puppy running on grass",
+        overrides={"model_id": "runway-gen3"},
+        video_command=True,
+    )
+    assert await core.handle(incoming, conv) is None
+    assert "runway-gen3" in conv.texts()[0] and "Wan 2.6" in conv.texts()[0]
+    assert sandbox.ledger == []
+
+
 async def test_sora_refuses_people_and_suggests_permissive_models(core: BotCore, sandbox: Sandbox) -> None:
     conv = await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
     failure = assert_failure(conv, "content_policy", "Sora 2 Pro")
