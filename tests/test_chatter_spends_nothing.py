@@ -237,15 +237,46 @@ def test_a_few_bare_words_are_a_request_that_waits_for_a_yes(line: str) -> None:
         "拍一段海边日落",
         "make a cat",
         "生成一只猫",
-        "cat, 10 seconds",
-        "a cat with sound",
-        "可灵 一只猫",
-        "anything but kling: a cat",
+        "use Kling: a dancer spinning on a stage, 1080p",
+        "用可灵 一只猫在月球上跳舞, 10秒",
+        "anything but kling: a red fox in the snow",
     ],
 )
 def test_a_description_or_an_explicit_ask_starts_at_once(line: str) -> None:
     request = parse(line)
     assert request.intent == "video" and not request.unsure
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "cat, 10 seconds",
+        "a cat with sound",
+        "可灵 一只猫",
+        "anything but kling: a cat",
+        "sora is overrated imo",
+    ],
+)
+def test_a_model_or_a_setting_with_a_few_words_asks_first(line: str) -> None:
+    # a model or a setting is no ask: "sora is overrated", "running 5 min late" are not requests
+    request = parse(line)
+    assert request.intent == "video" and request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "太慢了吧，等了五分钟还没出来",
+        "海螺2.3比2.0好多了",
+        "I asked for 1080p but got 720p",
+        "可灵是不是挂了",
+        "下次可以试试海螺",
+        "no more videos please, we're over budget",
+    ],
+)
+def test_chat_that_names_a_model_or_a_setting_spends_nothing_at_once(line: str) -> None:
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
 
 
 def test_a_bare_picture_is_a_request_that_starts_at_once() -> None:

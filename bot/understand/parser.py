@@ -256,8 +256,12 @@ def parse(text: str, images: int = 0) -> Request:
     names_model = model_key is not None or bool(r.excluded) or unknown is not None
     has_parameters = any(v is not None for v in (r.duration, r.resolution, r.aspect)) or bool(r.controls)
     core = core_text(folded)
-    evidence = has_evidence(folded, names_model=names_model, has_parameters=has_parameters, core=core)
-    scene = None if names_model or has_parameters else scene_weight(prompt or "")
+    # a word that asks ("make", "生成") is sure; a model or a setting named without one only
+    # lifts a description out of chat ("sora is overrated", "running 5 min late" are not requests):
+    # a short one still waits for a yes
+    asks = has_evidence(folded, names_model=False, has_parameters=False, core=core)
+    evidence = asks or names_model or has_parameters
+    scene = scene_weight(prompt or "")
     intent = classify(
         folded,
         images=images,
@@ -269,7 +273,7 @@ def parse(text: str, images: int = 0) -> Request:
         scene=scene,
         core=core,
     )
-    unsure = intent == "video" and not images and unsure_request(scene, evidence=evidence)
+    unsure = intent == "video" and not images and unsure_request(scene, evidence=asks)
     return Request(
         task_type=task,
         model_id=model_id,
