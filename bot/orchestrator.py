@@ -166,6 +166,7 @@ class _Attempt:
     rule: CreditRule
     tried_rules: set[int] = field(default_factory=set)
     server_errors: int = 0  # IMA 500s in a row at the current settings
+    shown_points: int = 0  # the price the notice said: no attempt may cost more
 
 
 @dataclass(frozen=True)
@@ -500,7 +501,7 @@ class Orchestrator:
         for a connection it stays "accepted", so a restart runs it again rather than fearing a
         charge that cannot have happened. An uncertain create ends the job as "uncertain":
         never sent again, not by a retry, a button or a restart."""
-        state = _Attempt(plan.offer.product, dict(plan.params), plan.rule)
+        state = _Attempt(plan.offer.product, dict(plan.params), plan.rule, shown_points=plan.rule.points)
         attempt = 0
         while True:
             spec = TaskSpec(
@@ -518,7 +519,7 @@ class Orchestrator:
                     raise
                 attempt += 1
                 await self._recover(e, job, conv, state, attempt)
-                if state.rule.points > plan.rule.points:
+                if state.rule.points > state.shown_points:
                     # the notice, the confirm threshold and the budget all saw the planned price:
                     # a recovery may not spend more without a new yes (nothing was created yet)
                     raise JobFailed(
@@ -610,7 +611,7 @@ class Orchestrator:
             changed = _changed(params, moved)
             if changed & _asked(job, product):
                 raise e  # another rule would change what the user asked for: say so instead
-            if changed:
+            if changed and nxt.points <= state.shown_points:  # a dearer one stops the job (_create)
                 await _tell(conv.text(_other_settings(job.language, moved, changed, attempt)), job)
             candidate, params = nxt, moved
         return product, params, candidate

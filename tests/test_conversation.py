@@ -277,6 +277,7 @@ async def test_a_recovery_that_would_cost_more_than_the_notice_said_stops_unpaid
     assert isinstance(notice, NoticeView) and notice.credits == 25
     failure = assert_failure(conv, "price_rose", "40 pts instead of the 25 pts", "nothing was charged")
     assert failure.retry_label is not None
+    assert not any("turned down" in text for text in conv.texts())  # no "trying 1080P" before the stop
     assert sandbox.ledger == []
     again = RecordingConversation()  # Retry plans again at today's price, with a notice of its own
     running = await core.rerun(failure.job_id, user_id="u1", model_id=None, conversation=again)
