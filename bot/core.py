@@ -43,6 +43,8 @@ from bot.store import (
     TooManyJobs,
 )
 from bot.understand import Request, parse
+from bot.understand.lexicon import canonical, load_lexicon
+from bot.understand.normalize import fold
 
 log = logging.getLogger(__name__)
 
@@ -377,15 +379,17 @@ class BotCore:
         words make (a model named is remembered, "the best" forgets it), written with the job."""
         model = self._model_of(request)
         change: PreferenceChange | None = None
-        if request.preference == "clear":
+        # a few words that may not be a request at all ("sora is overrated") change no preference
+        preference = None if request.unsure else request.preference
+        if preference == "clear":
             change = PreferenceChange(request.task_type)
         remembered = False
-        if request.preference == "save" and model is not None and request.model_id is not None:
+        if preference == "save" and model is not None and request.model_id is not None:
             before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
             remembered = before is None or before.model_key != model.key
             change = PreferenceChange(request.task_type, model.key, request.model_id, model.name)
         pref = None
-        if model is None and request.preference != "clear":  # handed back: the bot's pick, not the old one
+        if model is None and preference != "clear":  # handed back: the bot's pick, not the old one
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
             if pref is not None and pref.model_key in request.excluded_keys:
                 pref = None  # "别用可灵" this time, though Kling is their preference
@@ -868,13 +872,18 @@ class BotCore:
         return None
 
     def _resolve_model(self, name_or_id: str, task_type: str) -> ModelInfo | None:
-        """A model from a catalog key, a model_id or a display name (buttons and /prefer send these)."""
-        return (
+        """A model from a catalog key, a model_id or a display name (buttons and /prefer send
+        these), else a name people use for it ("kling", "可灵": Discord's option takes free text)."""
+        found = (
             self.catalog.get(name_or_id)
             or self.catalog.by_id(name_or_id, task_type)
             or self.catalog.by_id(name_or_id)
             or self.catalog.by_name(name_or_id)
         )
+        if found is None:
+            key = load_lexicon().model_keys.get(canonical(fold(name_or_id.strip())))
+            found = self.catalog.get(key) if key else None
+        return found
 
     def _tier(self, request: Request, model: ModelInfo | None) -> str | None:
         """ "budget" or "premium" when the message asked for the cheapest or the best rather

@@ -171,6 +171,13 @@ def test_a_request_next_to_a_refusal_or_in_question_form_is_still_a_request(line
         "小女孩数着还有多长时间到新年",
         "奶奶在学如何使用智能手机",
         "花瓣飘落了一地",
+        "make a video of my boss",
+        "生成老板的视频",
+        "一群羊在草原上",
+        "视频中一只猫在跳舞，10秒",
+        "in this video, a man walks through a foggy forest",
+        "小猫自己拍照",
+        "stop making sense: a surreal dream of melting clocks",
     ],
 )
 def test_a_scene_that_only_uses_those_words_is_still_a_request(line: str) -> None:
@@ -267,6 +274,8 @@ def test_a_model_or_a_setting_with_a_few_words_asks_first(line: str) -> None:
     "line",
     [
         "太慢了吧，等了五分钟还没出来",
+        "how about a video call tomorrow at 3",
+        "could I get a video call with the team at 4",
         "海螺2.3比2.0好多了",
         "I asked for 1080p but got 720p",
         "可灵是不是挂了",

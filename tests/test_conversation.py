@@ -363,6 +363,29 @@ async def test_a_model_option_the_bot_does_not_offer_runs_no_other_model(
     assert sandbox.ledger == []
 
 
+async def test_a_model_option_may_be_a_name_people_use(core: BotCore, sandbox: Sandbox) -> None:
+    conv = RecordingConversation()
+    incoming = Incoming(
+        "discord",
+        "chat",
+        "u1",
+        "a puppy running on grass",
+        overrides={"model_id": "可灵"},
+        video_command=True,
+    )
+    running = await core.handle(incoming, conv)
+    assert running is not None and await running.wait() == "delivered"
+    assert [e.model_name for e in sandbox.ledger] == ["Kling O1"]
+
+
+async def test_a_few_words_naming_a_model_change_no_preference_until_they_are_a_request(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    asked = await run(core, "sora is overrated")
+    assert asked.of("notice") and sandbox.ledger == []  # it asks first
+    assert await core.store.get_preference("console", "u1", "text_to_video") is None
+
+
 async def test_sora_refuses_people_and_suggests_permissive_models(core: BotCore, sandbox: Sandbox) -> None:
     conv = await run(core, "用 Sora 2 Pro 生成一个女人在海边跳舞的视频")
     failure = assert_failure(conv, "content_policy", "Sora 2 Pro")
