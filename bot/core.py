@@ -338,15 +338,7 @@ class BotCore:
             return None
         try:
             job, change = await self._new_job(request, incoming, prompt)
-            prepared = await self.orchestrator.prepare_new(job)  # the row is written once, with its plan
-            if (
-                change is not None
-                and prepared is not None
-                and self.orchestrator.asks_first(job, prepared.plan)
-            ):
-                # a price question may be declined: the model it names is remembered with the yes
-                job.request.pending_preference = "save" if change.model_key else "clear"
-                change = None
+            prepared = self.orchestrator.prepare(job)  # the row is then written once, with its plan
             stored = [StoredImage(im.content_type, im.data, im.url) for im in images]
             accepted = await self.store.intake(
                 incoming.platform, ids, job, stored, max_active=self._shared_limit(owner), preference=change
@@ -545,7 +537,6 @@ class BotCore:
             return None
         try:
             job.request.confirmed = True
-            pending, job.request.pending_preference = job.request.pending_preference, None
             # the OK is used, and the job taken by this process (the lease) whichever process asked
             # the question, in one transaction; not when it was used before or the job has ended
             # meanwhile (a "cancel" between the look above and this write)
@@ -556,23 +547,11 @@ class BotCore:
                 await conversation.text(self.t("talk.already_started", job.language))
                 return None
             await self.store.forget_questions_about(job_id)
-            await self._pending_preference(job, pending)
             images = [] if job.image_urls else _checked(await self.store.job_images(job.id))
         except BaseException:
             self._release(owner)
             raise
         return self._start(job, conversation, lambda: self.orchestrator.run(job, conversation, images))
-
-    async def _pending_preference(self, job: Job, pending: str | None) -> None:
-        """The preference a confirmed request named ("用 Sora 2 Pro 生成…"), now that it is a yes."""
-        model = self.catalog.get(job.request.model_key or "")
-        if pending == "clear":
-            await self.store.clear_preference(job.platform, job.user_id, job.task_type)
-        elif pending == "save" and model is not None and model.model_id(job.task_type) is not None:
-            model_id = model.ids[job.task_type]
-            await self.store.set_preference(
-                job.platform, job.user_id, job.task_type, model.key, model_id, model.name
-            )
 
     async def decline(self, job_id: str, *, user_id: str, conversation: Conversation) -> None:
         """The requester's no for a job waiting for an OK: it ends unpaid."""

@@ -225,15 +225,6 @@ class Orchestrator:
         return max(0.05, model.progress_every * self.scale)
 
     # -- entry points --------------------------------------------------------------------------
-    async def prepare_new(self, job: Job) -> Prepared | None:
-        """`prepare`, fetching the product list first when none is at hand (the first request
-        after a start): a new job is then always written with its plan, and whether it will
-        ask first is known before its row is (a failed fetch leaves that to the job's run)."""
-        if self.client.products_at_hand(job.task_type) is None:
-            with contextlib.suppress(ImaError):
-                await self.client.products(job.task_type)
-        return self.prepare(job)
-
     def prepare(self, job: Job) -> Prepared | None:
         """Plan a new job before its row is first written, so the row is written once, whole
         (in a burst, one write fewer per notice). Only from a product list at hand: None when
@@ -250,10 +241,6 @@ class Orchestrator:
         for name, value in self._planned(job, chosen).items():
             setattr(job, name, value)
         return Prepared(products, offers, chosen)
-
-    def asks_first(self, job: Job, planned: Plan) -> bool:
-        """Whether a new job planned so will wait for its requester's yes before it runs."""
-        return needs_confirm(job, planned, self.settings.bot_confirm_above_credits)
 
     def _still_current(self, prepared: Prepared, task_type: str) -> bool:
         """Whether the product list a job was planned against is still the one in use."""

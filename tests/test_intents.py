@@ -282,22 +282,6 @@ async def test_a_confirm_pressed_after_its_question_expired_starts_nothing(
     assert row is not None and row.status == "expired"
 
 
-async def test_the_model_a_price_question_names_is_remembered_with_the_yes_only(
-    asking_core: BotCore, sandbox: Sandbox
-) -> None:
-    async def preferred() -> str | None:
-        pref = await asking_core.store.get_preference("console", "u1", "text_to_video")
-        return pref.model_key if pref else None
-
-    await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
-    assert await preferred() is None  # asked, not yet answered
-    await run(asking_core, "no")
-    assert await preferred() is None and sandbox.ledger == []
-    await run(asking_core, "用 Sora 2 Pro 生成一只狗在月球上跳舞")
-    assert (await run(asking_core, "确认")).kinds()[-1] == "video"
-    assert await preferred() == "sora-2-pro"
-
-
 async def test_declining_the_price_ends_the_job_unpaid(asking_core: BotCore, sandbox: Sandbox) -> None:
     conv = await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
     notice = conv.of("notice")[0]

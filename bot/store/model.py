@@ -54,8 +54,6 @@ class JobRequest:
     unsure: bool = False
     #: waiting for a yes: when the yes stops counting (the question expires, unpaid)
     answer_by: float | None = None
-    #: waiting for a yes: the preference change ("save" / "clear") the request made, kept for the yes
-    pending_preference: str | None = None
     source: str | None = None
     recommended_key: str | None = None
 
