@@ -254,10 +254,15 @@ class BotCore:
     async def _remember(self, request: Request, incoming: Incoming, model: ModelInfo, model_id: str) -> bool:
         """Save the model a message named as the person's preference for its task type; True
         when that changed their preference (the notice then says it was remembered)."""
-        before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
+        changes = await self._changes_preference(incoming, request.task_type, model)
         await self.store.set_preference(
             incoming.platform, incoming.user_id, request.task_type, model.key, model_id, model.name
         )
+        return changes
+
+    async def _changes_preference(self, incoming: Incoming, task_type: str, model: ModelInfo) -> bool:
+        """Whether saving `model` would change the person's preference for `task_type`."""
+        before = await self.store.get_preference(incoming.platform, incoming.user_id, task_type)
         return before is None or before.model_key != model.key
 
     async def _prefer(self, request: Request, incoming: Incoming, conv: Conversation) -> None:
@@ -385,8 +390,7 @@ class BotCore:
             change = PreferenceChange(request.task_type)
         remembered = False
         if preference == "save" and model is not None and request.model_id is not None:
-            before = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
-            remembered = before is None or before.model_key != model.key
+            remembered = await self._changes_preference(incoming, request.task_type, model)
             change = PreferenceChange(request.task_type, model.key, request.model_id, model.name)
         pref = None
         if model is None and preference != "clear":  # handed back: the bot's pick, not the old one

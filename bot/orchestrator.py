@@ -135,13 +135,18 @@ def _other_settings(lang: str, params: dict[str, Any], changed: frozenset[str], 
     """The line saying another credit rule is tried: its duration / resolution / ratio when
     those changed (other parameters mean nothing to most people)."""
     shown = [
-        f"{v}s" if str(k).lower() == "duration" else str(v)
+        _shown(str(k), v)
         for k, v in params.items()
         if str(k).lower() in changed and str(k).lower() in ("duration", "resolution", "aspect_ratio")
     ]
     if not shown:
         return t("progress.retrying", lang, attempt=attempt)
     return t("progress.other_settings", lang, what=", ".join(shown), attempt=attempt)
+
+
+def _shown(name: str, value: Any) -> str:
+    """A parameter's value as a message shows it: "5s" for a duration, else as it is."""
+    return f"{value}s" if name.lower() == "duration" else str(value)
 
 
 def _same_items(a: list[Product], b: list[Product]) -> bool:
@@ -523,7 +528,7 @@ class Orchestrator:
                     # the notice, the confirm threshold and the budget all saw the planned price:
                     # a recovery may not spend more without a new yes (nothing was created yet)
                     raise JobFailed(
-                        "price_rose", model=plan.offer.name, was=plan.rule.points, now=state.rule.points
+                        "price_rose", model=plan.offer.name, was=state.shown_points, now=state.rule.points
                     ) from e
                 continue
             await self.store.save_job(
@@ -634,9 +639,9 @@ class Orchestrator:
         before = state.params.get(name)
         state.params, state.rule = rule_for(state.product, {**state.params, name: value})
         state.server_errors = 0
-        shown = f"{value}s" if name == "duration" else str(value)
+        shown = _shown(name, value)
         if getattr(job.request, name, None) is not None:  # the user's own choice (duration / resolution)
-            asked = f"{before}s" if name == "duration" else str(before)
+            asked = _shown(name, before)
             await _tell(conv.text(t("create.lowered", lang, asked=asked, value=shown, attempt=attempt)), job)
         else:
             await _tell(conv.text(t("progress.degraded", lang, what=shown, attempt=attempt)), job)

@@ -5,8 +5,8 @@ rules lean towards not spending: a command counts when it is the whole message (
 polite words: "help", "有哪些模型?", "ok thanks"); small talk, questions that ask for nothing
 to be made, keyboard mash and empty messages are "chat"; a model choice with nothing to
 depict is "prefer". Beyond that, a message is a video only with evidence (a word that asks,
-a model, a setting, a picture) or a description that shows something (`scene_weight`); a few
-bare words are a video that waits for a yes (`unsure_request`). The phrases live in
+a model, a setting, a picture) or a description that shows something (`scene_weight`); a
+few words without a word that asks are a video that waits for a yes (`unsure_request`). The phrases live in
 bot/catalog/intents.toml. This module is stateless:
 "好的" is "confirm" here; the core decides what a confirm means (and that without an open
 question it is chat).
@@ -247,10 +247,10 @@ def _is_link(word: str) -> bool:
     return "." in host and host.rsplit(".", 1)[1] in _LINK_ENDINGS
 
 
-def unsure_request(scene: int | None, *, evidence: bool) -> bool:
+def unsure_request(scene: int, *, evidence: bool) -> bool:
     """A video request with nothing but a short description ("a cat", "一只猫", "hungry",
     `scene` its weight): it waits for the requester's yes before anything is spent."""
-    return not evidence and scene is not None and scene < SURE_SCENE
+    return not evidence and scene < SURE_SCENE
 
 
 def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:
@@ -294,13 +294,12 @@ def classify(
     unknown_model: str | None,
     question_mark: bool,
     evidence: bool,
-    scene: int | None,
+    scene: int,
     core: str | None = None,
 ) -> str:
     """The intent of one message (see the module docstring for the order of the rules).
-    `evidence`: it asks for a video in so many words (`has_evidence`); `scene`: the prompt's
-    `scene_weight`, None when a model or a setting was named (then it is not needed); `core`:
-    `core_text(folded)` when the caller has it."""
+    `evidence`: a word that asks (`asks_in_words`), a model or a setting; `scene`: the
+    prompt's `scene_weight`; `core`: `core_text(folded)` when the caller has it."""
     tables = load_intents()
     text = core_text(folded) if core is None else core
     if not text:
@@ -320,24 +319,14 @@ def classify(
         return "chat"  # what is left to depict is itself a question: "sora怎么样", "how much for a video?"
     if not tables.asks.search(text) and (question_mark or _asks_a_question(text, tables)):
         return "chat"
-    if scene is not None and (scene == 0 or (not evidence and (is_gibberish(content) or scene < SOME_SCENE))):
+    if scene == 0 or (not evidence and (is_gibberish(content) or scene < SOME_SCENE)):
         return "chat"  # "sorry", "it failed", "谢谢你", a link alone: nothing asks for a video
     return "video"
 
 
-def has_evidence(
-    text: str,
-    *,
-    names_model: bool,
-    has_parameters: bool,
-    tables: IntentTables | None = None,
-    core: str | None = None,
-) -> bool:
-    """Whether a message asks for a video in so many words: a word that asks ("make", "生成";
-    not in a link), a model named or ruled out, or a setting (duration, resolution, a control).
-    `core`: `core_text(text)` when the caller has it."""
-    if names_model or has_parameters:
-        return True
+def asks_in_words(text: str, *, tables: IntentTables | None = None, core: str | None = None) -> bool:
+    """Whether a message asks for a video in so many words: a word that asks ("make", "生成"),
+    not inside a link. `core`: `core_text(text)` when the caller has it."""
     tables = tables or load_intents()
     unlinked = without_links(text)
     words = core if core is not None and unlinked is text else core_text(unlinked)

@@ -40,11 +40,11 @@ from typing import Any
 
 from bot.text import HAN
 from bot.understand.intent import (
+    asks_in_words,
     choice_of,
     classify,
     command_of,
     core_text,
-    has_evidence,
     scene_weight,
     unsure_request,
     without_greeting,
@@ -257,9 +257,9 @@ def parse(text: str, images: int = 0) -> Request:
     has_parameters = any(v is not None for v in (r.duration, r.resolution, r.aspect)) or bool(r.controls)
     core = core_text(folded)
     # a word that asks ("make", "生成") is sure; a model or a setting named without one only
-    # lifts a description out of chat ("sora is overrated", "running 5 min late" are not requests):
-    # a short one still waits for a yes
-    asks = has_evidence(folded, names_model=False, has_parameters=False, core=core)
+    # lifts a description out of chat ("sora is overrated", "I asked for 1080p but got 720p"
+    # are not requests): a short one still waits for a yes
+    asks = asks_in_words(folded, core=core)
     evidence = asks or names_model or has_parameters
     scene = scene_weight(prompt or "")
     intent = classify(
