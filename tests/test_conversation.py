@@ -198,6 +198,12 @@ def assert_uncertain(conv: RecordingConversation) -> FailureView:
     return failure
 
 
+def stale_rule(sandbox: Sandbox, *, times: int) -> None:
+    """The next `times` creates are refused as IMA refuses a stale credit rule (6010)."""
+    for _ in range(times):
+        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+
+
 def assert_failure(conv: RecordingConversation, kind: str, *words: str) -> FailureView:
     failure = only(conv, "failure")
     assert isinstance(failure, FailureView) and failure.kind == kind, conv.events
@@ -251,8 +257,7 @@ async def test_credit_mismatch_that_persists_ends_in_plain_words(core: BotCore, 
 
 
 async def test_attribute_mismatch_that_persists_ends_in_plain_words(core: BotCore, sandbox: Sandbox) -> None:
-    for _ in range(4):
-        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    stale_rule(sandbox, times=4)
     # Wan's dearest rule first: the rules tried next cost less (a dearer one would stop it as price_rose)
     conv = await run(core, "make a video of a puppy running, 1080p, 15 seconds")
     assert_failure(conv, "attribute_mismatch", "Model parameters incompatible")
@@ -260,7 +265,7 @@ async def test_attribute_mismatch_that_persists_ends_in_plain_words(core: BotCor
 
 
 async def test_one_attribute_mismatch_is_recovered(core: BotCore, sandbox: Sandbox) -> None:
-    sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    stale_rule(sandbox, times=1)
     conv = await run(core, "make a video of a puppy running")
     assert conv.kinds()[-1] == "video", conv.events
     assert len(sandbox.ledger) == 1
@@ -270,8 +275,7 @@ async def test_a_recovery_that_would_cost_more_than_the_notice_said_stops_unpaid
     core: BotCore, sandbox: Sandbox
 ) -> None:
     # twice the same stale rule: the next best one is Wan's 1080P rule, 40 pts instead of 25
-    for _ in range(2):
-        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    stale_rule(sandbox, times=2)
     conv = await run(core, "make a video of a puppy running")
     notice = only(conv, "notice")
     assert isinstance(notice, NoticeView) and notice.credits == 25
@@ -288,8 +292,7 @@ async def test_a_recovery_that_would_cost_more_than_the_notice_said_stops_unpaid
 
 async def test_a_recovery_never_changes_what_the_user_asked_for(core: BotCore, sandbox: Sandbox) -> None:
     # twice the same stale rule: Wan's next rule is 720P, cheaper, but 1080P was asked for
-    for _ in range(2):
-        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    stale_rule(sandbox, times=2)
     conv = await run(core, "make a video of a puppy running, 1080p")
     assert_failure(conv, "attribute_mismatch", "Model parameters incompatible")
     assert sandbox.ledger == []
@@ -297,8 +300,7 @@ async def test_a_recovery_never_changes_what_the_user_asked_for(core: BotCore, s
 
 async def test_a_recovery_that_changes_a_default_says_so(core: BotCore, sandbox: Sandbox) -> None:
     # Veo's default is 8 s (140 pts); after the same stale rule twice, its 4 s rule (70 pts)
-    for _ in range(2):
-        sandbox.force_create_error(code=6010, message="Attribute ID does not match the calculated rule")
+    stale_rule(sandbox, times=2)
     conv = await run(core, "用 Veo 生成一段海浪拍打礁石的视频")
     assert conv.kinds()[-1] == "video", conv.events
     assert any("改用 4s" in text for text in conv.texts()), conv.texts()
