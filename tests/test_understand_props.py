@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import tomllib
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.fitting import fit_duration
 from bot.ima.types import TASK_TYPES
 from bot.understand import parse
-from bot.understand.lexicon import load_lexicon
+from bot.understand.intent import COMMANDS, _alt, _words, core_text, load_intents
+from bot.understand.lexicon import INTENTS_PATH, load_lexicon
 from bot.understand.normalize import fold
 
 # Text mixing the words the parser looks for with anything at all.
@@ -100,3 +104,74 @@ def test_dispatch_scanner_equals_single_alternation(text: str) -> None:
 def test_lower_case_is_one_character_for_one_after_folding() -> None:
     bad = [c for c in map(chr, range(sys.maxunicode + 1)) if len(fold(c)) != 1]
     assert bad == []
+
+
+# The intent tables' phrase scanners against the plain `re` searches they stand in for.
+_INTENTS = tomllib.loads(INTENTS_PATH.read_text(encoding="utf-8"))
+TALK_WORDS = [
+    "help",
+    "帮助",
+    "谢谢",
+    "please",
+    "thanks",
+    "ok",
+    "好的",
+    "吧",
+    "有哪些模型",
+    "models",
+    "cancel",
+    "不要生成小狗的视频",
+    "don't make a video of a cat",
+    "i made a video of my dog",
+    "how long does kling take",
+    "要多久",
+    "生成了",
+    "视频",
+    "make",
+    " ",
+    "?",
+    "？",
+]
+TALK = st.sampled_from(TALK_WORDS)
+TALK_SOUP = st.lists(st.one_of(TALK, WORDS, st.text(max_size=4)), max_size=12).map(" ".join)
+
+
+@SETTINGS
+@given(text=TALK_SOUP)
+def test_making_talk_scanner_finds_what_one_search_finds(text: str) -> None:
+    made = _INTENTS["generate"]
+    plain = re.compile("|".join(_words(made[k]) for k in ("refusals", "reports", "about_making")))
+    core = core_text(fold(text))
+    assert (load_intents().making_talk.first(core) is None) == (plain.search(core) is None)
+
+
+@SETTINGS
+@given(text=TALK_SOUP, tail=st.integers(min_value=0, max_value=30))
+def test_polite_end_scanner_finds_the_polite_word_one_search_finds(text: str, tail: int) -> None:
+    plain = re.compile(rf"\s*{_words(_INTENTS['polite']['phrases'])}$")
+    core = core_text(fold(text))
+    pos = max(0, len(core) - tail)
+    hit, m = load_intents().polite_end.first(core, pos), plain.search(core, pos)
+    assert (hit is None) == (m is None)
+    if hit is not None and m is not None:  # the plain search also takes the spaces before it
+        assert core[: hit[1]].rstrip() == core[: m.start()].rstrip()
+
+
+def _plain_command(text: str) -> str | None:
+    commands = _INTENTS["commands"]
+    plain = re.compile("|".join(f"(?P<{name}>{_alt(list(commands[name]))})" for name in COMMANDS))
+    m = plain.fullmatch(text)
+    return m.lastgroup if m else None
+
+
+@SETTINGS
+@given(text=TALK_SOUP)
+def test_command_scanner_names_the_command_one_fullmatch_names(text: str) -> None:
+    core = core_text(fold(text))
+    assert load_intents().commands.whole(core) == _plain_command(core)
+
+
+@pytest.mark.parametrize("word", TALK_WORDS)
+def test_command_scanner_names_each_command_word_as_one_fullmatch_does(word: str) -> None:
+    core = core_text(fold(word))
+    assert load_intents().commands.whole(core) == _plain_command(core)

@@ -24,6 +24,7 @@ from typing import Any
 from bot.text import HAN
 from bot.understand.lexicon import B_END, B_START, INTENTS_PATH
 from bot.understand.normalize import fold
+from bot.understand.scanner import Scanner
 
 INTENTS = ("video", "help", "models", "jobs", "cancel", "prefer", "confirm", "decline", "chat")
 #: commands in the order they are tried (intents.toml [commands])
@@ -68,9 +69,9 @@ _SHORT_COMMON = frozenset(
 class IntentTables:
     """intents.toml, compiled."""
 
-    commands: re.Pattern[str]  # one named group per command, in priority order
+    commands: Scanner  # one kind per command, in priority order
     polite_start: re.Pattern[str]
-    polite_end: re.Pattern[str]
+    polite_end: Scanner  # a polite word that ends the text
     chat: re.Pattern[str]
     only_small_talk: re.Pattern[str]
     greeting: re.Pattern[str]  # small talk or a polite word at the start, with its punctuation
@@ -79,7 +80,7 @@ class IntentTables:
     refusals: re.Pattern[str]  # "don't make …", "不要生成 …"
     reports: re.Pattern[str]  # "生成了 …", "I made …"
     about_making: re.Pattern[str]  # "要多久?", "how much does …"
-    making_talk: re.Pattern[str]  # any of the three: one search rules them out for most messages
+    making_talk: Scanner  # any of the three: one search rules them out for most messages
     question_start: re.Pattern[str]
     question_end: re.Pattern[str]
     question_words: re.Pattern[str]
@@ -95,7 +96,18 @@ def _alt(patterns: list[str]) -> str:
 def _words(patterns: list[str]) -> str:
     """An alternation whose latin phrases match whole words only; longer phrases are tried
     first, so "早上好" is not read as "早" and a rest."""
-    return f"{B_START}{_alt(sorted(patterns, key=len, reverse=True))}{B_END}"
+    return f"{B_START}{_alt(_longest_first(patterns))}{B_END}"
+
+
+def _longest_first(patterns: list[str]) -> list[str]:
+    return sorted(patterns, key=len, reverse=True)
+
+
+def _phrases(groups: dict[str, list[str]], end: str = "") -> Scanner:
+    """The same search as `_words` over each group in turn, dispatched on the first character
+    (bot.understand.scanner): a large alternation searched by `re` tries every phrase at
+    every position, and these are searched in every message."""
+    return Scanner([(name, _longest_first(p)) for name, p in groups.items()], B_START, B_END + end)
 
 
 @cache
@@ -113,20 +125,20 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
     reports = _words(list(made["reports"]))
     about_making = _words(list(made["about_making"]))
     return IntentTables(
-        commands=re.compile("|".join(f"(?P<{name}>{_alt(list(commands[name]))})" for name in COMMANDS)),
+        commands=Scanner([(name, list(commands[name])) for name in COMMANDS], "", ""),
         # one polite word at either end ("ok thanks", "请帮助一下吧"), stripped a word at a time
         polite_start=re.compile(rf"{polite}\s*"),
-        polite_end=re.compile(rf"\s*{polite}$"),
+        polite_end=_phrases({"polite": list(data["polite"]["phrases"])}, end="$"),
         chat=re.compile(chat),
         # atomic words, possessive repetition: linear however the phrases overlap ("哈哈哈…")
         only_small_talk=re.compile(rf"(?:(?>{chat}|{polite})\s*)++"),
         greeting=re.compile(rf"(?:{chat}|{polite})[\s,，.。!！~～:：]*"),
         generate=re.compile(_words(list(data["generate"]["words"]))),
-        asks=re.compile(_words(list(data["generate"]["asks"]))),
+        asks=re.compile(_words(list(made["asks"]))),
         refusals=re.compile(refusals),
         reports=re.compile(reports),
         about_making=re.compile(about_making),
-        making_talk=re.compile(f"{refusals}|{reports}|{about_making}"),
+        making_talk=_phrases({k: list(made[k]) for k in ("refusals", "reports", "about_making")}),
         question_start=re.compile(q["start"]),
         question_end=re.compile(q["end"]),
         question_words=re.compile(q["words"]),
@@ -139,7 +151,9 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
 def core_text(folded: str) -> str:
     """The words of a folded message: no mentions, leading slash, punctuation, symbols or
     emoji; single spaces."""
-    return " ".join(_NOT_A_WORD.sub(" ", _MENTION.sub(" ", folded)).split())
+    if "@" in folded:  # every mention has one: most messages skip that pass
+        folded = _MENTION.sub(" ", folded)
+    return " ".join(_NOT_A_WORD.sub(" ", folded).split())
 
 
 def _unwrapped(text: str, tables: IntentTables) -> list[str]:
@@ -152,9 +166,9 @@ def _unwrapped(text: str, tables: IntentTables) -> list[str]:
         if start is not None and start.end():
             current = current[start.end() :]
         # a polite word is short: look for one only near the end, not from every position
-        end = tables.polite_end.search(current, max(0, len(current) - _POLITE_TAIL))
+        end = tables.polite_end.first(current, max(0, len(current) - _POLITE_TAIL))
         if end is not None:
-            current = current[: end.start()]
+            current = current[: end[1]]
         current = current.strip()
         if current == stages[-1]:
             break
@@ -172,7 +186,7 @@ def command_of(text: str, tables: IntentTables | None = None) -> str | None:
     tables = tables or load_intents()
     if len(text) > _LONGEST_COMMAND:
         return None
-    found = [m.lastgroup for c in _unwrapped(text, tables) if c and (m := tables.commands.fullmatch(c))]
+    found = [kind for c in _unwrapped(text, tables) if (kind := tables.commands.whole(c))]
     return min(found, key=COMMANDS.index) if found else None
 
 
@@ -220,12 +234,15 @@ def is_gibberish(text: str) -> bool:
     return bad * 2 > len(words)
 
 
-def scene_weight(prompt: str, tables: IntentTables | None = None) -> int:
+def scene_weight(prompt: str, tables: IntentTables | None = None, *, content: str | None = None) -> int:
     """How much a description shows: 2 per Chinese character, 5 per latin word that can show
-    something. Links and the [scene] words that show nothing by themselves weigh nothing."""
+    something. Links and the [scene] words that show nothing by themselves weigh nothing.
+    `content`: `core_text(fold(prompt))` when the caller has it."""
     tables = tables or load_intents()
+    unlinked = without_links(prompt)
+    core = content if content is not None and unlinked is prompt else core_text(fold(unlinked))
     # words about making a video ("生成", "视频") show nothing by themselves either
-    text = tables.generate.sub(" ", core_text(fold(without_links(prompt))))
+    text = tables.generate.sub(" ", core)
     han = len(HAN.findall(tables.not_depicting_zh.sub("", text)))
     words = sum(1 for w in _LATIN_WORD.findall(text) if w not in tables.not_depicting)
     return 2 * han + 5 * words
@@ -276,7 +293,7 @@ def talks_about_making(text: str, tables: IntentTables | None = None, *, questio
     "I made a video of my dog") with no ask left outside it, or a question about the making
     itself ("生成视频要多久?", "how long does Kling take to make one?")."""
     tables = tables or load_intents()
-    if tables.making_talk.search(text) is None:
+    if tables.making_talk.first(text) is None:
         return False
     about = tables.about_making.search(text)
     if about is not None and (question_mark or about.end() == len(text) or _asks_a_question(text, tables)):
@@ -296,10 +313,12 @@ def classify(
     evidence: bool,
     scene: int,
     core: str | None = None,
+    content: str | None = None,
 ) -> str:
     """The intent of one message (see the module docstring for the order of the rules).
     `evidence`: a word that asks (`asks_in_words`), a model or a setting; `scene`: the
-    prompt's `scene_weight`; `core`: `core_text(folded)` when the caller has it."""
+    prompt's `scene_weight`; `core`: `core_text(folded)` and `content`:
+    `core_text(fold(prompt))` when the caller has them."""
     tables = load_intents()
     text = core_text(folded) if core is None else core
     if not text:
@@ -311,7 +330,8 @@ def classify(
         return "chat"  # "don't make …", "I made …", "how long does it take?": nothing to spend on
     if images:
         return "video"
-    content = core_text(fold(prompt)) if prompt else ""  # folded: Traditional small talk too
+    if content is None:  # folded: Traditional small talk too
+        content = core_text(fold(prompt)) if prompt else ""
     if not content or is_small_talk(content, tables):
         # "以后都用可灵" saves a preference; "用最便宜的" or "10秒" alone depicts nothing
         return "prefer" if sets_preference or unknown_model else "chat"

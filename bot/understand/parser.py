@@ -261,7 +261,8 @@ def parse(text: str, images: int = 0) -> Request:
     # are not requests): a short one still waits for a yes
     asks = asks_in_words(folded, core=core)
     evidence = asks or names_model or has_parameters
-    scene = scene_weight(prompt or "")
+    content = core_text(fold(prompt)) if prompt else ""
+    scene = scene_weight(prompt or "", content=content)
     intent = classify(
         folded,
         images=images,
@@ -272,6 +273,7 @@ def parse(text: str, images: int = 0) -> Request:
         evidence=evidence,
         scene=scene,
         core=core,
+        content=content,
     )
     unsure = intent == "video" and not images and unsure_request(scene, evidence=asks)
     return Request(

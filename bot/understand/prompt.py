@@ -26,6 +26,8 @@ _QUOTES = {
 }
 #: brackets a removed phrase left empty: "a dog (not sora please)" -> "a dog"
 _EMPTY_BRACKETS = re.compile(r"\s*(?:\(\s*\)|（\s*）|\[\s*\]|【\s*】)")
+_CLOSING_BRACKETS = frozenset(")）]】")
+_PUNCT_CHARS = frozenset(_PUNCT)
 _WORD = re.compile(r"[A-Za-z0-9]")
 _MAX_ROUNDS = 4
 _EDGE_TAIL = 24
@@ -73,13 +75,18 @@ def cut(text: str, folded: str, spans: list[tuple[int, int]], lx: Lexicon) -> st
     pieces.append(tail)
     # whitespace runs first: the patterns below that start with \s* would otherwise re-read a
     # long run from each of its positions (8,000 spaces took seconds)
-    out = _SPACES.sub(" ", _EMPTY_BRACKETS.sub("", _SPACES.sub(" ", "".join(pieces))))
-    out = _SPACE_BEFORE_PUNCT.sub(r"\1", out)
-    out = _PUNCT_RUN.sub(r"\1", out)
+    out = _SPACES.sub(" ", "".join(pieces))
+    if not _CLOSING_BRACKETS.isdisjoint(out):  # most prompts have none: skip two passes
+        out = _SPACES.sub(" ", _EMPTY_BRACKETS.sub("", out))
+    if not _PUNCT_CHARS.isdisjoint(out):
+        out = _SPACE_BEFORE_PUNCT.sub(r"\1", out)
+        out = _PUNCT_RUN.sub(r"\1", out)
     for _ in range(_MAX_ROUNDS):
         before = out
         out = _strip_lone_quotes(out.strip(_EDGE_PUNCT))
-        out = lx.edge_start.sub("", out, count=1)
+        lead = lx.edge_start.match(out)
+        if lead is not None:
+            out = out[lead.end() :]
         # an edge word is short: look for one near the end only, not from every position
         edge = lx.edge_end.search(out, max(0, len(out) - _EDGE_TAIL))
         if edge is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 # The standard library's own regex parser reads each phrase (typeshed does not describe it).
@@ -109,7 +110,8 @@ class Scanner:
         explicit = "".join(re.escape(k) for k in sorted(keys - {_DIGIT, _SPACE}))
         extra = (r"\d" if _DIGIT in keys else "") + (r"\s" if _SPACE in keys else "")
         trigger = r"[\s\S]" if self._any else f"[{explicit}{extra}]"
-        self._trigger = re.compile(f"{start}(?={trigger})")
+        # the character first: it rules out most positions before the boundary test runs
+        self._trigger = re.compile(f"(?={trigger}){start}")
         self._by_key: dict[str, re.Pattern[str] | None] = {}
 
     def full_pattern(self) -> re.Pattern[str]:
@@ -141,8 +143,19 @@ class Scanner:
 
     def scan(self, text: str) -> list[tuple[str, int, int]]:
         """Every phrase found, in order, non-overlapping (like finditer on full_pattern())."""
-        out: list[tuple[str, int, int]] = []
-        pos = 0
+        return list(self._phrases(text, 0))
+
+    def first(self, text: str, pos: int = 0) -> tuple[str, int, int] | None:
+        """The leftmost phrase at or after `pos` (like full_pattern().search(text, pos)), or None."""
+        return next(self._phrases(text, pos), None)
+
+    def whole(self, text: str) -> str | None:
+        """The kind of the phrase that is all of `text` (like full_pattern().fullmatch), or None."""
+        pattern = self._for(text[0]) if text else None
+        m = pattern.fullmatch(text) if pattern is not None else None
+        return m.lastgroup if m is not None else None
+
+    def _phrases(self, text: str, pos: int) -> Iterator[tuple[str, int, int]]:
         trigger = self._trigger.search
         size = len(text)
         while pos < size:
@@ -153,7 +166,7 @@ class Scanner:
             pattern = self._for(text[at])
             m = pattern.match(text, at) if pattern is not None else None
             if m is not None and m.end() > at and m.lastgroup is not None:
-                out.append((m.lastgroup, at, m.end()))
+                yield (m.lastgroup, at, m.end())
                 pos = m.end()
             elif text[at].isspace():
                 # Inside a run of whitespace every attempt would re-read the run (O(run²) for
@@ -167,13 +180,12 @@ class Scanner:
                     last = self._for(text[pos])
                     m = last.match(text, pos) if last is not None else None
                     if m is not None and m.end() > pos and m.lastgroup is not None:
-                        out.append((m.lastgroup, pos, m.end()))
+                        yield (m.lastgroup, pos, m.end())
                         pos = m.end()
                     else:
                         pos = end
             else:
                 pos = at + 1
-        return out
 
 
 __all__ = ["Scanner", "first_chars"]
