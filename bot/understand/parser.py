@@ -254,7 +254,9 @@ def parse(text: str, images: int = 0) -> Request:
     spans = [(start, end) for (_, start, end), gone in zip(tokens, remove, strict=True) if gone]
     prompt = without_greeting(cut(text, folded, spans, lx))
     names_model = model_key is not None or bool(r.excluded) or unknown is not None
-    has_parameters = any(v is not None for v in (r.duration, r.resolution, r.aspect)) or bool(r.controls)
+    has_parameters = (
+        r.duration is not None or r.resolution is not None or r.aspect is not None or bool(r.controls)
+    )
     core = core_text(folded)
     # a word that asks ("make", "生成") is sure; a model or a setting named without one only
     # lifts a description out of chat ("sora is overrated", "I asked for 1080p but got 720p"
@@ -292,12 +294,17 @@ def parse(text: str, images: int = 0) -> Request:
         choice=choice_of(core) if intent == "confirm" else None,
         topic="usage" if intent == "jobs" and command_of(core) == "usage" else None,
         wants_images=_wants_images(r.cues),
-        excluded_models=tuple(mid for mid in (_resolve(lx, k, task)[1] for k in r.excluded) if mid),
+        excluded_models=_excluded_ids(lx, r.excluded, task) if r.excluded else (),
         excluded_keys=tuple(r.excluded),
         traditional=is_traditional(text),
         unsure=unsure,
         **r.controls,
     )
+
+
+def _excluded_ids(lx: Lexicon, keys: list[str], task: str) -> tuple[str, ...]:
+    """The model ids of the ruled-out models for the task type (those that have one)."""
+    return tuple(mid for mid in (_resolve(lx, k, task)[1] for k in keys) if mid)
 
 
 def _wants_images(cues: set[str]) -> int:

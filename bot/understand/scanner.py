@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterator
 from typing import Any
 
 # The standard library's own regex parser reads each phrase (typeshed does not describe it).
@@ -143,11 +142,12 @@ class Scanner:
 
     def scan(self, text: str) -> list[tuple[str, int, int]]:
         """Every phrase found, in order, non-overlapping (like finditer on full_pattern())."""
-        return list(self._phrases(text, 0))
+        return self._phrases(text, 0, every=True)
 
     def first(self, text: str, pos: int = 0) -> tuple[str, int, int] | None:
         """The leftmost phrase at or after `pos` (like full_pattern().search(text, pos)), or None."""
-        return next(self._phrases(text, pos), None)
+        found = self._phrases(text, pos, every=False)
+        return found[0] if found else None
 
     def whole(self, text: str) -> str | None:
         """The kind of the phrase that is all of `text` (like full_pattern().fullmatch), or None."""
@@ -155,20 +155,25 @@ class Scanner:
         m = pattern.fullmatch(text) if pattern is not None else None
         return m.lastgroup if m is not None else None
 
-    def _phrases(self, text: str, pos: int) -> Iterator[tuple[str, int, int]]:
+    def _phrases(self, text: str, pos: int, *, every: bool) -> list[tuple[str, int, int]]:
+        out: list[tuple[str, int, int]] = []
         trigger = self._trigger.search
+        by_key = self._by_key
         size = len(text)
         while pos < size:
             hit = trigger(text, pos)
             if hit is None:
                 break
             at = hit.start()
-            pattern = self._for(text[at])
+            ch = text[at]
+            pattern = by_key[ch] if ch in by_key else self._for(ch)
             m = pattern.match(text, at) if pattern is not None else None
             if m is not None and m.end() > at and m.lastgroup is not None:
-                yield (m.lastgroup, at, m.end())
+                out.append((m.lastgroup, at, m.end()))
+                if not every:
+                    break
                 pos = m.end()
-            elif text[at].isspace():
+            elif ch.isspace():
                 # Inside a run of whitespace every attempt would re-read the run (O(run²) for
                 # 20,000 newlines): after its first position, try only its last one, where a
                 # phrase that takes exactly one space before a word can still begin.
@@ -180,12 +185,15 @@ class Scanner:
                     last = self._for(text[pos])
                     m = last.match(text, pos) if last is not None else None
                     if m is not None and m.end() > pos and m.lastgroup is not None:
-                        yield (m.lastgroup, pos, m.end())
+                        out.append((m.lastgroup, pos, m.end()))
+                        if not every:
+                            break
                         pos = m.end()
                     else:
                         pos = end
             else:
                 pos = at + 1
+        return out
 
 
 __all__ = ["Scanner", "first_chars"]
