@@ -383,15 +383,9 @@ class BotCore:
         """The job row for a video request, and the change to its person's preference the
         words make (a model named is remembered, "the best" forgets it), written with the job."""
         model = self._model_of(request)
-        change: PreferenceChange | None = None
         # a few words that may not be a request at all ("sora is overrated") change no preference
         preference = None if request.unsure else request.preference
-        if preference == "clear":
-            change = PreferenceChange(request.task_type)
-        remembered = False
-        if preference == "save" and model is not None and request.model_id is not None:
-            remembered = await self._changes_preference(incoming, request.task_type, model)
-            change = PreferenceChange(request.task_type, model.key, request.model_id, model.name)
+        change, replaced = await self._preference_change(request, incoming, model, preference)
         pref = None
         if model is None and preference != "clear":  # handed back: the bot's pick, not the old one
             pref = await self.store.get_preference(incoming.platform, incoming.user_id, request.task_type)
@@ -414,13 +408,61 @@ class BotCore:
                 resolution=request.resolution,
                 aspect_ratio=request.aspect_ratio,
                 tier=self._tier(request, model),
-                remembered=remembered,
+                remembered=change is not None and change.model_key is not None and replaced is not None,
+                replaced=replaced,
                 excluded=list(request.excluded_keys),
                 controls=request.controls(),
                 unsure=request.unsure,
             ),
         )
         return job, change
+
+    async def _preference_change(
+        self, request: Request, incoming: Incoming, model: ModelInfo | None, preference: str | None
+    ) -> tuple[PreferenceChange | None, dict[str, str] | None]:
+        """The change a request's words make to its person's preference ("用可灵" saves Kling,
+        "the best" forgets the saved one), and what it replaces when it changes anything (the
+        job keeps it, so that a no to the job's price puts it back: `_put_back_preference`)."""
+        task = request.task_type
+        if preference == "clear":
+            change = PreferenceChange(task)
+        elif preference == "save" and model is not None and request.model_id is not None:
+            change = PreferenceChange(task, model.key, request.model_id, model.name)
+        else:
+            return None, None
+        before = await self.store.get_preference(incoming.platform, incoming.user_id, task)
+        if (before.model_key if before else None) == change.model_key:
+            return change, None  # saved already (or nothing to forget): nothing to put back
+        if before is None:
+            return change, {"set": change.model_key or ""}
+        return change, {
+            "set": change.model_key or "",
+            "model_key": before.model_key,
+            "model_id": before.model_id,
+            "model_name": before.model_name,
+        }
+
+    async def _put_back_preference(self, job: Job) -> str:
+        """After a no to a job whose words changed its person's preference: the preference as
+        it was, unless something changed it again since. The words that say so, or ""."""
+        replaced = job.request.replaced
+        if replaced is None:
+            return ""
+        now = await self.store.get_preference(job.platform, job.user_id, job.task_type)
+        if (now.model_key if now else "") != replaced["set"]:
+            return ""  # changed again since: not this job's to undo
+        if replaced.get("model_key"):
+            await self.store.set_preference(
+                job.platform,
+                job.user_id,
+                job.task_type,
+                replaced["model_key"],
+                replaced["model_id"],
+                replaced["model_name"],
+            )
+            return self.t("confirm.preference_back", job.language, model=replaced["model_name"])
+        await self.store.clear_preference(job.platform, job.user_id, job.task_type)
+        return self.t("confirm.preference_unsaved", job.language, model=job.model_name or job.model_id)
 
     async def rerun(
         self,
@@ -468,6 +510,7 @@ class BotCore:
                 source=None,
                 tier=None,
                 remembered=False,
+                replaced=None,  # a rerun changes no preference: a no to it has nothing to put back
                 confirmed=False,
                 unsure=False,  # a press means it
                 recommended_key=None,
@@ -566,9 +609,10 @@ class BotCore:
             await conversation.text(self.t("talk.already_started", job.language))
             return None
         await self.store.forget_questions_about(job_id)
+        put_back = await self._put_back_preference(job)
         await self.store.save_job(job, status="cancelled", finished_at=time.time())
         await self.budgets.release(job)
-        await conversation.text(self.t("confirm.declined", job.language))
+        await conversation.text("\n".join(filter(None, (self.t("confirm.declined", job.language), put_back))))
         return None
 
     async def cancel(

@@ -291,6 +291,69 @@ async def test_declining_the_price_ends_the_job_unpaid(asking_core: BotCore, san
     assert row is not None and row.status == "cancelled" and sandbox.ledger == []
 
 
+async def _model_saved(core: BotCore, user: str = "u1") -> str | None:
+    saved = await core.store.get_preference("console", user, "text_to_video")
+    return saved.model_key if saved else None
+
+
+async def test_a_no_to_the_price_puts_back_the_model_the_request_replaced(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    await run(asking_core, "以后都用可灵")
+    kling = await _model_saved(asking_core)
+    assert kling is not None
+    await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    assert await _model_saved(asking_core) != kling  # the words named Sora: saved with the job
+    said = (await run(asking_core, "no")).texts()[0]
+    assert await _model_saved(asking_core) == kling and sandbox.ledger == []
+    assert "没有消耗积分" in said and "Kling" in said
+
+
+async def test_a_no_to_the_price_saves_no_model_when_none_was_saved_before(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    said = (await run(asking_core, "no")).texts()[0]
+    assert await _model_saved(asking_core) is None
+    assert "Sora 2 Pro" in said and sandbox.ledger == []
+
+
+async def test_a_no_to_the_price_leaves_a_model_saved_since_the_question(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    await run(asking_core, "以后都用海螺")  # the question stays open (a model named is no yes)
+    hailuo = await _model_saved(asking_core)
+    said = (await run(asking_core, "no")).texts()[0]
+    assert hailuo is not None and await _model_saved(asking_core) == hailuo
+    assert "没有消耗积分" in said and "Sora" not in said and sandbox.ledger == []
+
+
+async def test_a_yes_to_the_price_keeps_the_model_the_request_named(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    await run(asking_core, "以后都用可灵")
+    await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    sora = await _model_saved(asking_core)
+    assert (await run(asking_core, "确认")).kinds()[-1] == "video"
+    assert await _model_saved(asking_core) == sora and len(sandbox.ledger) == 1
+
+
+async def test_a_no_to_the_best_models_price_puts_back_the_model_it_forgot(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "best.sqlite3", bot_confirm_above_credits=10))
+    try:
+        await run(core, "以后都用海螺")
+        hailuo = await _model_saved(core)
+        await run(core, "用最好的模型生成一只猫在月球上跳舞")  # the bot's pick: the saved one is forgotten
+        assert hailuo is not None and await _model_saved(core) is None
+        await run(core, "no")
+        assert await _model_saved(core) == hailuo and sandbox.ledger == []
+    finally:
+        await close_core(core)
+
+
 async def test_a_price_question_survives_a_restart(sandbox: Sandbox, tmp_path: Path) -> None:
     settings = make_settings(sandbox, tmp_path / "restart.sqlite3", bot_confirm_above_credits=100)
     first = await open_core(settings)

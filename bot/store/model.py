@@ -47,6 +47,10 @@ class JobRequest:
     aspect_ratio: str | None = None
     tier: str | None = None
     remembered: bool = False
+    #: the preference these words replaced, when they changed it: {"set": the key they saved
+    #: ("" for forgotten), and the earlier model_key / model_id / model_name, if there was one};
+    #: a no to the job puts it back
+    replaced: dict[str, str] | None = None
     excluded: list[str] = field(default_factory=list)
     controls: dict[str, Any] = field(default_factory=dict)
     confirmed: bool = False
