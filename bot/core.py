@@ -656,8 +656,12 @@ class BotCore:
         await self.store.save_job(job, status="cancelled", finished_at=time.time())
         if was in ("accepted", WAITING):
             await self.budgets.release(job)  # never sent: nothing was spent
+        # cancelling a price question is a no to it, as "no" is
+        put_back = await self._put_back_preference(job) if was == WAITING else ""
         key = {"accepted": "cancel.queued", WAITING: "cancel.unconfirmed"}.get(was, "cancel.running")
-        await conversation.text(self.t(key, lang, prompt=job.prompt[:40]))
+        await conversation.text(
+            "\n".join(filter(None, (self.t(key, lang, prompt=job.prompt[:40]), put_back)))
+        )
 
     async def _spenders_job(
         self, job_id: str, user_id: str, roles: tuple[str, ...], conversation: Conversation

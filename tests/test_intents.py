@@ -309,6 +309,17 @@ async def test_a_no_to_the_price_puts_back_the_model_the_request_replaced(
     assert "没有消耗积分" in said and "Kling" in said
 
 
+async def test_cancelling_a_price_question_puts_back_the_model_the_request_replaced(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    await run(asking_core, "以后都用可灵")
+    kling = await _model_saved(asking_core)
+    await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    said = (await run(asking_core, "取消")).texts()[0]
+    assert kling is not None and await _model_saved(asking_core) == kling
+    assert "Kling" in said and sandbox.ledger == []
+
+
 async def test_a_no_to_the_price_saves_no_model_when_none_was_saved_before(
     asking_core: BotCore, sandbox: Sandbox
 ) -> None:
