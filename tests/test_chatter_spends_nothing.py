@@ -288,6 +288,66 @@ def test_chat_that_names_a_model_or_a_setting_spends_nothing_at_once(line: str) 
     assert request.intent != "video" or request.unsure, request
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "the hands look weird again lol",
+        "bro the physics are completely off, the water flows upward",
+        "I told my wife she was drawing her eyebrows too high",
+        "the standup is moved to 10:30 tomorrow",
+        "it would be funny if someone made a cat dancing on the moon",
+        "我觉得可以用可灵，但我要先问下老板",
+        "客户说要改成竖屏的，我跟他们再确认下",
+        "周末去海边拍照了",
+        "那个宇航员骑马的好经典",
+        "明天早上9点出发，别迟到",
+        "這隻狗狗好可愛喔～",
+    ],
+)
+def test_a_description_in_words_of_talk_waits_for_a_yes(line: str) -> None:
+    # people talking to each other depict things too; asking first costs a reply, not credits
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "我想要一个猫咪在键盘上睡觉的视频",
+        "我需要一段城市早高峰的延时摄影",
+        "给我来个竖屏的，舞者在舞台上旋转",
+        "给我整一个猫咪开车的搞笑视频",
+        '请帮我把"新年快乐"四个字做成烟花效果的视频',
+        "I'd like a video of a panda eating bamboo in the snow",
+        "I need a video of a sunrise over the pyramids for a presentation",
+        "show me a video of a city at night from above",
+        "we need a 10 second clip of a coffee bean falling in slow motion",
+        "give me a 16:9 video of northern lights over a frozen lake",
+        "surprise me: a city in the clouds",
+        "you pick, a city in the clouds",
+        "a robot that dances in the rain",
+        "a girl brushing her hair by the window",
+        "我想要一只猫在月球上跳舞",
+    ],
+)
+def test_asking_for_a_video_in_words_of_talk_starts_at_once(line: str) -> None:
+    request = parse(line)
+    assert request.intent == "video" and not request.unsure, request
+
+
+@pytest.mark.parametrize("line", ["I need a clip for my hair", "ok so I want my hair cut short tomorrow"])
+def test_wanting_something_else_than_a_video_starts_nothing_at_once(line: str) -> None:
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
+
+
+async def test_talk_to_the_bot_about_a_result_asks_before_it_spends(core: BotCore, sandbox: Sandbox) -> None:
+    conv = RecordingConversation()
+    asked = await core.handle(Incoming("console", "c", "u", "lmao the cat looks drunk in that one"), conv)
+    assert asked is not None and await asked.wait() == "awaiting_confirm"
+    assert sandbox.ledger == []
+
+
 def test_a_bare_picture_is_a_request_that_starts_at_once() -> None:
     assert not parse("", images=1).unsure
 

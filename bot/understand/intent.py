@@ -87,6 +87,7 @@ class IntentTables:
     choices: tuple[tuple[int, re.Pattern[str]], ...]
     not_depicting: frozenset[str]
     not_depicting_zh: re.Pattern[str]
+    talk: re.Pattern[str]  # words of people talking to each other ([talk] markers)
 
 
 def _alt(patterns: list[str]) -> str:
@@ -145,6 +146,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         choices=tuple((int(k), re.compile(_words(list(v)))) for k, v in data["choice"].items()),
         not_depicting=frozenset(data["scene"]["not_depicting"]),
         not_depicting_zh=re.compile(_alt(list(data["scene"]["not_depicting_zh"]))),
+        talk=re.compile(_words(list(data["talk"]["markers"]))),
     )
 
 
@@ -264,10 +266,18 @@ def _is_link(word: str) -> bool:
     return "." in host and host.rsplit(".", 1)[1] in _LINK_ENDINGS
 
 
-def unsure_request(scene: int, *, evidence: bool) -> bool:
-    """A video request with nothing but a short description ("a cat", "一只猫", "hungry",
-    `scene` its weight): it waits for the requester's yes before anything is spent."""
-    return not evidence and scene < SURE_SCENE
+def unsure_request(scene: int, *, evidence: bool, talk: bool = False) -> bool:
+    """A video request with nothing that asks for it (`evidence`) and only a short description
+    ("a cat", "一只猫", "hungry"; `scene` its weight) or words of talk (`talk`: "the hands look
+    weird again lol"): it waits for the requester's yes before anything is spent."""
+    return not evidence and (scene < SURE_SCENE or talk)
+
+
+def sounds_like_talk(core: str, tables: IntentTables | None = None) -> bool:
+    """Whether a message (through `core_text`) has words of people talking to each other
+    ("我觉得…", "lol", "tomorrow"): see [talk] in intents.toml."""
+    tables = tables or load_intents()
+    return tables.talk.search(core) is not None
 
 
 def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:

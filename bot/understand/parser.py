@@ -46,6 +46,7 @@ from bot.understand.intent import (
     command_of,
     core_text,
     scene_weight,
+    sounds_like_talk,
     unsure_request,
     without_greeting,
 )
@@ -277,7 +278,16 @@ def parse(text: str, images: int = 0) -> Request:
         core=core,
         content=content,
     )
-    unsure = intent == "video" and not images and unsure_request(scene, evidence=asks)
+    unsure = (
+        intent == "video"
+        and not images
+        and unsure_request(
+            scene,
+            evidence=asks,
+            # most descriptions have no word of talk at all: only then is the text re-cut
+            talk=not asks and sounds_like_talk(core) and _talks(folded, tokens, remove),
+        )
+    )
     return Request(
         task_type=task,
         model_id=model_id,
@@ -300,6 +310,21 @@ def parse(text: str, images: int = 0) -> Request:
         unsure=unsure,
         **r.controls,
     )
+
+
+def _talks(folded: str, tokens: list[Token], remove: list[bool]) -> bool:
+    """Whether the words of a message, outside the phrases read as models, settings and choices
+    ("surprise me", "you pick") and the request wording it opens with ("I want", "我想要",
+    "can you"), are talk (`sounds_like_talk`). Request wording further in stays: "ok so I want
+    to leave early" is talk."""
+    pieces: list[str] = []
+    pos = 0
+    for (kind, start, end), gone in zip(tokens, remove, strict=True):
+        if gone and (kind != "filler" or not core_text(folded[pos:start])):
+            pieces.append(folded[pos:start])
+            pos = end
+    pieces.append(folded[pos:])
+    return sounds_like_talk(core_text(" ".join(pieces)))
 
 
 def _excluded_ids(lx: Lexicon, keys: list[str], task: str) -> tuple[str, ...]:
