@@ -61,6 +61,10 @@ class Incoming:
     #: the sender's roles where the platform has them (Discord: role ids and names), for
     #: DISCORD_ALLOWED_ROLES
     roles: tuple[str, ...] = ()
+    #: the sender may not be done: a picture the bot was still holding for its text when it
+    #: stopped. A video it asks for waits for a yes (the text may come after the restart, as
+    #: its own request: two paid tasks for one)
+    ask_first: bool = False
 
 
 @dataclass(frozen=True)

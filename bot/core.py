@@ -887,6 +887,8 @@ class BotCore:
             request = parse(incoming.text, images=len(incoming.images))
         if incoming.video_command:
             request = _as_video_command(request, incoming)
+        elif incoming.ask_first and request.intent == "video":
+            request = replace(request, unsure=True)
         if not incoming.text.strip() and incoming.language:
             request = replace(request, language=i18n.normalize_language(incoming.language))
         elif request.traditional and request.language == "zh":

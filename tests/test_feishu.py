@@ -425,10 +425,10 @@ async def test_image_alone_after_window_is_its_own_request(
     await settle(adapter)  # waits the merge window out
     assert len(core.incoming) == 1
     assert core.incoming[0].text == "" and core.incoming[0].event_id == "om_p2p_image_0004"
-    assert len(core.incoming[0].images) == 1
+    assert len(core.incoming[0].images) == 1 and not core.incoming[0].ask_first
 
 
-async def test_an_image_waiting_for_its_text_at_shutdown_is_still_a_request(
+async def test_an_image_waiting_for_its_text_at_shutdown_is_still_a_request_that_asks_first(
     fake: FakeFeishu, core: ScriptedCore
 ) -> None:
     # Feishu has had its acknowledgement: dropped here, the picture would be lost for good
@@ -438,7 +438,10 @@ async def test_an_image_waiting_for_its_text_at_shutdown_is_still_a_request(
     await feed(adapter, payload("p2p_image"))
     await adapter.stop()  # well inside the merge window
     await asyncio.wait_for(runner, 10)
-    assert [(i.text, i.event_id, len(i.images)) for i in core.incoming] == [("", "om_p2p_image_0004", 1)]
+    # a request of its own that asks before it spends: its text may come after the restart
+    assert [(i.text, i.event_id, len(i.images), i.ask_first) for i in core.incoming] == [
+        ("", "om_p2p_image_0004", 1, True)
+    ]
 
 
 async def test_a_picture_that_cannot_be_fetched_starts_nothing_and_says_so(

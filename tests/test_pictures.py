@@ -128,6 +128,21 @@ async def test_an_attached_bomb_is_refused_and_nothing_is_spent(core: BotCore, s
     assert conv.texts() == [t("image.too_many_pixels", "en", name="huge.png", limit=40)]
 
 
+async def test_a_picture_that_may_still_get_its_text_waits_for_a_yes(core: BotCore, sandbox: Sandbox) -> None:
+    # held for its text when the bot stopped: the text may come after the restart as its own request
+    conv = RecordingConversation()
+    picture = ImageInput(data=real_png(), filename="cat.png")
+    held = Incoming(
+        platform="console", chat_id="chat", user_id="u1", text="", images=(picture,), ask_first=True
+    )
+    asked = await core.handle(held, conv)
+    assert asked is not None and await asked.wait() == "awaiting_confirm"
+    assert sandbox.ledger == []
+    started = await core.handle(Incoming("console", "chat", "u1", "yes"), RecordingConversation())
+    assert started is not None and await started.wait() == "delivered"
+    assert [task.task_type for task in sandbox.ledger] == ["image_to_video"]
+
+
 # -- the console's /image: stat before reading ------------------------------------------------------
 class _Core:
     def t(self, key: str, language: str | None, **values: object) -> str:

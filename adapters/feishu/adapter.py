@@ -226,10 +226,11 @@ class FeishuAdapter:
             self._loop.call_soon_threadsafe(self._stopped.set)
 
     async def _shutdown(self) -> None:
-        # images still waiting for their text are the request alone, as when the wait ends:
-        # Feishu has had its acknowledgement and will not send them again
+        # images still waiting for their text are a request of their own (Feishu has had its
+        # acknowledgement and will not send them again) that asks before it spends: their text
+        # may arrive after the restart as a request of its own, and one video must not be paid twice
         for key in list(self._timers):
-            self._expire(key)
+            self._expire(key, ask_first=True)
         self._connected = False
         client = self._ws_client
         if client is not None:
@@ -516,16 +517,18 @@ class FeishuAdapter:
             timer.cancel()
         return self._pending.pop(key, None)
 
-    def _expire(self, key: tuple[str, str]) -> None:
-        """No text came: the images alone are the request."""
+    def _expire(self, key: tuple[str, str], *, ask_first: bool = False) -> None:
+        """No text came: the images alone are the request (`ask_first`: see Incoming)."""
         held = self._take(key)
         if held is None:
             return
-        task = asyncio.ensure_future(self._handle_images(key, held))
+        task = asyncio.ensure_future(self._handle_images(key, held, ask_first=ask_first))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    async def _handle_images(self, key: tuple[str, str], held: PendingImages) -> None:
+    async def _handle_images(
+        self, key: tuple[str, str], held: PendingImages, *, ask_first: bool = False
+    ) -> None:
         chat_id, user_id = key
         chat_type = "group" if held.reply_to else "p2p"
         try:
@@ -545,6 +548,7 @@ class FeishuAdapter:
                 event_id=held.message_ids[0],
                 extra_event_ids=tuple(held.message_ids[1:]),
                 reply_to=held.reply_to,
+                ask_first=ask_first,
             ),
             chat_type,
         )
