@@ -319,6 +319,7 @@ def test_a_description_in_words_of_talk_waits_for_a_yes(line: str) -> None:
         "给我整一个猫咪开车的搞笑视频",
         '请帮我把"新年快乐"四个字做成烟花效果的视频',
         "I'd like a video of a panda eating bamboo in the snow",
+        "I'd love a video of a whale jumping out of the water",
         "I need a video of a sunrise over the pyramids for a presentation",
         "show me a video of a city at night from above",
         "we need a 10 second clip of a coffee bean falling in slow motion",
