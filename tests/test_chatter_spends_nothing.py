@@ -336,7 +336,24 @@ def test_asking_for_a_video_in_words_of_talk_starts_at_once(line: str) -> None:
     assert request.intent == "video" and not request.unsure, request
 
 
-@pytest.mark.parametrize("line", ["I need a clip for my hair", "ok so I want my hair cut short tomorrow"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "I need a clip for my hair",
+        "ok so I want my hair cut short tomorrow",
+        "给我来个笑话",
+        "我要删掉那个视频",
+        "帮我调整一个参数",
+        "我要一个视频的下载链接",
+        "我要高清版的视频",
+        "这个可以做成视频吗",
+        "今晚整一个火锅",
+        "show me the latest video",
+        "can you send me the video you just made",
+        "we need more videos like this for the campaign",
+        "give me the video file please",
+    ],
+)
 def test_wanting_something_else_than_a_video_starts_nothing_at_once(line: str) -> None:
     request = parse(line)
     assert request.intent != "video" or request.unsure, request
