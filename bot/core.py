@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from bot import admin, commands, i18n
 from bot.catalog import Catalog, ModelInfo
@@ -37,6 +38,7 @@ from bot.store import (
     Job,
     JobRequest,
     OpenQuestion,
+    Preference,
     PreferenceChange,
     Store,
     StoredImage,
@@ -78,6 +80,19 @@ def _valid_text(incoming: Incoming) -> Incoming:
     except UnicodeEncodeError:
         return replace(incoming, text=incoming.text.encode("utf-8", "replace").decode("utf-8"))
     return incoming
+
+
+def _replaced(before: Preference | None, key: str, at: float) -> dict[str, Any]:
+    """JobRequest.replaced for a preference changed to `key` at `at` from `before`."""
+    if before is None:
+        return {"set": key, "at": at}
+    return {
+        "set": key,
+        "at": at,
+        "model_key": before.model_key,
+        "model_id": before.model_id,
+        "model_name": before.model_name,
+    }
 
 
 def _as_video_command(request: Request, incoming: Incoming) -> Request:
@@ -251,19 +266,20 @@ class BotCore:
             incoming.text, lang, answered_nothing=request.intent in ("confirm", "decline")
         )
 
-    async def _remember(self, request: Request, incoming: Incoming, model: ModelInfo, model_id: str) -> bool:
-        """Save the model a message named as the person's preference for its task type; True
-        when that changed their preference (the notice then says it was remembered)."""
-        changes = await self._changes_preference(incoming, request.task_type, model)
+    async def _remember(
+        self, request: Request, incoming: Incoming, model: ModelInfo, model_id: str
+    ) -> dict[str, Any] | None:
+        """Save the model a message named as the person's preference for its task type; what
+        it replaced when that changed their preference (see JobRequest.replaced), else None."""
+        task = request.task_type
+        before = await self.store.get_preference(incoming.platform, incoming.user_id, task)
         await self.store.set_preference(
-            incoming.platform, incoming.user_id, request.task_type, model.key, model_id, model.name
+            incoming.platform, incoming.user_id, task, model.key, model_id, model.name
         )
-        return changes
-
-    async def _changes_preference(self, incoming: Incoming, task_type: str, model: ModelInfo) -> bool:
-        """Whether saving `model` would change the person's preference for `task_type`."""
-        before = await self.store.get_preference(incoming.platform, incoming.user_id, task_type)
-        return before is None or before.model_key != model.key
+        if before is not None and before.model_key == model.key:
+            return None
+        saved = await self.store.get_preference(incoming.platform, incoming.user_id, task)
+        return _replaced(before, model.key, saved.updated_at) if saved is not None else None
 
     async def _prefer(self, request: Request, incoming: Incoming, conv: Conversation) -> None:
         """Save, clear or show a preference, and say so; no video."""
@@ -299,11 +315,13 @@ class BotCore:
                 question.job_id, user_id=incoming.user_id, conversation=conv, roles=incoming.roles
             )
         model_id: str | None = None
+        replaced: dict[str, Any] | None = None
         if request.model_key is not None:
             model_id = request.model_key
             model = self._model_of(request)
             if request.preference == "save" and model is not None and request.model_id is not None:
-                await self._remember(request, incoming, model, request.model_id)  # as it would anywhere
+                # as it would anywhere; a no to the rerun's price puts the old one back
+                replaced = await self._remember(request, incoming, model, request.model_id)
         elif request.choice is not None and request.choice < len(question.options):
             model_id = question.options[request.choice]
         elif question.options:
@@ -314,6 +332,7 @@ class BotCore:
             model_id=model_id,
             conversation=conv,
             roles=incoming.roles,
+            replaced=replaced,
         )
 
     async def _accept_video(
@@ -408,7 +427,7 @@ class BotCore:
                 resolution=request.resolution,
                 aspect_ratio=request.aspect_ratio,
                 tier=self._tier(request, model),
-                remembered=change is not None and change.model_key is not None and replaced is not None,
+                remembered=replaced is not None,
                 replaced=replaced,
                 excluded=list(request.excluded_keys),
                 controls=request.controls(),
@@ -419,50 +438,47 @@ class BotCore:
 
     async def _preference_change(
         self, request: Request, incoming: Incoming, model: ModelInfo | None, preference: str | None
-    ) -> tuple[PreferenceChange | None, dict[str, str] | None]:
+    ) -> tuple[PreferenceChange | None, dict[str, Any] | None]:
         """The change a request's words make to its person's preference ("用可灵" saves Kling,
-        "the best" forgets the saved one), and what it replaces when it changes anything (the
-        job keeps it, so that a no to the job's price puts it back: `_put_back_preference`)."""
+        "the best" forgets the saved one), and, when they save another model, what it replaces
+        (the job keeps it: a no to the job's price puts it back, `_put_back_preference`)."""
         task = request.task_type
         if preference == "clear":
-            change = PreferenceChange(task)
-        elif preference == "save" and model is not None and request.model_id is not None:
-            change = PreferenceChange(task, model.key, request.model_id, model.name)
-        else:
+            return PreferenceChange(task), None
+        if preference != "save" or model is None or request.model_id is None:
             return None, None
+        change = PreferenceChange(task, model.key, request.model_id, model.name)
         before = await self.store.get_preference(incoming.platform, incoming.user_id, task)
-        if (before.model_key if before else None) == change.model_key:
-            return change, None  # saved already (or nothing to forget): nothing to put back
-        if before is None:
-            return change, {"set": change.model_key or ""}
-        return change, {
-            "set": change.model_key or "",
-            "model_key": before.model_key,
-            "model_id": before.model_id,
-            "model_name": before.model_name,
-        }
+        if before is not None and before.model_key == model.key:
+            return change, None  # saved already: nothing to put back
+        return change, _replaced(before, model.key, change.at)
 
-    async def _put_back_preference(self, job: Job) -> str:
-        """After a no to a job whose words changed its person's preference: the preference as
-        it was, unless something changed it again since. The words that say so, or ""."""
+    async def _put_back_preference(self, job: Job, lang: str) -> str:
+        """After a no to a job whose words saved another model: the preference as it was, when
+        nothing has changed it since (its updated_at is still the job's). The words that say so,
+        in `lang`, or "". Never raises: the no stands whatever happens here."""
         replaced = job.request.replaced
-        if replaced is None:
+        if not replaced:
             return ""
-        now = await self.store.get_preference(job.platform, job.user_id, job.task_type)
-        if (now.model_key if now else "") != replaced["set"]:
-            return ""  # changed again since: not this job's to undo
-        if replaced.get("model_key"):
-            await self.store.set_preference(
-                job.platform,
-                job.user_id,
-                job.task_type,
-                replaced["model_key"],
-                replaced["model_id"],
-                replaced["model_name"],
-            )
-            return self.t("confirm.preference_back", job.language, model=replaced["model_name"])
-        await self.store.clear_preference(job.platform, job.user_id, job.task_type)
-        return self.t("confirm.preference_unsaved", job.language, model=job.model_name or job.model_id)
+        try:
+            now = await self.store.get_preference(job.platform, job.user_id, job.task_type)
+            if now is None or now.model_key != replaced.get("set") or now.updated_at != replaced.get("at"):
+                return ""  # changed again since (or forgotten): not this job's to undo
+            if replaced.get("model_key"):
+                await self.store.set_preference(
+                    job.platform,
+                    job.user_id,
+                    job.task_type,
+                    replaced["model_key"],
+                    replaced["model_id"],
+                    replaced["model_name"],
+                )
+                return self.t("confirm.preference_back", lang, model=replaced["model_name"])
+            await self.store.clear_preference(job.platform, job.user_id, job.task_type)
+            return self.t("confirm.preference_unsaved", lang, model=job.model_name or now.model_name)
+        except Exception:
+            log.exception("putting back the preference job %s replaced failed", job.id)
+            return ""
 
     async def rerun(
         self,
@@ -473,11 +489,13 @@ class BotCore:
         conversation: Conversation,
         same_seed: bool = False,
         roles: tuple[str, ...] = (),
+        replaced: dict[str, Any] | None = None,
     ) -> RunningJob | None:
         """A button press or a "yes": the same request again, with the same or another model
         (and, with `same_seed`, the seed the earlier task ran with: the same video again).
         Works once per earlier job, across double presses, redeliveries and restarts; only for
-        someone who may still spend (`roles`: their Discord roles)."""
+        someone who may still spend (`roles`: their Discord roles). `replaced`: the preference
+        the answer asking for it replaced (JobRequest.replaced)."""
         old = await self._spenders_job(job_id, user_id, roles, conversation)
         if old is None:
             return None
@@ -510,7 +528,7 @@ class BotCore:
                 source=None,
                 tier=None,
                 remembered=False,
-                replaced=None,  # a rerun changes no preference: a no to it has nothing to put back
+                replaced=replaced,  # what the answer that asked for it saved, if it did
                 confirmed=False,
                 unsure=False,  # a press means it
                 recommended_key=None,
@@ -609,9 +627,9 @@ class BotCore:
             await conversation.text(self.t("talk.already_started", job.language))
             return None
         await self.store.forget_questions_about(job_id)
-        put_back = await self._put_back_preference(job)
         await self.store.save_job(job, status="cancelled", finished_at=time.time())
         await self.budgets.release(job)
+        put_back = await self._put_back_preference(job, job.language)
         await conversation.text("\n".join(filter(None, (self.t("confirm.declined", job.language), put_back))))
         return None
 
@@ -657,7 +675,7 @@ class BotCore:
         if was in ("accepted", WAITING):
             await self.budgets.release(job)  # never sent: nothing was spent
         # cancelling a price question is a no to it, as "no" is
-        put_back = await self._put_back_preference(job) if was == WAITING else ""
+        put_back = await self._put_back_preference(job, lang) if was == WAITING else ""
         key = {"accepted": "cancel.queued", WAITING: "cancel.unconfirmed"}.get(was, "cancel.running")
         await conversation.text(
             "\n".join(filter(None, (self.t(key, lang, prompt=job.prompt[:40]), put_back)))

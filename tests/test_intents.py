@@ -350,19 +350,52 @@ async def test_a_yes_to_the_price_keeps_the_model_the_request_named(
     assert await _model_saved(asking_core) == sora and len(sandbox.ledger) == 1
 
 
-async def test_a_no_to_the_best_models_price_puts_back_the_model_it_forgot(
-    sandbox: Sandbox, tmp_path: Path
+async def test_a_no_to_the_price_leaves_the_same_model_saved_again_since(
+    asking_core: BotCore, sandbox: Sandbox
 ) -> None:
-    core = await open_core(make_settings(sandbox, tmp_path / "best.sqlite3", bot_confirm_above_credits=10))
-    try:
-        await run(core, "以后都用海螺")
-        hailuo = await _model_saved(core)
-        await run(core, "用最好的模型生成一只猫在月球上跳舞")  # the bot's pick: the saved one is forgotten
-        assert hailuo is not None and await _model_saved(core) is None
-        await run(core, "no")
-        assert await _model_saved(core) == hailuo and sandbox.ledger == []
-    finally:
-        await close_core(core)
+    await run(asking_core, "以后都用可灵")
+    await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    await run(asking_core, "以后都用 Sora 2 Pro")  # said in so many words: theirs, whatever the no
+    sora = await _model_saved(asking_core)
+    await run(asking_core, "no")
+    assert sora is not None and await _model_saved(asking_core) == sora and sandbox.ledger == []
+
+
+async def test_a_no_to_one_price_leaves_the_model_another_yes_started(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    await run(asking_core, "以后都用可灵")
+    first = (await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")).of("notice")[0]
+    second = (await run(asking_core, "用 Sora 2 Pro 生成一只狗在月球上跳舞")).of("notice")[0]
+    assert isinstance(first, NoticeView) and isinstance(second, NoticeView)
+    sora = await _model_saved(asking_core)
+    started = await asking_core.confirm(second.job_id, user_id="u1", conversation=RecordingConversation())
+    assert started is not None and await started.wait() == "delivered"
+    await asking_core.decline(first.job_id, user_id="u1", conversation=RecordingConversation())
+    assert await _model_saved(asking_core) == sora and len(sandbox.ledger) == 1
+
+
+async def test_a_no_to_a_retrys_price_puts_back_the_model_its_answer_replaced(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    await run(asking_core, "以后都用可灵")
+    kling = await _model_saved(asking_core)
+    sandbox.force_task_failure()
+    failed = await run(asking_core, "生成一只猫在月球上跳舞")
+    assert failed.of("failure") and len(sandbox.ledger) == 1
+    asked = await run(asking_core, "用 Sora 2 Pro")  # "try another model?": this one, at 122 pts
+    assert [n for n in asked.of("notice") if isinstance(n, NoticeView) and n.confirm_label]
+    await run(asking_core, "no")
+    assert kling is not None and await _model_saved(asking_core) == kling and len(sandbox.ledger) == 1
+
+
+async def test_cancelling_a_price_question_answers_in_the_language_of_the_cancel(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    await run(asking_core, "以后都用可灵")
+    await run(asking_core, "用 Sora 2 Pro 生成一只猫在月球上跳舞")
+    said = (await run(asking_core, "cancel")).texts()[0]
+    assert said.endswith("\n" + asking_core.t("confirm.preference_back", "en", model="Kling O1")), said
 
 
 async def test_a_price_question_survives_a_restart(sandbox: Sandbox, tmp_path: Path) -> None:

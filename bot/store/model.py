@@ -47,10 +47,10 @@ class JobRequest:
     aspect_ratio: str | None = None
     tier: str | None = None
     remembered: bool = False
-    #: the preference these words replaced, when they changed it: {"set": the key they saved
-    #: ("" for forgotten), and the earlier model_key / model_id / model_name, if there was one};
-    #: a no to the job puts it back
-    replaced: dict[str, str] | None = None
+    #: the preference these words replaced when they saved another model: {"set": the key
+    #: saved, "at": when (the preference's updated_at), and the earlier model_key / model_id /
+    #: model_name if there was one}; a no to the job puts it back, unless it changed since
+    replaced: dict[str, Any] | None = None
     excluded: list[str] = field(default_factory=list)
     controls: dict[str, Any] = field(default_factory=dict)
     confirmed: bool = False
@@ -155,6 +155,9 @@ class PreferenceChange:
     model_key: str | None = None
     model_id: str = ""
     model_name: str = ""
+    #: when the words were said: the saved preference's updated_at (by which a no to the job
+    #: knows whether anything changed the preference since)
+    at: float = field(default_factory=time.time)
 
 
 JOB_COLUMNS = [f.name for f in fields(Job)]

@@ -173,7 +173,7 @@ async def _change_preference(con: Connection, platform: str, user_id: str, chang
         change.model_key,
         change.model_id,
         change.model_name,
-        time.time(),
+        change.at,
     )
     return 1
 

@@ -603,7 +603,7 @@ def _change_preference(c: sqlite3.Connection, platform: str, user_id: str, chang
             change.model_key,
             change.model_id,
             change.model_name,
-            time.time(),
+            change.at,
         ),
     )
     return 1
