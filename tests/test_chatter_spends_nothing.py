@@ -329,6 +329,8 @@ def test_a_description_in_words_of_talk_waits_for_a_yes(line: str) -> None:
         "a robot that dances in the rain",
         "a girl brushing her hair by the window",
         "我想要一只猫在月球上跳舞",
+        "Hey, I want a cat dancing on the moon",
+        "hi bot, I want a cat dancing on the moon",
     ],
 )
 def test_asking_for_a_video_in_words_of_talk_starts_at_once(line: str) -> None:

@@ -45,6 +45,7 @@ from bot.understand.intent import (
     classify,
     command_of,
     core_text,
+    is_small_talk,
     scene_weight,
     sounds_like_talk,
     unsure_request,
@@ -314,17 +315,23 @@ def parse(text: str, images: int = 0) -> Request:
 
 def _talks(folded: str, tokens: list[Token], remove: list[bool]) -> bool:
     """Whether the words of a message, outside the phrases read as models, settings and choices
-    ("surprise me", "you pick") and the request wording it opens with ("I want", "我想要",
-    "can you"), are talk (`sounds_like_talk`). Request wording further in stays: "ok so I want
+    ("surprise me", "you pick") and the request wording it opens with, greetings aside ("I want",
+    "hey, 我想要", "can you"), are talk (`sounds_like_talk`). Request wording further in stays: "ok so I want
     to leave early" is talk."""
     pieces: list[str] = []
     pos = 0
     for (kind, start, end), gone in zip(tokens, remove, strict=True):
-        if gone and (kind != "filler" or not core_text(folded[pos:start])):
+        if gone and (kind != "filler" or _only_small_talk(folded[pos:start])):
             pieces.append(folded[pos:start])
             pos = end
     pieces.append(folded[pos:])
     return sounds_like_talk(core_text(" ".join(pieces)))
+
+
+def _only_small_talk(folded: str) -> bool:
+    """Nothing, or only a greeting and polite words ("hey,", "hi bot")."""
+    core = core_text(folded)
+    return not core or is_small_talk(core)
 
 
 def _excluded_ids(lx: Lexicon, keys: list[str], task: str) -> tuple[str, ...]:
