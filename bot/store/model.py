@@ -15,6 +15,8 @@ WAITING = "awaiting_confirm"
 FINAL = ("delivered", "failed", "cancelled", "expired", "uncertain")
 
 _JSON_FIELDS = {"request", "params", "image_urls", "task_ids", "target_state"}
+#: json.dumps(…, ensure_ascii=False) builds an encoder per call; a job row has five of these
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class LeaseLost(Exception):
@@ -170,7 +172,7 @@ def encode_job(job: Job) -> dict[str, Any]:
     row = {k: getattr(job, k) for k in JOB_COLUMNS}
     row["request"] = job.request.to_dict()
     for k in _JSON_FIELDS:
-        row[k] = json.dumps(row[k], ensure_ascii=False)
+        row[k] = _to_json(row[k])
     return row
 
 
