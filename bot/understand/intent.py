@@ -88,6 +88,7 @@ class IntentTables:
     not_depicting: frozenset[str]
     not_depicting_zh: re.Pattern[str]
     talk: re.Pattern[str]  # words of people talking to each other ([talk] markers)
+    video_noun: re.Pattern[str]  # "video", "视频": a message that names what it wants ([talk])
 
 
 def _alt(patterns: list[str]) -> str:
@@ -147,6 +148,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         not_depicting=frozenset(data["scene"]["not_depicting"]),
         not_depicting_zh=re.compile(_alt(list(data["scene"]["not_depicting_zh"]))),
         talk=re.compile(_words(list(data["talk"]["markers"]))),
+        video_noun=re.compile(_words(list(data["talk"]["video_nouns"]))),
     )
 
 
@@ -271,6 +273,12 @@ def unsure_request(scene: int, *, evidence: bool, talk: bool = False) -> bool:
     ("a cat", "一只猫", "hungry"; `scene` its weight) or words of talk (`talk`: "the hands look
     weird again lol"): it waits for the requester's yes before anything is spent."""
     return not evidence and (scene < SURE_SCENE or talk)
+
+
+def names_a_video(core: str, tables: IntentTables | None = None) -> bool:
+    """Whether a message (through `core_text`) says "video", "视频", "clip" … ([talk] video_nouns)."""
+    tables = tables or load_intents()
+    return tables.video_noun.search(core) is not None
 
 
 def sounds_like_talk(core: str, tables: IntentTables | None = None) -> bool:

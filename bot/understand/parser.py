@@ -46,6 +46,7 @@ from bot.understand.intent import (
     command_of,
     core_text,
     is_small_talk,
+    names_a_video,
     scene_weight,
     sounds_like_talk,
     unsure_request,
@@ -286,7 +287,7 @@ def parse(text: str, images: int = 0) -> Request:
             scene,
             evidence=asks,
             # most descriptions have no word of talk at all: only then is the text re-cut
-            talk=not asks and sounds_like_talk(core) and _talks(folded, tokens, remove),
+            talk=not asks and sounds_like_talk(core) and _talks(folded, core, tokens, remove),
         )
     )
     return Request(
@@ -313,15 +314,16 @@ def parse(text: str, images: int = 0) -> Request:
     )
 
 
-def _talks(folded: str, tokens: list[Token], remove: list[bool]) -> bool:
-    """Whether the words of a message, outside the phrases read as models, settings and choices
-    ("surprise me", "you pick") and the request wording it opens with, greetings aside ("I want",
-    "hey, 我想要", "can you"), are talk (`sounds_like_talk`). Request wording further in stays: "ok so I want
-    to leave early" is talk."""
+def _talks(folded: str, core: str, tokens: list[Token], remove: list[bool]) -> bool:
+    """Whether the words of a message (`core`: through `core_text`) are talk
+    (`sounds_like_talk`), outside the phrases read as models, settings and choices ("surprise
+    me", "you pick") and, when it names a video, outside the request wording it opens with,
+    greetings aside ("I want a video of …", "hey, 我想要一个…的视频"): see [talk] in intents.toml."""
+    opening = names_a_video(core)
     pieces: list[str] = []
     pos = 0
     for (kind, start, end), gone in zip(tokens, remove, strict=True):
-        if gone and (kind != "filler" or _only_small_talk(folded[pos:start])):
+        if gone and (kind != "filler" or (opening and _only_small_talk(folded[pos:start]))):
             pieces.append(folded[pos:start])
             pos = end
     pieces.append(folded[pos:])
