@@ -319,9 +319,14 @@ class BotCore:
         if request.model_key is not None:
             model_id = request.model_key
             model = self._model_of(request)
-            if request.preference == "save" and model is not None and request.model_id is not None:
-                # as it would anywhere; a no to the rerun's price puts the old one back
-                replaced = await self._remember(request, incoming, model, request.model_id)
+            old = await self.store.get_job(question.job_id)
+            # saved as it would be anywhere, for the task type of the job it retries (an answer
+            # to a picture job's question has no picture of its own); a no to the rerun's price
+            # puts the old one back
+            task_id = model.model_id(old.task_type) if model is not None and old is not None else None
+            if request.preference == "save" and model is not None and old is not None and task_id:
+                asked = replace(request, task_type=old.task_type)
+                replaced = await self._remember(asked, incoming, model, task_id)
         elif request.choice is not None and request.choice < len(question.options):
             model_id = question.options[request.choice]
         elif question.options:

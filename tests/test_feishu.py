@@ -444,6 +444,22 @@ async def test_an_image_waiting_for_its_text_at_shutdown_is_still_a_request_that
     ]
 
 
+async def test_an_image_arriving_while_the_bot_stops_is_a_request_that_asks_first(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    # handed over while the connection closes: holding it for a text would outlive the run
+    adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url, merge_window_s=LONG_WINDOW_S)
+    runner = asyncio.create_task(adapter.start())
+    await fake.wait_connected()
+    stopping = asyncio.create_task(adapter.stop())
+    await asyncio.sleep(0)  # the shutdown has begun
+    await feed(adapter, payload("p2p_image"))
+    await asyncio.wait_for(runner, 10)
+    await stopping
+    assert [(i.event_id, i.ask_first) for i in core.incoming] == [("om_p2p_image_0004", True)]
+    assert not adapter._timers
+
+
 async def test_a_picture_that_cannot_be_fetched_starts_nothing_and_says_so(
     fake: FakeFeishu, core: ScriptedCore
 ) -> None:

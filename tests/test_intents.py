@@ -4,12 +4,14 @@ sandbox over HTTP and a SQLite file. The sandbox's ledger is the bill: every pai
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from adapters.base import FailureView, Incoming, NoticeView
+from adapters.base import FailureView, ImageInput, Incoming, NoticeView
 from bot.core import BotCore
 from bot.sandbox import Sandbox
 from bot.store import WAITING
@@ -387,6 +389,27 @@ async def test_a_no_to_a_retrys_price_puts_back_the_model_its_answer_replaced(
     assert [n for n in asked.of("notice") if isinstance(n, NoticeView) and n.confirm_label]
     await run(asking_core, "no")
     assert kling is not None and await _model_saved(asking_core) == kling and len(sandbox.ledger) == 1
+
+
+async def test_a_model_named_to_retry_a_picture_job_is_saved_and_put_back_for_pictures(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "PNG")
+    picture = ImageInput(data=buf.getvalue(), filename="cat.png")
+    sandbox.force_task_failure()
+    failed = RecordingConversation()
+    job = await asking_core.handle(
+        Incoming("console", "chat", "u1", "让这张图动起来", images=(picture,)), failed
+    )
+    assert job is not None and await job.wait() != "delivered" and failed.of("failure")
+    await run(asking_core, "用 Sora 2 Pro")  # "try another model?": this one, for the picture
+    saved = await asking_core.store.get_preference("console", "u1", "image_to_video")
+    assert saved is not None and saved.model_name == "Sora 2 Pro"
+    assert await _model_saved(asking_core) is None  # not the text-only preference
+    await run(asking_core, "no")
+    assert await asking_core.store.get_preference("console", "u1", "image_to_video") is None
+    assert len(sandbox.ledger) == 1
 
 
 async def test_cancelling_a_price_question_answers_in_the_language_of_the_cancel(

@@ -102,6 +102,8 @@ class FeishuAdapter:
         self._connected = False
         #: stop() was called: a start() that is still preparing ends without connecting
         self._closing = False
+        #: the connection is being shut down: a picture is not held for a text any more
+        self._draining = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def prepare(self) -> None:
@@ -145,6 +147,7 @@ class FeishuAdapter:
         self._stopped.clear()
         self._ws_error = None
         self._connected = False
+        self._draining = False
         missing = ws.missing_internals()
         if missing:
             log.error(
@@ -229,6 +232,7 @@ class FeishuAdapter:
         # images still waiting for their text are a request of their own (Feishu has had its
         # acknowledgement and will not send them again) that asks before it spends: their text
         # may arrive after the restart as a request of its own, and one video must not be paid twice
+        self._draining = True
         for key in list(self._timers):
             self._expire(key, ask_first=True)
         self._connected = False
@@ -238,6 +242,8 @@ class FeishuAdapter:
             await client.close()
         if self._ws_thread is not None:
             await asyncio.to_thread(self._ws_thread.join, 5)
+        for key in list(self._timers):  # held while the connection closed (none should be)
+            self._expire(key, ask_first=True)
         # events already handed over get a moment to reach the core; running jobs are the core's
         try:
             async with asyncio.timeout(SHUTDOWN_GRACE_S):  # not wait_for: on 3.11 it can lose a cancel
@@ -508,6 +514,9 @@ class FeishuAdapter:
         old = self._timers.pop(key, None)
         if old is not None:
             old.cancel()
+        if self._draining:  # arrived while the bot stops: no text will join it in this run
+            self._expire(key, ask_first=True)
+            return
         assert self._loop is not None
         self._timers[key] = self._loop.call_later(self.merge_window_s, self._expire, key)
 
