@@ -5,7 +5,7 @@ The phrase tables live in bot/catalog/aliases.toml; see bot.understand.parser fo
 
 from __future__ import annotations
 
-from bot.understand.parser import parse
+from bot.understand.parser import model_for_task, parse
 from bot.understand.request import CLI_KEYS, Request
 
-__all__ = ["CLI_KEYS", "Request", "parse"]
+__all__ = ["CLI_KEYS", "Request", "model_for_task", "parse"]

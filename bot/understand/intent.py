@@ -88,7 +88,7 @@ class IntentTables:
     not_depicting: frozenset[str]
     not_depicting_zh: re.Pattern[str]
     talk: re.Pattern[str]  # words of people talking to each other ([talk] markers)
-    video_noun: re.Pattern[str]  # "video", "视频": a message that names what it wants ([talk])
+    video_request: re.Pattern[str]  # "a video of a …", "一个…的视频" ([talk])
 
 
 def _alt(patterns: list[str]) -> str:
@@ -148,7 +148,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         not_depicting=frozenset(data["scene"]["not_depicting"]),
         not_depicting_zh=re.compile(_alt(list(data["scene"]["not_depicting_zh"]))),
         talk=re.compile(_words(list(data["talk"]["markers"]))),
-        video_noun=re.compile(_words(list(data["talk"]["video_nouns"]))),
+        video_request=re.compile(_words(list(data["talk"]["video_request"]))),
     )
 
 
@@ -275,10 +275,11 @@ def unsure_request(scene: int, *, evidence: bool, talk: bool = False) -> bool:
     return not evidence and (scene < SURE_SCENE or talk)
 
 
-def names_a_video(core: str, tables: IntentTables | None = None) -> bool:
-    """Whether a message (through `core_text`) says "video", "视频", "clip" … ([talk] video_nouns)."""
+def asks_for_a_new_video(core: str, tables: IntentTables | None = None) -> bool:
+    """Whether a message (through `core_text`) asks for a new video by name: "a video of a
+    cat", "一个小狗奔跑的视频" ([talk] video_request)."""
     tables = tables or load_intents()
-    return tables.video_noun.search(core) is not None
+    return tables.video_request.search(core) is not None
 
 
 def sounds_like_talk(core: str, tables: IntentTables | None = None) -> bool:

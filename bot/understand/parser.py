@@ -40,13 +40,13 @@ from typing import Any
 
 from bot.text import HAN
 from bot.understand.intent import (
+    asks_for_a_new_video,
     asks_in_words,
     choice_of,
     classify,
     command_of,
     core_text,
     is_small_talk,
-    names_a_video,
     scene_weight,
     sounds_like_talk,
     unsure_request,
@@ -155,6 +155,13 @@ def _task_type(images: int, cues: set[str]) -> str:
     if images == 2:
         return "reference_image_to_video" if reference and not first_last else "first_last_frame_to_video"
     return "first_last_frame_to_video" if first_last else "reference_image_to_video"
+
+
+def model_for_task(key: str, task: str) -> tuple[str, str | None]:
+    """(model_key, model_id) of the model `key` names, for `task`: itself when it does that
+    task, else a sibling that does (Vidu Q2 animates a picture as Vidu Q2 Pro), else itself
+    with no id. For a model named in one message about another's task (a retry's answer)."""
+    return _resolve(load_lexicon(), key, task)
 
 
 def _resolve(lx: Lexicon, key: str, task: str) -> tuple[str, str | None]:
@@ -317,9 +324,10 @@ def parse(text: str, images: int = 0) -> Request:
 def _talks(folded: str, core: str, tokens: list[Token], remove: list[bool]) -> bool:
     """Whether the words of a message (`core`: through `core_text`) are talk
     (`sounds_like_talk`), outside the phrases read as models, settings and choices ("surprise
-    me", "you pick") and, when it names a video, outside the request wording it opens with,
-    greetings aside ("I want a video of …", "hey, 我想要一个…的视频"): see [talk] in intents.toml."""
-    opening = names_a_video(core)
+    me", "you pick") and, when it asks for a new video by name, outside the request wording it
+    opens with, greetings aside ("I want a video of a …", "hey, 我想要一个…的视频"): see [talk]
+    in intents.toml."""
+    opening = asks_for_a_new_video(core)
     pieces: list[str] = []
     pos = 0
     for (kind, start, end), gone in zip(tokens, remove, strict=True):
