@@ -44,7 +44,7 @@ from bot.store import (
     StoredImage,
     TooManyJobs,
 )
-from bot.understand import Request, parse
+from bot.understand import Request, model_for_task, parse
 from bot.understand.lexicon import canonical, load_lexicon
 from bot.understand.normalize import fold
 
@@ -317,15 +317,16 @@ class BotCore:
         model_id: str | None = None
         replaced: dict[str, Any] | None = None
         if request.model_key is not None:
-            model_id = request.model_key
-            model = self._model_of(request)
+            # the model for the task of the job it retries (an answer to a picture job's question
+            # has no picture of its own: "Vidu Q2" animates one as Vidu Q2 Pro), saved as it would
+            # be anywhere; a no to the rerun's price puts the old one back
             old = await self.store.get_job(question.job_id)
-            # saved as it would be anywhere, for the task type of the job it retries (an answer
-            # to a picture job's question has no picture of its own); a no to the rerun's price
-            # puts the old one back
-            task_id = model.model_id(old.task_type) if model is not None and old is not None else None
-            if request.preference == "save" and model is not None and old is not None and task_id:
-                asked = replace(request, task_type=old.task_type)
+            task = old.task_type if old is not None else request.task_type
+            key, task_id = model_for_task(request.model_key, task)
+            model_id = key
+            model = self.catalog.get(key)
+            if request.preference == "save" and model is not None and task_id is not None:
+                asked = replace(request, task_type=task, model_key=key, model_id=task_id)
                 replaced = await self._remember(asked, incoming, model, task_id)
         elif request.choice is not None and request.choice < len(question.options):
             model_id = question.options[request.choice]

@@ -438,6 +438,7 @@ async def test_an_image_waiting_for_its_text_at_shutdown_is_still_a_request_that
     await feed(adapter, payload("p2p_image"))
     await adapter.stop()  # well inside the merge window
     await asyncio.wait_for(runner, 10)
+    await core.settle()  # the job it started (its notice) ends before the fake closes
     # a request of its own that asks before it spends: its text may come after the restart
     assert [(i.text, i.event_id, len(i.images), i.ask_first) for i in core.incoming] == [
         ("", "om_p2p_image_0004", 1, True)
@@ -455,9 +456,27 @@ async def test_an_image_arriving_while_the_bot_stops_is_a_request_that_asks_firs
     await asyncio.sleep(0)  # the shutdown has begun
     await feed(adapter, payload("p2p_image"))
     await asyncio.wait_for(runner, 10)
+    await core.settle()  # the job it started (its notice) ends before the fake closes
     await stopping
     assert [(i.event_id, i.ask_first) for i in core.incoming] == [("om_p2p_image_0004", True)]
     assert not adapter._timers
+
+
+async def test_a_picture_and_its_text_arriving_while_the_bot_stops_are_one_request(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url, merge_window_s=LONG_WINDOW_S)
+    runner = asyncio.create_task(adapter.start())
+    await fake.wait_connected()
+    stopping = asyncio.create_task(adapter.stop())
+    await asyncio.sleep(0)  # the shutdown has begun
+    await feed(adapter, payload("p2p_image"))
+    await feed(adapter, payload("p2p_text_after_image"))
+    await asyncio.wait_for(runner, 10)
+    await core.settle()  # the job it started (its notice) ends before the fake closes
+    await stopping
+    [request] = core.incoming
+    assert request.text and len(request.images) == 1 and not request.ask_first
 
 
 async def test_a_picture_that_cannot_be_fetched_starts_nothing_and_says_so(

@@ -412,6 +412,24 @@ async def test_a_model_named_to_retry_a_picture_job_is_saved_and_put_back_for_pi
     assert len(sandbox.ledger) == 1
 
 
+async def test_a_model_named_to_retry_a_picture_job_is_the_one_that_animates_pictures(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "PNG")
+    picture = ImageInput(data=buf.getvalue(), filename="cat.png")
+    sandbox.force_task_failure()
+    job = await asking_core.handle(
+        Incoming("console", "chat", "u1", "让这张图动起来", images=(picture,)), RecordingConversation()
+    )
+    assert job is not None and await job.wait() != "delivered"
+    retried = await run(asking_core, "用 Vidu Q2")  # Vidu Q2 animates a picture as Vidu Q2 Pro
+    assert retried.kinds()[-1] == "video", retried.events
+    assert [(e.task_type, e.model_id) for e in sandbox.ledger][-1] == ("image_to_video", "viduq2-pro")
+    saved = await asking_core.store.get_preference("console", "u1", "image_to_video")
+    assert saved is not None and saved.model_id == "viduq2-pro"
+
+
 async def test_cancelling_a_price_question_answers_in_the_language_of_the_cancel(
     asking_core: BotCore, sandbox: Sandbox
 ) -> None:

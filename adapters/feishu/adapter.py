@@ -102,8 +102,10 @@ class FeishuAdapter:
         self._connected = False
         #: stop() was called: a start() that is still preparing ends without connecting
         self._closing = False
-        #: the connection is being shut down: a picture is not held for a text any more
+        #: the connection is being shut down: a picture is held without a timer, then (drained)
+        #: not at all (see _shutdown)
         self._draining = False
+        self._drained = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def prepare(self) -> None:
@@ -147,7 +149,7 @@ class FeishuAdapter:
         self._stopped.clear()
         self._ws_error = None
         self._connected = False
-        self._draining = False
+        self._draining = self._drained = False
         missing = ws.missing_internals()
         if missing:
             log.error(
@@ -229,12 +231,16 @@ class FeishuAdapter:
             self._loop.call_soon_threadsafe(self._stopped.set)
 
     async def _shutdown(self) -> None:
-        # images still waiting for their text are a request of their own (Feishu has had its
-        # acknowledgement and will not send them again) that asks before it spends: their text
-        # may arrive after the restart as a request of its own, and one video must not be paid twice
+        # From here on no picture waits on a timer for its text: those held now, and those that
+        # arrive while the connection closes, wait until the events already handed over have run
+        # (a caption that arrives meanwhile still joins its picture). What is then still held is
+        # a request of its own (Feishu has had its acknowledgement and will not send it again)
+        # that asks before it spends: its text may arrive after the restart as a request of its
+        # own, and one video must not be paid twice.
         self._draining = True
-        for key in list(self._timers):
-            self._expire(key, ask_first=True)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         self._connected = False
         client = self._ws_client
         if client is not None:
@@ -242,11 +248,18 @@ class FeishuAdapter:
             await client.close()
         if self._ws_thread is not None:
             await asyncio.to_thread(self._ws_thread.join, 5)
-        for key in list(self._timers):  # held while the connection closed (none should be)
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE_S):  # not wait_for: on 3.11 it can lose a cancel
+                while self._tasks:
+                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        except TimeoutError:
+            pass  # the pictures still held go on all the same; the slow tasks get the wait below
+        self._drained = True
+        for key in list(self._pending):
             self._expire(key, ask_first=True)
         # events already handed over get a moment to reach the core; running jobs are the core's
         try:
-            async with asyncio.timeout(SHUTDOWN_GRACE_S):  # not wait_for: on 3.11 it can lose a cancel
+            async with asyncio.timeout(SHUTDOWN_GRACE_S):
                 await self.wait_idle()
         except TimeoutError:
             for task in list(self._tasks):
@@ -514,8 +527,10 @@ class FeishuAdapter:
         old = self._timers.pop(key, None)
         if old is not None:
             old.cancel()
-        if self._draining:  # arrived while the bot stops: no text will join it in this run
+        if self._drained:  # arrived after the last look at what is held: a request at once
             self._expire(key, ask_first=True)
+            return
+        if self._draining:  # held without a timer: `_shutdown` takes what is left
             return
         assert self._loop is not None
         self._timers[key] = self._loop.call_later(self.merge_window_s, self._expire, key)
