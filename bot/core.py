@@ -325,7 +325,9 @@ class BotCore:
             key, task_id = model_for_task(request.model_key, task)
             model_id = key
             model = self.catalog.get(key)
-            if request.preference == "save" and model is not None and task_id is not None:
+            # a model that cannot do that task is not saved for it: the rerun says so instead
+            fits = old is not None and model is not None and model.supports(task) and task_id is not None
+            if request.preference == "save" and fits and model is not None and task_id is not None:
                 asked = replace(request, task_type=task, model_key=key, model_id=task_id)
                 replaced = await self._remember(asked, incoming, model, task_id)
         elif request.choice is not None and request.choice < len(question.options):
@@ -451,8 +453,8 @@ class BotCore:
         task = request.task_type
         if preference == "clear":
             return PreferenceChange(task), None
-        if preference != "save" or model is None or request.model_id is None:
-            return None, None
+        if preference != "save" or model is None or request.model_id is None or not model.supports(task):
+            return None, None  # a model that cannot do the task is not saved for it
         change = PreferenceChange(task, model.key, request.model_id, model.name)
         before = await self.store.get_preference(incoming.platform, incoming.user_id, task)
         if before is not None and before.model_key == model.key:

@@ -326,6 +326,8 @@ def test_a_description_in_words_of_talk_waits_for_a_yes(line: str) -> None:
         "a girl brushing her hair by the window",
         "hey, I want a video of a cat dancing on the moon",
         "hi bot, 我想要一个猫咪在月球上跳舞的视频",
+        "我想要一只小猫在钢琴上跳舞的视频",
+        "I want a video of waves crashing on rocks",
     ],
 )
 def test_asking_for_a_video_in_words_of_talk_starts_at_once(line: str) -> None:
@@ -368,6 +370,10 @@ def test_wanting_something_without_saying_video_asks_first(line: str) -> None:
         "I want to download the video of the dog on the beach",
         "我想要下载一个小狗在沙滩上奔跑的视频",
         "我想要一个小狗视频的下载链接",
+        "I need some animations finished before the launch",
+        "I want some vids of the party uploaded",
+        "I need a video of the product demo uploaded before the deadline",
+        "I need a clip of the wedding speech cut down to one minute",
         "ok so I want my hair cut short tomorrow",
         "给我来个笑话",
         "我要删掉那个视频",

@@ -430,6 +430,22 @@ async def test_a_model_named_to_retry_a_picture_job_is_the_one_that_animates_pic
     assert saved is not None and saved.model_id == "viduq2-pro"
 
 
+async def test_a_model_named_for_a_task_it_cannot_do_is_not_saved_for_it(
+    asking_core: BotCore, sandbox: Sandbox
+) -> None:
+    pictures = []
+    for colour in ((10, 120, 200), (200, 120, 10)):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), colour).save(buf, "PNG")
+        pictures.append(ImageInput(data=buf.getvalue(), filename="frame.png"))
+    conv = RecordingConversation()
+    asked = Incoming("console", "chat", "u1", "用 Wan 2.6 从第一张过渡到第二张", images=tuple(pictures))
+    job = await asking_core.handle(asked, conv)
+    if job is not None:
+        await job.wait()
+    assert await asking_core.store.get_preference("console", "u1", "first_last_frame_to_video") is None
+
+
 async def test_cancelling_a_price_question_answers_in_the_language_of_the_cancel(
     asking_core: BotCore, sandbox: Sandbox
 ) -> None:

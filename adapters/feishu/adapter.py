@@ -248,12 +248,12 @@ class FeishuAdapter:
             await client.close()
         if self._ws_thread is not None:
             await asyncio.to_thread(self._ws_thread.join, 5)
-        try:
-            async with asyncio.timeout(SHUTDOWN_GRACE_S):  # not wait_for: on 3.11 it can lose a cancel
-                while self._tasks:
-                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        except TimeoutError:
-            pass  # the pictures still held go on all the same; the slow tasks get the wait below
+        # asyncio.wait, not a timeout around gather: a handler still running at the deadline
+        # must go on (the wait below is its last chance), not be cancelled here
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE_S
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=left)
         self._drained = True
         for key in list(self._pending):
             self._expire(key, ask_first=True)
