@@ -89,6 +89,7 @@ class IntentTables:
     not_depicting_zh: re.Pattern[str]
     talk: re.Pattern[str]  # words of people talking to each other ([talk] markers)
     video_request: re.Pattern[str]  # "a video of a …", "一个…的视频" ([talk])
+    opener: re.Pattern[str]  # "I want", "我想要": wanting that opens a request ([talk] openers)
 
 
 def _alt(patterns: list[str]) -> str:
@@ -149,6 +150,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         not_depicting_zh=re.compile(_alt(list(data["scene"]["not_depicting_zh"]))),
         talk=re.compile(_words(list(data["talk"]["markers"]))),
         video_request=re.compile(_words(list(data["talk"]["video_request"]))),
+        opener=re.compile(_alt(list(data["talk"]["openers"]))),
     )
 
 
@@ -280,6 +282,13 @@ def asks_for_a_new_video(core: str, tables: IntentTables | None = None) -> bool:
     cat", "一个小狗奔跑的视频" ([talk] video_request)."""
     tables = tables or load_intents()
     return tables.video_request.search(core) is not None
+
+
+def is_opener(core: str, tables: IntentTables | None = None) -> bool:
+    """Whether words (through `core_text`) start with wanting that opens a request: "I want",
+    "我想要", "给我来个"."""
+    tables = tables or load_intents()
+    return tables.opener.match(core) is not None
 
 
 def sounds_like_talk(core: str, tables: IntentTables | None = None) -> bool:

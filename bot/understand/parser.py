@@ -46,6 +46,7 @@ from bot.understand.intent import (
     classify,
     command_of,
     core_text,
+    is_opener,
     is_small_talk,
     scene_weight,
     sounds_like_talk,
@@ -324,24 +325,25 @@ def parse(text: str, images: int = 0) -> Request:
 def _talks(folded: str, core: str, tokens: list[Token], remove: list[bool]) -> bool:
     """Whether the words of a message (`core`: through `core_text`) are talk
     (`sounds_like_talk`), outside the phrases read as models, settings and choices ("surprise
-    me", "you pick") and, when it asks for a new video by name, outside the request wording it
-    opens with, greetings aside ("I want a video of a …", "hey, 我想要一个…的视频"): see [talk]
+    me", "you pick") and, when it asks for a new video by name, outside the wanting it opens
+    with, greetings aside ("I want a video of a …", "hey, 我想要一个…的视频"): see [talk]
     in intents.toml."""
     opening = asks_for_a_new_video(core)
     pieces: list[str] = []
     pos = 0
     for (kind, start, end), gone in zip(tokens, remove, strict=True):
-        if gone and (kind != "filler" or (opening and _only_small_talk(folded[pos:start]))):
+        if gone and (kind != "filler" or (opening and _opens(folded, pos, start, end))):
             pieces.append(folded[pos:start])
             pos = end
     pieces.append(folded[pos:])
     return sounds_like_talk(core_text(" ".join(pieces)))
 
 
-def _only_small_talk(folded: str) -> bool:
-    """Nothing, or only a greeting and polite words ("hey,", "hi bot")."""
-    core = core_text(folded)
-    return not core or is_small_talk(core)
+def _opens(folded: str, pos: int, start: int, end: int) -> bool:
+    """Whether the filler at folded[start:end] is wanting ("I want", "我想要") with nothing but
+    a greeting or polite words between `pos` and it."""
+    before = core_text(folded[pos:start])
+    return (not before or is_small_talk(before)) and is_opener(core_text(folded[start:end]))
 
 
 def _excluded_ids(lx: Lexicon, keys: list[str], task: str) -> tuple[str, ...]:
