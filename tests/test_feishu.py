@@ -445,19 +445,27 @@ async def test_an_image_waiting_for_its_text_at_shutdown_is_still_a_request_that
     ]
 
 
-async def test_an_image_arriving_while_the_bot_stops_is_a_request_that_asks_first(
-    fake: FakeFeishu, core: ScriptedCore
-) -> None:
-    # handed over while the connection closes: holding it for a text would outlive the run
+async def fed_while_stopping(fake: FakeFeishu, core: ScriptedCore, *names: str) -> FeishuAdapter:
+    """An adapter that receives the `names` events after its shutdown has begun, run to its end
+    (and the jobs its core started, so the fake closes with nothing in flight)."""
     adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url, merge_window_s=LONG_WINDOW_S)
     runner = asyncio.create_task(adapter.start())
     await fake.wait_connected()
     stopping = asyncio.create_task(adapter.stop())
     await asyncio.sleep(0)  # the shutdown has begun
-    await feed(adapter, payload("p2p_image"))
+    for name in names:
+        await feed(adapter, payload(name))
     await asyncio.wait_for(runner, 10)
-    await core.settle()  # the job it started (its notice) ends before the fake closes
+    await core.settle()
     await stopping
+    return adapter
+
+
+async def test_an_image_arriving_while_the_bot_stops_is_a_request_that_asks_first(
+    fake: FakeFeishu, core: ScriptedCore
+) -> None:
+    # handed over while the connection closes: holding it for a text would outlive the run
+    adapter = await fed_while_stopping(fake, core, "p2p_image")
     assert [(i.event_id, i.ask_first) for i in core.incoming] == [("om_p2p_image_0004", True)]
     assert not adapter._timers
 
@@ -465,16 +473,7 @@ async def test_an_image_arriving_while_the_bot_stops_is_a_request_that_asks_firs
 async def test_a_picture_and_its_text_arriving_while_the_bot_stops_are_one_request(
     fake: FakeFeishu, core: ScriptedCore
 ) -> None:
-    adapter = FeishuAdapter(feishu_settings(), core, domain_override=fake.url, merge_window_s=LONG_WINDOW_S)
-    runner = asyncio.create_task(adapter.start())
-    await fake.wait_connected()
-    stopping = asyncio.create_task(adapter.stop())
-    await asyncio.sleep(0)  # the shutdown has begun
-    await feed(adapter, payload("p2p_image"))
-    await feed(adapter, payload("p2p_text_after_image"))
-    await asyncio.wait_for(runner, 10)
-    await core.settle()  # the job it started (its notice) ends before the fake closes
-    await stopping
+    await fed_while_stopping(fake, core, "p2p_image", "p2p_text_after_image")
     [request] = core.incoming
     assert request.text and len(request.images) == 1 and not request.ask_first
 

@@ -293,6 +293,16 @@ async def test_declining_the_price_ends_the_job_unpaid(asking_core: BotCore, san
     assert row is not None and row.status == "cancelled" and sandbox.ledger == []
 
 
+def pictures(n: int) -> tuple[ImageInput, ...]:
+    """`n` small real PNGs, each a different colour."""
+    out = []
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), (10 + 90 * i, 120, 200)).save(buf, "PNG")
+        out.append(ImageInput(data=buf.getvalue(), filename=f"picture{i}.png"))
+    return tuple(out)
+
+
 async def _model_saved(core: BotCore, user: str = "u1") -> str | None:
     saved = await core.store.get_preference("console", user, "text_to_video")
     return saved.model_key if saved else None
@@ -394,9 +404,7 @@ async def test_a_no_to_a_retrys_price_puts_back_the_model_its_answer_replaced(
 async def test_a_model_named_to_retry_a_picture_job_is_saved_and_put_back_for_pictures(
     asking_core: BotCore, sandbox: Sandbox
 ) -> None:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "PNG")
-    picture = ImageInput(data=buf.getvalue(), filename="cat.png")
+    [picture] = pictures(1)
     sandbox.force_task_failure()
     failed = RecordingConversation()
     job = await asking_core.handle(
@@ -415,9 +423,7 @@ async def test_a_model_named_to_retry_a_picture_job_is_saved_and_put_back_for_pi
 async def test_a_model_named_to_retry_a_picture_job_is_the_one_that_animates_pictures(
     asking_core: BotCore, sandbox: Sandbox
 ) -> None:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "PNG")
-    picture = ImageInput(data=buf.getvalue(), filename="cat.png")
+    [picture] = pictures(1)
     sandbox.force_task_failure()
     job = await asking_core.handle(
         Incoming("console", "chat", "u1", "让这张图动起来", images=(picture,)), RecordingConversation()
@@ -433,13 +439,8 @@ async def test_a_model_named_to_retry_a_picture_job_is_the_one_that_animates_pic
 async def test_a_model_named_for_a_task_it_cannot_do_is_not_saved_for_it(
     asking_core: BotCore, sandbox: Sandbox
 ) -> None:
-    pictures = []
-    for colour in ((10, 120, 200), (200, 120, 10)):
-        buf = io.BytesIO()
-        Image.new("RGB", (64, 48), colour).save(buf, "PNG")
-        pictures.append(ImageInput(data=buf.getvalue(), filename="frame.png"))
     conv = RecordingConversation()
-    asked = Incoming("console", "chat", "u1", "用 Wan 2.6 从第一张过渡到第二张", images=tuple(pictures))
+    asked = Incoming("console", "chat", "u1", "用 Wan 2.6 从第一张过渡到第二张", images=pictures(2))
     job = await asking_core.handle(asked, conv)
     if job is not None:
         await job.wait()
