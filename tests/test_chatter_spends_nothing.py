@@ -302,6 +302,8 @@ def test_chat_that_names_a_model_or_a_setting_spends_nothing_at_once(line: str) 
         "那个宇航员骑马的好经典",
         "明天早上9点出发，别迟到",
         "這隻狗狗好可愛喔～",
+        "imagine a cat piloting a plane",
+        "想象一下一只猫开飞机",
     ],
 )
 def test_a_description_in_words_of_talk_waits_for_a_yes(line: str) -> None:
