@@ -123,6 +123,7 @@ def test_talk_about_videos_never_starts_one_at_once(line: str) -> None:
         "I don't want a video of a cat",
         "don't bother making a video of a cat",
         "不要做视频,小猫在睡觉",
+        "please no video of a cat dancing",
         # a question about the making itself
         "用可灵生成视频要多久?",
         "how long does kling take to make a video?",
