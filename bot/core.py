@@ -273,13 +273,12 @@ class BotCore:
         it replaced when that changed their preference (see JobRequest.replaced), else None."""
         task = request.task_type
         before = await self.store.get_preference(incoming.platform, incoming.user_id, task)
-        await self.store.set_preference(
+        at = await self.store.set_preference(
             incoming.platform, incoming.user_id, task, model.key, model_id, model.name
         )
         if before is not None and before.model_key == model.key:
             return None
-        saved = await self.store.get_preference(incoming.platform, incoming.user_id, task)
-        return _replaced(before, model.key, saved.updated_at) if saved is not None else None
+        return _replaced(before, model.key, at)
 
     async def _prefer(self, request: Request, incoming: Incoming, conv: Conversation) -> None:
         """Save, clear or show a preference, and say so; no video."""
@@ -326,7 +325,7 @@ class BotCore:
             model_id = key
             model = self.catalog.get(key)
             # a model that cannot do that task is not saved for it: the rerun says so instead
-            fits = old is not None and model is not None and model.supports(task) and task_id is not None
+            fits = old is not None and model is not None and model.supports(task)
             if request.preference == "save" and fits and model is not None and task_id is not None:
                 asked = replace(request, task_type=task, model_key=key, model_id=task_id)
                 replaced = await self._remember(asked, incoming, model, task_id)

@@ -259,7 +259,7 @@ class FeishuAdapter:
             self._expire(key, ask_first=True)
         # events already handed over get a moment to reach the core; running jobs are the core's
         try:
-            async with asyncio.timeout(SHUTDOWN_GRACE_S):
+            async with asyncio.timeout(SHUTDOWN_GRACE_S):  # not wait_for: on 3.11 it can lose a cancel
                 await self.wait_idle()
         except TimeoutError:
             for task in list(self._tasks):

@@ -80,7 +80,8 @@ class Store(ABC):
     @abstractmethod
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_key: str, model_id: str, model_name: str
-    ) -> None: ...
+    ) -> float:
+        """Save one person's preferred model for one task type; the updated_at it was saved with."""
 
     @abstractmethod
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:

@@ -277,11 +277,11 @@ class PostgresStore(Store):
 
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_key: str, model_id: str, model_name: str
-    ) -> None:
+    ) -> float:
+        change = PreferenceChange(task_type, model_key, model_id, model_name)
         async with self._pool.acquire() as con:
-            await _change_preference(
-                con, platform, user_id, PreferenceChange(task_type, model_key, model_id, model_name)
-            )
+            await _change_preference(con, platform, user_id, change)
+        return change.at
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
         async with self._pool.acquire() as con:

@@ -255,11 +255,12 @@ class SqliteStore(Store):
 
     async def set_preference(
         self, platform: str, user_id: str, task_type: str, model_key: str, model_id: str, model_name: str
-    ) -> None:
+    ) -> float:
         change = PreferenceChange(task_type, model_key, model_id, model_name)
         await self._change_preferences(
             platform, user_id, lambda c: _change_preference(c, platform, user_id, change)
         )
+        return change.at
 
     async def clear_preference(self, platform: str, user_id: str, task_type: str | None = None) -> int:
         removed: int = await self._change_preferences(
