@@ -79,10 +79,20 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         yield Runtime(core, sandbox)
 
 
+#: net new objects between two young collections (Python's default: 700)
+YOUNG_COLLECTION_EVERY = 50_000
+
+
 def settle_heap() -> None:
     """Put what start-up built (modules, phrase tables, catalogs, SDKs) out of the garbage
     collector's reach. A full collection walks every live object: ~100 ms with the loop stopped,
     in the middle of a burst of messages. Once the bot is ready, only what it makes from then on
-    is walked."""
+    is walked.
+
+    And walk that less often: with hundreds of messages in flight most young objects are alive,
+    so each young collection walks them again. At Python's 700, 300 messages at once cost ~40
+    collections, 9-16 ms of the loop (a fifth of the burst); at 50,000 none, and a collection,
+    when one comes, walks a few tens of thousands of objects (~10 ms)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])

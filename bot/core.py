@@ -369,10 +369,16 @@ class BotCore:
             return None
         try:
             job, change = await self._new_job(request, incoming, prompt)
-            prepared = self.orchestrator.prepare(job)  # the row is then written once, with its plan
+            prepared = await self.orchestrator.prepare(job)  # the row is then written once, with its plan
             stored = [StoredImage(im.content_type, im.data, im.url) for im in images]
             accepted = await self.store.intake(
-                incoming.platform, ids, job, stored, max_active=self._shared_limit(owner), preference=change
+                incoming.platform,
+                ids,
+                job,
+                stored,
+                max_active=self._shared_limit(owner),
+                preference=change,
+                book=prepared.booked if prepared else None,
             )
         except TooManyJobs:  # counted across every process sharing the database
             self._release(owner)

@@ -181,6 +181,9 @@ class Prepared:
     products: list[Product]  # the product list it was planned against
     offers: list[Offer]
     plan: Plan
+    #: the credits reserved with the row (the job starts without a question and no budget
+    #: limit could refuse them); None: reserved as the job runs
+    booked: int | None = None
 
 
 @dataclass
@@ -230,11 +233,12 @@ class Orchestrator:
         return max(0.05, model.progress_every * self.scale)
 
     # -- entry points --------------------------------------------------------------------------
-    def prepare(self, job: Job) -> Prepared | None:
-        """Plan a new job before its row is first written, so the row is written once, whole
-        (in a burst, one write fewer per notice). Only from a product list at hand: None when
-        it would have to be fetched or the job cannot be planned, and the job then plans,
-        retries and explains as it runs."""
+    async def prepare(self, job: Job) -> Prepared | None:
+        """Plan a new job before its row is first written, so the row is written once, whole,
+        with its credits reserved when nothing can refuse them (in a burst, two writes fewer
+        before each notice). Only from a product list at hand: None when it would have to be
+        fetched or the job cannot be planned, and the job then plans, retries and explains as
+        it runs."""
         products = self.client.products_at_hand(job.task_type)
         if products is None:
             return None
@@ -245,7 +249,9 @@ class Orchestrator:
             return None
         for name, value in self._planned(job, chosen).items():
             setattr(job, name, value)
-        return Prepared(products, offers, chosen)
+        asks = needs_confirm(job, chosen, self.settings.bot_confirm_above_credits)
+        booked = None if asks or await self.budgets.may_refuse(job) else chosen.rule.points
+        return Prepared(products, offers, chosen, booked)
 
     def _still_current(self, prepared: Prepared, task_type: str) -> bool:
         """Whether the product list a job was planned against is still the one in use."""
@@ -277,6 +283,9 @@ class Orchestrator:
                 if await self.budgets.may_refuse(job):
                     # a refusal must come instead of the notice, not after it
                     await self._within_budget(job, ctx.plan)
+                    await self._announce(job, conv, ctx.plan, ctx.offers, saved=saved)
+                elif saved and prepared is not None and prepared.booked is not None:
+                    # nothing can refuse, and the credits were reserved with the row
                     await self._announce(job, conv, ctx.plan, ctx.offers, saved=saved)
                 else:  # nothing can refuse: the credits are booked while the notice goes out
                     await alongside(

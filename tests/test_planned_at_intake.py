@@ -13,6 +13,7 @@ import bot.orchestrator
 from adapters.base import Incoming, NoticeView
 from bot.sandbox import Sandbox
 from bot.store import Job
+from bot.store.model import WAITING
 from tests.conftest import RecordingConversation, close_core, make_settings, open_core
 
 PROMPT = "make a video of a puppy running"
@@ -65,5 +66,92 @@ async def test_a_job_is_planned_again_when_the_product_list_changed_while_it_wai
         assert [await first.wait(), await waiting.wait()] == ["delivered", "delivered"]
         assert planned[first.job_id] == 1  # planned once, at intake
         assert planned[waiting.job_id] == 2  # and again against the list in use when it started
+    finally:
+        await close_core(core)
+
+
+class _Books:
+    """What the store is asked: the credits booked with each intake, and the reservations made
+    as jobs run."""
+
+    def __init__(self, core: Any) -> None:
+        self.at_intake: list[int | None] = []
+        self.as_it_runs = 0
+        intake, reserve = core.store.intake, core.store.reserve_spend
+
+        async def watched_intake(*args: Any, **kwargs: Any) -> bool:
+            if len(args) > 2:  # a job's intake (a command's has no job)
+                self.at_intake.append(kwargs.get("book"))
+            return bool(await intake(*args, **kwargs))
+
+        async def watched_reserve(*args: Any, **kwargs: Any) -> Any:
+            self.as_it_runs += 1
+            return await reserve(*args, **kwargs)
+
+        core.store.intake = watched_intake
+        core.store.reserve_spend = watched_reserve
+
+
+async def test_the_credits_are_reserved_with_the_row_when_no_limit_can_refuse_them(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3"))
+    try:
+        await core.client.products("text_to_video")
+        books = _Books(core)
+        conv = RecordingConversation()
+        running = await core.handle(Incoming("console", "c", "u", PROMPT), conv)
+        assert running is not None and await running.wait() == "delivered"
+        notice = conv.of("notice")[0]
+        assert isinstance(notice, NoticeView)
+        assert books.at_intake == [notice.credits] and books.as_it_runs == 0
+        [(_, credits, jobs)] = await core.store.usage("console", 0, user_id="u")
+        assert (credits, jobs) == (notice.credits, 1)
+    finally:
+        await close_core(core)
+
+
+async def test_with_a_daily_limit_the_credits_are_reserved_as_the_job_runs(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", bot_user_daily_credits=1000))
+    try:
+        await core.client.products("text_to_video")
+        books = _Books(core)
+        running = await core.handle(Incoming("console", "c", "u", PROMPT), RecordingConversation())
+        assert running is not None and await running.wait() == "delivered"
+        assert books.at_intake == [None] and books.as_it_runs == 1  # checked against the limit
+    finally:
+        await close_core(core)
+
+
+async def test_a_job_that_asks_first_books_nothing_at_intake(sandbox: Sandbox, tmp_path: Path) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", bot_confirm_above_credits=1))
+    try:
+        await core.client.products("text_to_video")
+        books = _Books(core)
+        waiting = await core.handle(Incoming("console", "c", "u", PROMPT), RecordingConversation())
+        assert waiting is not None and await waiting.wait() == WAITING
+        assert books.at_intake == [None] and books.as_it_runs == 0
+        assert await core.store.usage("console", 0, user_id="u") == [("", 0, 0)]
+    finally:
+        await close_core(core)
+
+
+async def test_a_queued_job_cancelled_gives_back_the_credits_booked_at_intake(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", bot_max_concurrent_jobs=1))
+    try:
+        await core.client.products("text_to_video")
+        books = _Books(core)
+        first = await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
+        queued = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
+        assert first is not None and queued is not None and books.at_intake[1] is not None
+        await core.cancel(
+            queued.job_id, user_id="u2", platform="console", conversation=RecordingConversation()
+        )
+        assert await core.store.usage("console", 0, user_id="u2") == [("", 0, 0)]
+        assert await first.wait() == "delivered"
     finally:
         await close_core(core)

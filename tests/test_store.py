@@ -304,6 +304,19 @@ async def test_a_redelivered_or_refused_request_changes_no_preference(store: Sto
     assert await store.get_preference("console", "u1", "text_to_video") is None
 
 
+async def test_credits_booked_at_intake_are_reserved_with_the_job(store: Store) -> None:
+    assert await store.intake("console", ["e1"], _job("j1"), book=12)
+    assert await store.usage("console", 0, user_id="u1") == [("", 12, 1)]
+
+
+async def test_a_redelivered_or_refused_request_books_no_credits(store: Store) -> None:
+    assert await store.intake("console", ["e1"], _job("j1"))
+    assert not await store.intake("console", ["e1"], _job("j2"), book=12)
+    with pytest.raises(TooManyJobs):
+        await store.intake("console", ["e3"], _job("j3"), max_active=1, book=12)
+    assert await store.usage("console", 0, user_id="u1") == [("", 0, 0)]
+
+
 async def test_people_without_preferences_are_answered_from_memory(tmp_path: object) -> None:
     path = f"{tmp_path}/prefs.sqlite3"
     store = await Store.open(path)

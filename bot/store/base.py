@@ -111,6 +111,7 @@ class Store(ABC):
         max_active: int | None = None,
         once: str | None = None,
         preference: PreferenceChange | None = None,
+        book: int | None = None,
     ) -> bool:
         """Accept one message: mark its event ids seen and write its job (with its pictures and
         this process's lease on it) in ONE transaction, so a crash can neither lose the request

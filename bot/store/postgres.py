@@ -202,6 +202,36 @@ def _count(status: str) -> int:
         return 0
 
 
+async def _take_place(con: Connection, job: Job, max_active: int) -> None:
+    """Count the job's person's jobs under way; TooManyJobs when they have `max_active`."""
+    # one person's job places, counted and taken under a lock on that person
+    await con.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"places:{job.platform}:{job.user_id}"
+    )
+    active = await con.fetchval(
+        "SELECT COUNT(*) FROM jobs WHERE platform=$1 AND user_id=$2 AND status = ANY($3::text[])",
+        job.platform,
+        job.user_id,
+        list(ACTIVE),
+    )
+    if active >= max_active:
+        raise TooManyJobs(f"{job.platform}:{job.user_id}")
+
+
+async def _book(con: Connection, job: Job, credits: int, now: float) -> None:
+    """Reserve `credits` for `job` in the spend ledger (again: the new amount)."""
+    await con.execute(
+        "INSERT INTO spend VALUES ($1,$2,$3,$4,$5,'reserved',$6) ON CONFLICT (job_id) DO UPDATE SET "
+        "credits=EXCLUDED.credits, state='reserved'",
+        job.id,
+        job.platform,
+        job.chat_id,
+        job.user_id,
+        credits,
+        now,
+    )
+
+
 async def _claim(con: Connection, action_id: str, now: float) -> None:
     """Mark an action used, or roll the transaction back when it was used before."""
     status = await con.execute(
@@ -317,6 +347,7 @@ class PostgresStore(Store):
         max_active: int | None = None,
         once: str | None = None,
         preference: PreferenceChange | None = None,
+        book: int | None = None,
     ) -> bool:
         now = time.time()
         try:
@@ -334,19 +365,7 @@ class PostgresStore(Store):
                         raise _Rollback
                 if job is not None:
                     if max_active is not None:
-                        # one person's job places, counted and taken under a lock on that person
-                        await con.execute(
-                            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                            f"places:{job.platform}:{job.user_id}",
-                        )
-                        active = await con.fetchval(
-                            "SELECT COUNT(*) FROM jobs WHERE platform=$1 AND user_id=$2 AND status = ANY($3::text[])",
-                            job.platform,
-                            job.user_id,
-                            list(ACTIVE),
-                        )
-                        if active >= max_active:
-                            raise TooManyJobs(f"{job.platform}:{job.user_id}")
+                        await _take_place(con, job, max_active)
                     await self._insert_job(con, job)
                     if images:
                         await con.executemany(
@@ -355,6 +374,8 @@ class PostgresStore(Store):
                         )
                     if preference is not None:
                         await _change_preference(con, job.platform, job.user_id, preference)
+                    if book is not None:
+                        await _book(con, job, book, now)
         except _Rollback:
             return False
         return True
@@ -580,16 +601,7 @@ class PostgresStore(Store):
                 )
                 if used + credits > limit:
                     return scope, max(0, limit - used)
-            await con.execute(
-                "INSERT INTO spend VALUES ($1,$2,$3,$4,$5,'reserved',$6) ON CONFLICT (job_id) DO UPDATE SET "
-                "credits=EXCLUDED.credits, state='reserved'",
-                job.id,
-                job.platform,
-                job.chat_id,
-                job.user_id,
-                credits,
-                time.time(),
-            )
+            await _book(con, job, credits, time.time())
         return None
 
     async def set_spend_state(self, job_id: str, state: str, credits: int | None = None) -> None:

@@ -314,6 +314,7 @@ class SqliteStore(Store):
         max_active: int | None = None,
         once: str | None = None,
         preference: PreferenceChange | None = None,
+        book: int | None = None,
     ) -> bool:
         now = time.time()
         row = self._job_row(job) if job is not None else None
@@ -322,15 +323,8 @@ class SqliteStore(Store):
         )
 
         def write(c: sqlite3.Connection) -> bool:
-            if event_ids:
-                # one statement for all ids; any id seen before undoes the whole intake
-                marks = ",".join("(?,?,?)" for _ in event_ids)
-                cur = c.execute(
-                    f"INSERT OR IGNORE INTO seen_events VALUES {marks}",
-                    [v for event_id in event_ids for v in (platform, event_id, now)],
-                )
-                if cur.rowcount != len(event_ids):
-                    raise Undo(False)
+            if event_ids and not _mark_seen(c, platform, event_ids, now):
+                raise Undo(False)  # any id seen before undoes the whole intake
             if once is not None:
                 _claim(c, once, now)
             if job is not None and row is not None:
@@ -341,6 +335,8 @@ class SqliteStore(Store):
                     c.executemany("INSERT INTO job_images VALUES (?,?,?,?,?)", pictures)
                 if preference is not None:
                     _change_preference(c, job.platform, job.user_id, preference)
+                if book is not None:
+                    _book(c, job, book, now)
             return True
 
         if job is None or preference is None:
@@ -525,11 +521,7 @@ class SqliteStore(Store):
                 used = int(row[0]) if row else 0
                 if used + credits > limit:
                     return scope, max(0, limit - used)
-            c.execute(
-                "INSERT INTO spend VALUES (?,?,?,?,?,'reserved',?) ON CONFLICT(job_id) DO UPDATE SET "
-                "credits=excluded.credits, state='reserved'",
-                (job.id, job.platform, job.chat_id, job.user_id, credits, now),
-            )
+            _book(c, job, credits, now)
             return None
 
         return await self._write(write)
@@ -618,6 +610,25 @@ def _forget_preference(c: sqlite3.Connection, platform: str, user_id: str, task_
         )
     sql = "DELETE FROM preferences WHERE platform=? AND user_id=? AND task_type=?"
     return int(c.execute(sql, (platform, user_id, task_type)).rowcount)
+
+
+def _mark_seen(c: sqlite3.Connection, platform: str, event_ids: Sequence[str], now: float) -> bool:
+    """Mark every id seen, in one statement; False when any of them was seen before."""
+    marks = ",".join("(?,?,?)" for _ in event_ids)
+    cur = c.execute(
+        f"INSERT OR IGNORE INTO seen_events VALUES {marks}",
+        [v for event_id in event_ids for v in (platform, event_id, now)],
+    )
+    return bool(cur.rowcount == len(event_ids))
+
+
+def _book(c: sqlite3.Connection, job: Job, credits: int, now: float) -> None:
+    """Reserve `credits` for `job` in the spend ledger (again: the new amount)."""
+    c.execute(
+        "INSERT INTO spend VALUES (?,?,?,?,?,'reserved',?) ON CONFLICT(job_id) DO UPDATE SET "
+        "credits=excluded.credits, state='reserved'",
+        (job.id, job.platform, job.chat_id, job.user_id, credits, now),
+    )
 
 
 def _claim(c: sqlite3.Connection, action_id: str, now: float) -> None:
