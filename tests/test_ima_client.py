@@ -34,7 +34,8 @@ from bot.ima.errors import (
     ServerError,
     Unauthorized,
 )
-from bot.ima.types import CreditRule, TaskResult, TaskSpec
+from bot.ima.products import ProductCache, parse_product_list
+from bot.ima.types import CreditRule, Product, TaskResult, TaskSpec
 from bot.sandbox import Sandbox, SandboxConfig
 from tests.waiting import wait_until
 
@@ -354,6 +355,39 @@ async def test_an_expired_list_is_served_while_it_refreshes_but_not_forever(sb: 
         now[0] = 600.0 * 7  # far past the TTL: too stale to serve, so this call waits for the fetch
         await c.products("text_to_video")
         assert counter.count() >= 2
+
+
+def _listing(points: int) -> list[Product]:
+    leaf = {"type": "3", "id": "v1", "model_id": "m1", "name": "M1"}
+    return parse_product_list(
+        [{**leaf, "credit_rules": [{"attribute_id": 7, "points": points}]}], "text_to_video"
+    )
+
+
+async def _refreshed(answers: list[list[Product]]) -> tuple[list[Product], list[Product]]:
+    """The list before and after one background refresh of a cache whose fetches answer `answers`."""
+    now = [0.0]
+    fetched = iter(answers)
+
+    async def fetch(category: str) -> list[Product]:
+        return next(fetched)
+
+    cache = ProductCache(fetch, ttl_s=10.0, clock=lambda: now[0])
+    before = await cache.get("text_to_video")
+    now[0] = 11.0
+    await cache.get("text_to_video")  # served stale; the refresh runs meanwhile
+    await wait_until(lambda: not cache._inflight, "the refresh")
+    return before, await cache.get("text_to_video")
+
+
+async def test_a_refresh_that_brings_the_same_list_keeps_the_very_same_products() -> None:
+    before, after = await _refreshed([_listing(10), _listing(10)])
+    assert all(a is b for a, b in zip(before, after, strict=True))
+
+
+async def test_a_refresh_that_brings_a_changed_list_replaces_it() -> None:
+    before, after = await _refreshed([_listing(10), _listing(12)])
+    assert [r.points for r in after[0].credit_rules] == [12] and after[0] is not before[0]
 
 
 # -- secrets --------------------------------------------------------------------------------------

@@ -252,6 +252,11 @@ class ProductCache:
     async def _load(self, category: str, generation: int) -> list[Product]:
         try:
             products = await self._fetch(category)
+            kept = self._entries.get(category)
+            if kept is not None and kept.products == products:
+                # the same list (the usual refresh): keep its very objects, so what was worked
+                # out from them (offers, plans, jobs planned at intake) still holds
+                products = kept.products
             if self._generation.get(category, 0) == generation:
                 self._entries[category] = _Entry(products, self._clock() + self._ttl)
             return products
