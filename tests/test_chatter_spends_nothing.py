@@ -10,6 +10,7 @@ import pytest
 from adapters.base import Incoming, NoticeView
 from bot.core import BotCore
 from bot.sandbox import Sandbox
+from bot.store.model import WAITING
 from bot.understand import parse
 from tests.conftest import RecordingConversation
 
@@ -440,3 +441,59 @@ async def test_chatter_to_the_bot_gets_words_and_spends_nothing(
     assert await core.handle(Incoming("console", "c", "u", line), conv) is None
     assert conv.kinds() == ["text"]
     assert sandbox.ledger == []
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "here's the error screenshot, what does it mean?",
+        "look what I made yesterday 😍",
+        "my cat btw",
+        "lol my cat",
+        "thanks!",
+        "here you go",
+        "好看吗",
+        "报错截图，这是什么意思",
+        "这是我昨天做的，你们看看",
+        "這是我家的貓",
+    ],
+)
+def test_a_picture_with_words_that_ask_for_nothing_waits_for_a_yes(caption: str) -> None:
+    request = parse(caption, images=1)
+    assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "",
+        "make her smile and wave",
+        "animate this, make the clouds move",
+        "the girl turns her head and smiles",
+        "zoom in slowly",
+        "I want her to wave",
+        "把这张图动起来",
+        "让图里的人笑一下再眨眨眼",
+        "镜头慢慢推近",
+        "我想要她笑着挥手",
+    ],
+)
+def test_a_picture_with_words_that_ask_or_describe_starts_at_once(caption: str) -> None:
+    request = parse(caption, images=1)
+    assert request.intent == "video" and not request.unsure, request
+
+
+async def test_a_screenshot_with_a_question_is_asked_about_not_animated(
+    core: BotCore, sandbox: Sandbox
+) -> None:
+    from tests.test_intents import pictures
+
+    conv = RecordingConversation()
+    asked = Incoming(
+        "console", "c", "u", "here's the error screenshot, what does it mean?", images=pictures(1)
+    )
+    waiting = await core.handle(asked, conv)
+    assert waiting is not None and await waiting.wait() == WAITING
+    [notice] = conv.of("notice")
+    assert isinstance(notice, NoticeView) and notice.confirm_label is not None
+    assert sandbox.ledger == []  # nothing created, nothing spent

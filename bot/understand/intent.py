@@ -277,6 +277,18 @@ def unsure_request(scene: int, *, evidence: bool, talk: bool = False) -> bool:
     return not evidence and (scene < SURE_SCENE or talk)
 
 
+def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) -> bool:
+    """Words sent with a picture that ask for nothing (`core`: through `core_text`): a question
+    ("what does it mean?", "好看吗"), thanks or greetings alone ("thanks!"), or words of talk
+    (`talk`: "my cat btw", "这是我昨天做的"). The picture then waits for a yes before anything
+    is spent; a caption that asks ("make her wave", "动起来") or describes ("镜头慢慢推近"),
+    or none at all, is a request."""
+    if asks or not core:
+        return False
+    tables = load_intents()
+    return question_mark or _asks_a_question(core, tables) or is_small_talk(core, tables) or talk
+
+
 def asks_for_a_new_video(core: str, tables: IntentTables | None = None) -> bool:
     """Whether a message (through `core_text`) asks for a new video by name: "a video of a
     cat", "一个小狗奔跑的视频" ([talk] video_request)."""

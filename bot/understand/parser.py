@@ -50,6 +50,7 @@ from bot.understand.intent import (
     is_small_talk,
     scene_weight,
     sounds_like_talk,
+    unsure_caption,
     unsure_request,
     without_greeting,
 )
@@ -288,16 +289,15 @@ def parse(text: str, images: int = 0) -> Request:
         core=core,
         content=content,
     )
-    unsure = (
-        intent == "video"
-        and not images
-        and unsure_request(
-            scene,
-            evidence=asks,
-            # most descriptions have no word of talk at all: only then is the text re-cut
-            talk=not asks and sounds_like_talk(core) and _talks(folded, core, tokens, remove),
-        )
-    )
+    unsure = False
+    if intent == "video":
+        # most descriptions have no word of talk at all: only then is the text re-cut
+        talk = not asks and sounds_like_talk(core) and _talks(folded, core, tokens, remove, pictured=images > 0)
+        if images:
+            question = folded.rstrip().endswith(("?", "？"))
+            unsure = unsure_caption(core, asks=asks, question_mark=question, talk=talk)
+        else:
+            unsure = unsure_request(scene, evidence=asks, talk=talk)
     return Request(
         task_type=task,
         model_id=model_id,
@@ -322,13 +322,13 @@ def parse(text: str, images: int = 0) -> Request:
     )
 
 
-def _talks(folded: str, core: str, tokens: list[Token], remove: list[bool]) -> bool:
+def _talks(folded: str, core: str, tokens: list[Token], remove: list[bool], *, pictured: bool = False) -> bool:
     """Whether the words of a message (`core`: through `core_text`) are talk
     (`sounds_like_talk`), outside the phrases read as models, settings and choices ("surprise
-    me", "you pick") and, when it asks for a new video by name, outside the wanting it opens
-    with, greetings aside ("I want a video of a …", "hey, 我想要一个…的视频"): see [talk]
-    in intents.toml."""
-    opening = asks_for_a_new_video(core)
+    me", "you pick") and, when it asks for a new video by name or comes with a picture,
+    outside the wanting it opens with, greetings aside ("I want a video of a …", "hey,
+    我想要一个…的视频", "I want her to wave" with a photo): see [talk] in intents.toml."""
+    opening = pictured or asks_for_a_new_video(core)
     pieces: list[str] = []
     pos = 0
     for (kind, start, end), gone in zip(tokens, remove, strict=True):
