@@ -497,3 +497,40 @@ async def test_a_screenshot_with_a_question_is_asked_about_not_animated(
     [notice] = conv.of("notice")
     assert isinstance(notice, NoticeView) and notice.confirm_label is not None
     assert sandbox.ledger == []  # nothing created, nothing spent
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "回头再生成",
+        "下次做个生日视频给我妈",
+        "先不生成了，晚点再弄",
+        "改天给你们做个搞笑的",
+        "假如能生成两分钟的MV就好了",
+        "remind me to make the trailer after the meeting",
+        "let me write the script first, then I'll generate",
+        "we should make a video for mom's birthday at some point",
+        "my kid keeps asking me to make videos of dinosaurs",
+        "I'll make a video of the launch later",
+        "next time: a cat dancing on the moon with fireworks over the sea",
+    ],
+)
+def test_making_put_off_wished_for_or_asked_of_someone_else_waits_for_a_yes(line: str) -> None:
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "生成一个女孩回头微笑的视频",
+        "生成一个如果恐龙没有灭绝的视频，现代城市里",
+        "make a video of a flower growing over one day",
+        "make a video: a seed sprouts, later on it blooms",
+        "make a video of the weather forecast for tomorrow",
+        "生成一段视频，先不要声音，小猫在雨里奔跑",
+    ],
+)
+def test_a_request_whose_scene_uses_those_words_starts_at_once(line: str) -> None:
+    request = parse(line)
+    assert request.intent == "video" and not request.unsure, request

@@ -90,6 +90,8 @@ class IntentTables:
     talk: re.Pattern[str]  # words of people talking to each other ([talk] markers)
     video_request: re.Pattern[str]  # "a video of a …", "一个…的视频" ([talk])
     opener: re.Pattern[str]  # "I want", "我想要": wanting that opens a request ([talk] openers)
+    not_now: Scanner  # "回头", "next time", "remind me", "就好了" ([not_now])
+    not_now_end: tuple[str, ...]  # "… later" ([not_now] ends)
 
 
 def _alt(patterns: list[str]) -> str:
@@ -151,6 +153,8 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         talk=re.compile(_words(list(data["talk"]["markers"]))),
         video_request=re.compile(_words(list(data["talk"]["video_request"]))),
         opener=re.compile(_alt(list(data["talk"]["openers"]))),
+        not_now=_phrases({"not_now": list(data["not_now"]["phrases"])}),
+        not_now_end=tuple(data["not_now"]["ends"]),
     )
 
 
@@ -275,6 +279,24 @@ def unsure_request(scene: int, *, evidence: bool, talk: bool = False) -> bool:
     ("a cat", "一只猫", "hungry"; `scene` its weight) or words of talk (`talk`: "the hands look
     weird again lol"): it waits for the requester's yes before anything is spent."""
     return not evidence and (scene < SURE_SCENE or talk)
+
+
+def not_now(core: str, tables: IntentTables | None = None) -> bool:
+    """Whether a message (through `core_text`) puts the making off, wishes for it or gives it
+    to someone else to do ("回头再生成", "next time", "remind me to make…", "就好了", "… later"):
+    a word that asks in it is not a request now ([not_now] in intents.toml)."""
+    tables = tables or load_intents()
+    return tables.not_now.first(core) is not None or _ends_with_word(core, tables.not_now_end)
+
+
+def _ends_with_word(text: str, endings: tuple[str, ...]) -> bool:
+    """Whether `text` ends with one of `endings`, a whole word when it is latin ("… later", not
+    "translater")."""
+    if not text.endswith(endings):
+        return False
+    ending = next(e for e in endings if text.endswith(e))
+    before = text[-len(ending) - 1 : -len(ending)]
+    return not (ending[0].isascii() and before.isascii() and before.isalnum())
 
 
 def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) -> bool:

@@ -48,6 +48,7 @@ from bot.understand.intent import (
     core_text,
     is_opener,
     is_small_talk,
+    not_now,
     scene_weight,
     sounds_like_talk,
     unsure_caption,
@@ -273,7 +274,11 @@ def parse(text: str, images: int = 0) -> Request:
     # a word that asks ("make", "生成") is sure; a model or a setting named without one only
     # lifts a description out of chat ("sora is overrated", "I asked for 1080p but got 720p"
     # are not requests): a short one still waits for a yes
+    # "回头再生成", "remind me to make the trailer": a word that asks, for later or for others,
+    # asks for nothing now, and the message waits for a yes
     asks = asks_in_words(folded, core=core)
+    later = asks and not_now(core)
+    asks = asks and not later
     evidence = asks or names_model or has_parameters
     content = core_text(fold(prompt)) if prompt else ""
     scene = scene_weight(prompt or "", content=content)
@@ -292,7 +297,13 @@ def parse(text: str, images: int = 0) -> Request:
     unsure = False
     if intent == "video":
         # most descriptions have no word of talk at all: only then is the text re-cut
-        talk = not asks and sounds_like_talk(core) and _talks(folded, core, tokens, remove, pictured=images > 0)
+        talk = later or (
+            not asks
+            and (
+                not_now(core)
+                or (sounds_like_talk(core) and _talks(folded, core, tokens, remove, pictured=images > 0))
+            )
+        )
         if images:
             question = folded.rstrip().endswith(("?", "？"))
             unsure = unsure_caption(core, asks=asks, question_mark=question, talk=talk)
@@ -322,7 +333,9 @@ def parse(text: str, images: int = 0) -> Request:
     )
 
 
-def _talks(folded: str, core: str, tokens: list[Token], remove: list[bool], *, pictured: bool = False) -> bool:
+def _talks(
+    folded: str, core: str, tokens: list[Token], remove: list[bool], *, pictured: bool = False
+) -> bool:
     """Whether the words of a message (`core`: through `core_text`) are talk
     (`sounds_like_talk`), outside the phrases read as models, settings and choices ("surprise
     me", "you pick") and, when it asks for a new video by name or comes with a picture,
