@@ -7,7 +7,10 @@ while the product list keeps expiring (a 0.5 s TTL: it is refreshed during the r
 The sandbox renders a real mp4 for every task it is asked to create, on this machine's cores;
 the real service renders elsewhere. So each round starts once the sandbox has rendered what
 the rounds before it created (its CPU time, read from /proc, stands still), and the table says
-how much CPU the sandbox used during each round (0 when nothing competed with the bot).
+how much CPU the sandbox used during each round (0 when nothing competed with the bot) and
+warns when a round started while it was still busy. The refreshing round starts once its
+product list has expired (still served while it is refreshed, up to 5 TTLs late); the table
+says how old the list was and how often it was fetched during the round.
 
     .venv/bin/python benchmarks/notice_bench.py [--messages 300]
 
@@ -131,19 +134,34 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _idle(pid: int, timeout_s: float = 120.0) -> None:
-    """Wait until process `pid` uses (almost) no CPU for a quarter of a second."""
+async def _idle(pid: int, timeout_s: float = 120.0) -> bool:
+    """Wait until process `pid` uses (almost) no CPU for a quarter of a second; False when it
+    was still busy after `timeout_s`, or when that cannot be known (no /proc: 5 s of grace)."""
     deadline = time.monotonic() + timeout_s
     last = _cpu_s(pid)
-    if last is None:  # no /proc: give the renders time instead
+    if last is None:
         await asyncio.sleep(5)
-        return
+        return False
     while time.monotonic() < deadline:
         await asyncio.sleep(0.25)
         now = _cpu_s(pid) or 0.0
         if now - last <= 0.01:
-            return
+            return True
         last = now
+    return False
+
+
+def _count_fetches(core: object) -> list[int]:
+    """A counter of the product-list fetches `core` makes from now on (its cache's fetch)."""
+    cache = core.client._cache  # type: ignore[attr-defined]
+    fetch, count = cache._fetch, [0]
+
+    async def counted(category: str) -> object:
+        count[0] += 1
+        return await fetch(category)
+
+    cache._fetch = counted
+    return count
 
 
 async def main(n: int) -> None:
@@ -169,13 +187,20 @@ async def main(n: int) -> None:
                     ima_product_ttl_s=ttl,
                 )
                 core = await open_core(settings)
+                idle = await _idle(proc.pid)  # the renders of what earlier rounds created are done
+                fetched_at = time.monotonic()
                 await _round(core, 10, f"warm-{name}-", together=False)  # product list and scanners warm
                 settle_heap()  # as the bot does once it is ready (bot.app.open_runtime)
-                await _idle(proc.pid)  # the renders of what earlier rounds created are done
+                idle = await _idle(proc.pid) and idle  # and those of the warm-up
+                if ttl < 60:  # expired when the round starts, so it is refreshed while the round runs
+                    await asyncio.sleep(max(0.0, fetched_at + ttl * 1.2 - time.monotonic()))
+                list_age = time.monotonic() - fetched_at
+                fetches = _count_fetches(core)
                 before = _cpu_s(proc.pid)
                 convs = await _round(core, n, f"{name}-", together)
-                results[name] = _summary(convs)
                 after = _cpu_s(proc.pid)
+                results[name] = _summary(convs)
+                results[name].update(idle=idle, list_age_s=round(list_age, 2), list_fetches=fetches[0])
                 if before is not None and after is not None:
                     results[name]["sandbox_cpu_ms"] = round((after - before) * 1000)
                 await core.cancel_all()
@@ -185,8 +210,11 @@ async def main(n: int) -> None:
     for name, r in results.items():
         sandbox = f", sandbox CPU {int(r['sandbox_cpu_ms'])} ms" if "sandbox_cpu_ms" in r else ""
         print(
-            f"{name:<11} p50 {r['p50_ms']:>7} ms   p95 {r['p95_ms']:>7} ms   ({int(r['notices'])} notices{sandbox})"
+            f"{name:<11} p50 {r['p50_ms']:>7} ms   p95 {r['p95_ms']:>7} ms   ({int(r['notices'])} notices{sandbox}, "
+            f"product list {r['list_age_s']} s old at the start, fetched {int(r['list_fetches'])}x during the round)"
         )
+        if not r["idle"]:
+            print(f"  warning: the sandbox was still busy (or could not be watched) when {name} started")
     print(
         json.dumps(
             {"messages": n, **{k: {"p50_ms": v["p50_ms"], "p95_ms": v["p95_ms"]} for k, v in results.items()}}

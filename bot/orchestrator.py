@@ -274,6 +274,10 @@ class Orchestrator:
                     ctx.offers = without_excluded(job, await self._offers(job.task_type))
                     ctx.plan = self._plan(job, ctx.offers)
                 if needs_confirm(job, ctx.plan, self.settings.bot_confirm_above_credits):
+                    if prepared is None or prepared.booked is not None:
+                        # booked earlier (at intake, or before a restart): a job waiting for a
+                        # yes holds nothing; the yes reserves again (ON CONFLICT → 'reserved')
+                        await self.budgets.release(job)
                     await self._announce(job, conv, ctx.plan, ctx.offers, confirm=True)
                     return WAITING
                 if beyond_the_yes(job, ctx.plan):

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.ima import ImaClient
-from bot.ima.credit import match_rule, rule_attributes
+from bot.ima.credit import build_create_body, match_rule, rule_attributes
 from bot.ima.errors import (
     AttributeMismatch,
     BadParameter,
@@ -357,11 +357,10 @@ async def test_an_expired_list_is_served_while_it_refreshes_but_not_forever(sb: 
         assert counter.count() >= 2
 
 
-def _listing(points: int) -> list[Product]:
+def _listing(points: int, audio: Any = True) -> list[Product]:
     leaf = {"type": "3", "id": "v1", "model_id": "m1", "name": "M1"}
-    return parse_product_list(
-        [{**leaf, "credit_rules": [{"attribute_id": 7, "points": points}]}], "text_to_video"
-    )
+    rule = {"attribute_id": 7, "points": points, "attributes": {"generate_audio": audio}}
+    return parse_product_list([{**leaf, "credit_rules": [rule]}], "text_to_video")
 
 
 async def _refreshed(answers: list[list[Product]]) -> tuple[list[Product], list[Product]]:
@@ -383,6 +382,13 @@ async def _refreshed(answers: list[list[Product]]) -> tuple[list[Product], list[
 async def test_a_refresh_that_brings_the_same_list_keeps_the_very_same_products() -> None:
     before, after = await _refreshed([_listing(10), _listing(10)])
     assert all(a is b for a, b in zip(before, after, strict=True))
+
+
+async def test_a_refresh_that_respells_a_value_is_sent_in_the_new_spelling() -> None:
+    # True == 1 to Python, not to the service: a create sends the rule's own spelling
+    _, after = await _refreshed([_listing(10, audio=True), _listing(10, audio=1)])
+    body = build_create_body(TaskSpec("text_to_video", after[0], after[0].credit_rules[0], "a puppy", {}))
+    assert repr(body["parameters"][0]["parameters"]["generate_audio"]) == "1"
 
 
 async def test_a_refresh_that_brings_a_changed_list_replaces_it() -> None:

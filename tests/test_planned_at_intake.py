@@ -4,6 +4,7 @@ a job that waited while the product list changed is planned again against the ne
 from __future__ import annotations
 
 import collections
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 import bot.orchestrator
 from adapters.base import Incoming, NoticeView
+from bot.ima.types import Product
 from bot.sandbox import Sandbox
 from bot.store import Job
 from bot.store.model import WAITING
@@ -153,5 +155,69 @@ async def test_a_queued_job_cancelled_gives_back_the_credits_booked_at_intake(
         )
         assert await core.store.usage("console", 0, user_id="u2") == [("", 0, 0)]
         assert await first.wait() == "delivered"
+    finally:
+        await close_core(core)
+
+
+def _dearer(core: Any, factor: int) -> None:
+    """From now on the product list the service answers costs `factor` times as much."""
+    cache = core.client._cache
+    fetch = cache._fetch
+
+    async def dearer(category: str) -> list[Product]:
+        return [
+            dataclasses.replace(
+                p,
+                credit_rules=tuple(dataclasses.replace(r, points=r.points * factor) for r in p.credit_rules),
+            )
+            for p in await fetch(category)
+        ]
+
+    cache._fetch = dearer
+
+
+async def test_a_booked_job_repriced_into_a_price_question_holds_no_credits(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # booked at intake at 25 pts, under the 30-credit question; repriced to 75 while it waits
+    # for a slot, it is planned again and asks first: a job waiting for a yes holds nothing
+    settings = make_settings(
+        sandbox, tmp_path / "bot.sqlite3", bot_max_concurrent_jobs=1, bot_confirm_above_credits=30
+    )
+    core = await open_core(settings)
+    try:
+        await core.client.products("text_to_video")
+        first = await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
+        queued = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
+        assert first is not None and queued is not None
+        assert await core.store.usage("console", 0, user_id="u2") == [("", 25, 1)]
+        _dearer(core, 3)
+        core.client.invalidate()
+        assert [await first.wait(), await queued.wait()] == ["delivered", WAITING]
+        assert await core.store.usage("console", 0, user_id="u2") == [("", 0, 0)]
+    finally:
+        await close_core(core)
+
+
+async def test_a_booked_job_resumed_into_a_price_question_holds_no_credits(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        sandbox, tmp_path / "bot.sqlite3", bot_max_concurrent_jobs=1, bot_confirm_above_credits=30
+    )
+    core = await open_core(settings)
+    try:
+        await core.client.products("text_to_video")
+        await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
+        queued = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
+        assert queued is not None
+    finally:
+        await close_core(core)  # stopped while queued: "accepted", its credits booked
+    core = await open_core(settings)
+    try:
+        _dearer(core, 3)
+        resumed = {r.job_id: r for r in await core.resume(lambda target: RecordingConversation())}
+        assert await resumed[queued.job_id].wait() == WAITING
+        assert await core.store.usage("console", 0, user_id="u2") == [("", 0, 0)]
     finally:
         await close_core(core)

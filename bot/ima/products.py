@@ -7,6 +7,7 @@ form fields), so parsing is liberal; what is sent later is built strictly from t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -189,6 +190,12 @@ def _int(value: Any) -> int | None:
 
 
 # -- caching ------------------------------------------------------------------------------------
+def _spelled(products: list[Product]) -> list[tuple[str, str]]:
+    """A list as the service spelled it (a Product is parsed from its raw leaf and category
+    alone); type-exact, unlike ==, where True == 1 == 1.0."""
+    return [(p.category, json.dumps(p.raw, sort_keys=True, default=repr)) for p in products]
+
+
 @dataclass
 class _Entry:
     products: list[Product]
@@ -253,7 +260,7 @@ class ProductCache:
         try:
             products = await self._fetch(category)
             kept = self._entries.get(category)
-            if kept is not None and kept.products == products:
+            if kept is not None and _spelled(kept.products) == _spelled(products):
                 # the same list (the usual refresh): keep its very objects, so what was worked
                 # out from them (offers, plans, jobs planned at intake) still holds
                 products = kept.products
