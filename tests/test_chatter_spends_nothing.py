@@ -534,3 +534,38 @@ def test_making_put_off_wished_for_or_asked_of_someone_else_waits_for_a_yes(line
 def test_a_request_whose_scene_uses_those_words_starts_at_once(line: str) -> None:
     request = parse(line)
     assert request.intent == "video" and not request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "the lighting in that one is gorgeous",
+        "meh, kinda blurry",
+        "the watermark is huge",
+        "this one came out great",
+        "that one turned out pixelated",
+        "gn guys",
+        "let's sync after lunch",
+        "有点恐怖谷的感觉",
+        "等了半小时还没出来",
+        "卡顿很严重",
+        "素材都传到群文件了",
+    ],
+)
+def test_feedback_and_talk_to_the_group_wait_for_a_yes(line: str) -> None:
+    # in a direct message every line reaches the bot, replies about its last video included
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a still lake at dawn with mist rising over the pine trees",
+        "一个好看的女孩在海边奔跑，高质量，背景模糊",
+        "a girl looks at the camera and smiles, soft blurry background, golden hour",
+    ],
+)
+def test_a_description_with_words_feedback_also_uses_starts_at_once(line: str) -> None:
+    request = parse(line)
+    assert request.intent == "video" and not request.unsure, request
