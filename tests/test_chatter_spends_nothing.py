@@ -569,3 +569,45 @@ def test_feedback_and_talk_to_the_group_wait_for_a_yes(line: str) -> None:
 def test_a_description_with_words_feedback_also_uses_starts_at_once(line: str) -> None:
     request = parse(line)
     assert request.intent == "video" and not request.unsure, request
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt"),
+    [
+        (
+            "would you mind generating a clip of autumn leaves falling in a park",
+            "autumn leaves falling in a park",
+        ),
+        ("would it be possible to get a clip of a wolf howling at the moon", "a wolf howling at the moon"),
+        ("hey, mind making me a video of a penguin waddling on ice? thanks!", "a penguin waddling on ice"),
+    ],
+)
+def test_a_request_asked_politely_starts_at_once(line: str, prompt: str) -> None:
+    request = parse(line)
+    assert (request.intent, request.unsure, request.prompt) == ("video", False, prompt)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "never mind making a video of a cat",
+        "would you mind making a video call later?",
+        "I don't mind making a video of a cat myself",
+    ],
+)
+def test_minding_that_asks_for_nothing_spends_nothing(line: str) -> None:
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt"),
+    [
+        ("@视频助手 生成：海边日落，一对情侣在散步", "海边日落，一对情侣在散步"),
+        ("@视频助手，生成海边日落，一对情侣在散步", "海边日落，一对情侣在散步"),
+        ("make a video: email bob@example.com in neon letters", "email bob@example.com in neon letters"),
+    ],
+)
+def test_a_typed_mention_is_neither_read_nor_sent_but_an_address_is(line: str, prompt: str) -> None:
+    request = parse(line)
+    assert (request.intent, request.unsure, request.prompt) == ("video", False, prompt)

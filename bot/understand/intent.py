@@ -35,7 +35,11 @@ _INTENT_OF = {"usage": "jobs"}
 COMMANDS_WITH_IMAGES = frozenset({"help", "usage", "models", "jobs", "cancel", "prefer"})
 
 # Platform mentions ("@_user_1" in Feishu text, "<@123>" on Discord) and a leading slash.
-_MENTION = re.compile(r"@_user_\d+|<@[!&]?\d+>|@\S+")
+# A typed "@name" ends at a space or a punctuation mark ("@视频助手：生成…" is a name, then the
+# request); an "@" inside a word is an address ("bob@example.com"), not a mention.
+MENTION = re.compile(
+    r"(?<![\w.])(?:@_user_\d+|<@[!&]?\d+>|@[^\s,，.。:：;；!！?？、…~～()（）\[\]【】<>\"“”'‘’]+)"
+)
 _LATIN_WORD = re.compile(r"[a-z]+")
 _NOT_A_WORD = re.compile(r"[\W_]+")  # anything but letters and digits of any script
 #: no command is longer than this (in words-only characters): longer messages skip the command table
@@ -162,7 +166,7 @@ def core_text(folded: str) -> str:
     """The words of a folded message: no mentions, leading slash, punctuation, symbols or
     emoji; single spaces."""
     if "@" in folded:  # every mention has one: most messages skip that pass
-        folded = _MENTION.sub(" ", folded)
+        folded = MENTION.sub(" ", folded)
     return " ".join(_NOT_A_WORD.sub(" ", folded).split())
 
 

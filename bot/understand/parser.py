@@ -40,6 +40,7 @@ from typing import Any
 
 from bot.text import HAN
 from bot.understand.intent import (
+    MENTION,
     asks_for_a_new_video,
     asks_in_words,
     choice_of,
@@ -106,6 +107,14 @@ def _mask_quotes(folded: str) -> str:
     if _QUOTE_MARKS.isdisjoint(folded):
         return folded
     return _QUOTED.sub(lambda m: m[0][0] + _MASK * (len(m[0]) - 2) + m[0][-1], folded)
+
+
+def _blanked(folded: str, spans: list[tuple[int, int]]) -> str:
+    """`folded` with the spans (mentions) turned into spaces: same length."""
+    chars = list(folded)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
 
 
 def _negated(tokens: list[Token], folded: str, remove: list[bool]) -> list[bool]:
@@ -255,6 +264,9 @@ def parse(text: str, images: int = 0) -> Request:
     if len(folded) != len(text):  # pragma: no cover - fold is length-preserving by construction
         folded = text.lower()[: len(text)].ljust(len(text))
     folded = _mask_quotes(folded)
+    mentions = [m.span() for m in MENTION.finditer(folded)] if "@" in folded else []
+    if mentions:  # not read as words, and not part of the prompt
+        folded = _blanked(folded, mentions)
     tokens = _scan(lx, folded)
     remove, chosen = _removable(tokens, folded)
     negated = _negated(tokens, folded, remove)
@@ -265,6 +277,8 @@ def parse(text: str, images: int = 0) -> Request:
     model_key, model_id, preference = _model_choice(lx, r, task)
 
     spans = [(start, end) for (_, start, end), gone in zip(tokens, remove, strict=True) if gone]
+    if mentions:
+        spans = sorted(spans + mentions)
     prompt = without_greeting(cut(text, folded, spans, lx))
     names_model = model_key is not None or bool(r.excluded) or unknown is not None
     has_parameters = (
