@@ -456,6 +456,12 @@ async def test_chatter_to_the_bot_gets_words_and_spends_nothing(
         "报错截图，这是什么意思",
         "这是我昨天做的，你们看看",
         "這是我家的貓",
+        "look at this",
+        "看看这张",
+        "报错了，截图如下",
+        "this is the frame where it glitched",
+        "这个截图是刚才生成的效果，你们觉得怎么样",
+        "生成失败，提示余额不足？",
     ],
 )
 def test_a_picture_with_words_that_ask_for_nothing_waits_for_a_yes(caption: str) -> None:
@@ -476,6 +482,9 @@ def test_a_picture_with_words_that_ask_for_nothing_waits_for_a_yes(caption: str)
         "让图里的人笑一下再眨眨眼",
         "镜头慢慢推近",
         "我想要她笑着挥手",
+        "have him turn and wave at the camera",
+        "do a slow zoom on this one",
+        "have her look at the camera and smile",
     ],
 )
 def test_a_picture_with_words_that_ask_or_describe_starts_at_once(caption: str) -> None:
@@ -611,3 +620,8 @@ def test_minding_that_asks_for_nothing_spends_nothing(line: str) -> None:
 def test_a_typed_mention_is_neither_read_nor_sent_but_an_address_is(line: str, prompt: str) -> None:
     request = parse(line)
     assert (request.intent, request.unsure, request.prompt) == ("video", False, prompt)
+
+
+def test_two_pictures_pointed_at_as_frames_start_at_once() -> None:
+    request = parse("use these two as start and end frames", images=2)
+    assert request.intent == "video" and not request.unsure, request

@@ -38,7 +38,7 @@ COMMANDS_WITH_IMAGES = frozenset({"help", "usage", "models", "jobs", "cancel", "
 # A typed "@name" ends at a space or a punctuation mark ("@视频助手：生成…" is a name, then the
 # request); an "@" inside a word is an address ("bob@example.com"), not a mention.
 MENTION = re.compile(
-    r"(?<![\w.])(?:@_user_\d+|<@[!&]?\d+>|@[^\s,，.。:：;；!！?？、…~～()（）\[\]【】<>\"“”'‘’]+)"
+    r"<@[!&]?\d+>|@(?<![\w.]@)(?:_user_\d+|[^\s,，.。:：;；!！?？、…~～()（）\[\]【】<>\"“”'‘’]+)"
 )
 _LATIN_WORD = re.compile(r"[a-z]+")
 _NOT_A_WORD = re.compile(r"[\W_]+")  # anything but letters and digits of any script
@@ -86,6 +86,7 @@ class IntentTables:
     about_making: re.Pattern[str]  # "要多久?", "how much does …"
     making_talk: Scanner  # any of the three: one search rules them out for most messages
     question_start: re.Pattern[str]
+    question_only_start: re.Pattern[str]  # no imperative begins so ("do …", "have him …" do)
     question_end: re.Pattern[str]
     question_words: re.Pattern[str]
     choices: tuple[tuple[int, re.Pattern[str]], ...]
@@ -94,7 +95,10 @@ class IntentTables:
     talk: re.Pattern[str]  # words of people talking to each other ([talk] markers)
     video_request: re.Pattern[str]  # "a video of a …", "一个…的视频" ([talk])
     opener: re.Pattern[str]  # "I want", "我想要": wanting that opens a request ([talk] openers)
+    picture_words: re.Pattern[str]  # "these", "这张": a caption pointing at its picture ([talk])
+    caption_talk: re.Pattern[str]  # "look at this", "你们看看": talk in a caption ([talk])
     not_now: Scanner  # "回头", "next time", "remind me", "就好了" ([not_now])
+    not_now_near: re.Pattern[str]  # the same phrases, anywhere: one quick search rules most out
     not_now_end: tuple[str, ...]  # "… later" ([not_now] ends)
 
 
@@ -149,6 +153,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         about_making=re.compile(about_making),
         making_talk=_phrases({k: list(made[k]) for k in ("refusals", "reports", "about_making")}),
         question_start=re.compile(q["start"]),
+        question_only_start=re.compile(q["start_only_questions"]),
         question_end=re.compile(q["end"]),
         question_words=re.compile(q["words"]),
         choices=tuple((int(k), re.compile(_words(list(v)))) for k, v in data["choice"].items()),
@@ -157,7 +162,10 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         talk=re.compile(_words(list(data["talk"]["markers"]))),
         video_request=re.compile(_words(list(data["talk"]["video_request"]))),
         opener=re.compile(_alt(list(data["talk"]["openers"]))),
+        picture_words=re.compile(_words(list(data["talk"]["picture_words"]))),
+        caption_talk=re.compile(_words(list(data["talk"]["caption_markers"]))),
         not_now=_phrases({"not_now": list(data["not_now"]["phrases"])}),
+        not_now_near=re.compile(_alt(_longest_first(list(data["not_now"]["phrases"])))),
         not_now_end=tuple(data["not_now"]["ends"]),
     )
 
@@ -290,7 +298,10 @@ def not_now(core: str, tables: IntentTables | None = None) -> bool:
     to someone else to do ("回头再生成", "next time", "remind me to make…", "就好了", "… later"):
     a word that asks in it is not a request now ([not_now] in intents.toml)."""
     tables = tables or load_intents()
-    return tables.not_now.first(core) is not None or _ends_with_word(core, tables.not_now_end)
+    if _ends_with_word(core, tables.not_now_end):
+        return True
+    # whole words only for the latin ones ("then i ll", not "then i llama"): the scanner, on a hit
+    return tables.not_now_near.search(core) is not None and tables.not_now.first(core) is not None
 
 
 def _ends_with_word(text: str, endings: tuple[str, ...]) -> bool:
@@ -306,13 +317,36 @@ def _ends_with_word(text: str, endings: tuple[str, ...]) -> bool:
 def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) -> bool:
     """Words sent with a picture that ask for nothing (`core`: through `core_text`): a question
     ("what does it mean?", "好看吗"), thanks or greetings alone ("thanks!"), or words of talk
-    (`talk`: "my cat btw", "这是我昨天做的"). The picture then waits for a yes before anything
+    (`talk`: "my cat btw", "这是我昨天做的"; "look at this"). The picture then waits for a yes before anything
     is spent; a caption that asks ("make her wave", "动起来") or describes ("镜头慢慢推近"),
     or none at all, is a request."""
     if asks or not core:
         return False
     tables = load_intents()
-    return question_mark or _asks_a_question(core, tables) or is_small_talk(core, tables) or talk
+    return (
+        question_mark
+        or _questions(core, tables)
+        or is_small_talk(core, tables)
+        or talk
+        or tables.caption_talk.search(core) is not None
+    )
+
+
+def _questions(text: str, tables: IntentTables) -> bool:
+    """`_asks_a_question` without the openings an imperative shares ("do a slow zoom")."""
+    short = len(text) <= _SHORT_QUESTION
+    return bool(
+        tables.question_only_start.search(text)
+        or tables.question_end.search(text)
+        or (short and tables.question_words.search(text))
+    )
+
+
+def without_picture_words(core: str, tables: IntentTables | None = None) -> str:
+    """A caption (through `core_text`) without the words that point at its picture ("these
+    two", "这张"): they are no talk."""
+    tables = tables or load_intents()
+    return " ".join(tables.picture_words.sub(" ", core).split())
 
 
 def asks_for_a_new_video(core: str, tables: IntentTables | None = None) -> bool:

@@ -55,6 +55,7 @@ from bot.understand.intent import (
     unsure_caption,
     unsure_request,
     without_greeting,
+    without_picture_words,
 )
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
 from bot.understand.normalize import fold, is_traditional
@@ -288,11 +289,7 @@ def parse(text: str, images: int = 0) -> Request:
     # a word that asks ("make", "生成") is sure; a model or a setting named without one only
     # lifts a description out of chat ("sora is overrated", "I asked for 1080p but got 720p"
     # are not requests): a short one still waits for a yes
-    # "回头再生成", "remind me to make the trailer": a word that asks, for later or for others,
-    # asks for nothing now, and the message waits for a yes
     asks = asks_in_words(folded, core=core)
-    later = asks and not_now(core)
-    asks = asks and not later
     evidence = asks or names_model or has_parameters
     content = core_text(fold(prompt)) if prompt else ""
     scene = scene_weight(prompt or "", content=content)
@@ -310,19 +307,20 @@ def parse(text: str, images: int = 0) -> Request:
     )
     unsure = False
     if intent == "video":
+        # "回头再生成", "remind me to make the trailer": making put off, wished for or left to
+        # others asks for nothing now, even in so many words
+        later = not_now(core)
+        sure = asks and not later
         # most descriptions have no word of talk at all: only then is the text re-cut
+        said = without_picture_words(core) if images else core
         talk = later or (
-            not asks
-            and (
-                not_now(core)
-                or (sounds_like_talk(core) and _talks(folded, core, tokens, remove, pictured=images > 0))
-            )
+            not sure and sounds_like_talk(said) and _talks(folded, said, tokens, remove, pictured=images > 0)
         )
         if images:
             question = folded.rstrip().endswith(("?", "？"))
-            unsure = unsure_caption(core, asks=asks, question_mark=question, talk=talk)
+            unsure = unsure_caption(core, asks=sure, question_mark=question, talk=talk)
         else:
-            unsure = unsure_request(scene, evidence=asks, talk=talk)
+            unsure = unsure_request(scene, evidence=sure, talk=talk)
     return Request(
         task_type=task,
         model_id=model_id,
@@ -354,7 +352,8 @@ def _talks(
     (`sounds_like_talk`), outside the phrases read as models, settings and choices ("surprise
     me", "you pick") and, when it asks for a new video by name or comes with a picture,
     outside the wanting it opens with, greetings aside ("I want a video of a …", "hey,
-    我想要一个…的视频", "I want her to wave" with a photo): see [talk] in intents.toml."""
+    我想要一个…的视频", "I want her to wave" with a photo); with a picture, outside the words
+    that point at it ("these two"): see [talk] in intents.toml."""
     opening = pictured or asks_for_a_new_video(core)
     pieces: list[str] = []
     pos = 0
@@ -363,7 +362,8 @@ def _talks(
             pieces.append(folded[pos:start])
             pos = end
     pieces.append(folded[pos:])
-    return sounds_like_talk(core_text(" ".join(pieces)))
+    said = core_text(" ".join(pieces))
+    return sounds_like_talk(without_picture_words(said) if pictured else said)
 
 
 def _opens(folded: str, pos: int, start: int, end: int) -> bool:
