@@ -625,3 +625,40 @@ def test_a_typed_mention_is_neither_read_nor_sent_but_an_address_is(line: str, p
 def test_two_pictures_pointed_at_as_frames_start_at_once() -> None:
     request = parse("use these two as start and end frames", images=2)
     assert request.intent == "video" and not request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "她刚刚做了一个下雪的城市夜景",
+        "他昨天生成了一条 cyberpunk 城市的",
+        "jake made a video of a horse running on the beach earlier",
+        "测试一下，别真的生成：一只狗在草地上奔跑",
+        "海浪、沙滩、日落，这是我们公司年会的主题，不是让你生成啊",
+        "可以上传图片让它动起来吗？",
+        "I'll make one after lunch",
+        "如果能直接生成带配音的就完美了",
+        "真希望它能做出宫崎骏那种感觉",
+        "回头我把图发给你让它动起来",
+        "她原話是「幫我生成一隻貓在跳舞」",
+        "人物的手又变形了",
+        "the face morphs halfway through",
+    ],
+)
+def test_reports_refusals_wishes_and_feedback_spend_nothing_at_once(line: str) -> None:
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "一个女孩在海边拍了一张自拍",
+        "a toddler who made a mess in the kitchen, slow motion",
+        "不要生成的太暗，一只猫在夜里",
+        'make a video of a neon sign that says "hello"',
+    ],
+)
+def test_scenes_near_those_words_are_still_requests(line: str) -> None:
+    request = parse(line)
+    assert request.intent == "video" and not request.unsure, request

@@ -264,6 +264,7 @@ def parse(text: str, images: int = 0) -> Request:
     folded = fold(text)
     if len(folded) != len(text):  # pragma: no cover - fold is length-preserving by construction
         folded = text.lower()[: len(text)].ljust(len(text))
+    said_in_full = folded
     folded = _mask_quotes(folded)
     mentions = [m.span() for m in MENTION.finditer(folded)] if "@" in folded else []
     if mentions:  # not read as words, and not part of the prompt
@@ -309,7 +310,10 @@ def parse(text: str, images: int = 0) -> Request:
     if intent == "video":
         # "回头再生成", "remind me to make the trailer": making put off, wished for or left to
         # others asks for nothing now, even in so many words
-        later = not_now(core)
+        # ... and so does an ask that is only inside quotes: someone else's words, reported
+        later = not_now(core) or (
+            not asks and folded != said_in_full and asks_in_words(core_text(said_in_full))
+        )
         sure = asks and not later
         # most descriptions have no word of talk at all: only then is the text re-cut
         said = without_picture_words(core) if images else core
