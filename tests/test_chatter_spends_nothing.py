@@ -662,3 +662,50 @@ def test_reports_refusals_wishes_and_feedback_spend_nothing_at_once(line: str) -
 def test_scenes_near_those_words_are_still_requests(line: str) -> None:
     request = parse(line)
     assert request.intent == "video" and not request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "is it possible to get a video longer than 10 seconds?",
+        "is it possible to get a video without a watermark?",
+        "would it be possible to see a sample video first?",
+        "is it possible to get a video of the meeting?",
+    ],
+)
+def test_asking_what_the_bot_can_do_is_no_request(line: str) -> None:
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    ("line", "images", "prompt"),
+    [
+        ("刚刚拍的，让猫咪眨眼", 1, "刚刚拍的，让猫咪眨眼"),
+        ("早上拍的日出，镜头慢慢拉远", 1, "早上拍的日出，镜头慢慢拉远"),
+        ("让我的猫跳舞", 1, "让我的猫跳舞"),
+        ("把我变成超人", 1, "把我变成超人"),
+        ("让猫咪左右看看", 1, "让猫咪左右看看"),
+        ("下雪的夜晚，路灯下的小猫", 0, "下雪的夜晚，路灯下的小猫"),
+        ("生成一段傍晚点燃篝火的视频", 0, "傍晚点燃篝火"),
+        ("生成：招待会上大家举杯庆祝", 0, "招待会上大家举杯庆祝"),
+        ("一个机器人在制作失败的蛋糕前哭泣", 0, None),
+        ("生成失败了，再试一次：海边日落", 0, None),
+        ("跟之前生成的那个差不多，换成小狗", 0, None),
+        ("老板让我做个产品宣传片，帮我生成一个咖啡杯旋转的视频", 0, None),
+        ("a flower blooming then wilting days later, make a video", 0, None),
+        ("生成一个视频：@张三 和 @李四 在海边跳舞", 0, "张三 和 李四 在海边跳舞"),
+        ("make a sneaker ad in @nike style, slow motion", 0, "a sneaker ad in nike style, slow motion"),
+    ],
+)
+def test_requests_near_the_words_of_talk_start_at_once_with_their_words(
+    line: str, images: int, prompt: str | None
+) -> None:
+    request = parse(line, images=images)
+    assert request.intent == "video" and not request.unsure, request
+    assert prompt is None or request.prompt == prompt
+
+
+def test_a_picture_with_talk_about_its_making_asks_first_not_chat() -> None:
+    request = parse("the poster I made last week, zoom in slowly", images=1)
+    assert request.intent == "video" and request.unsure

@@ -97,6 +97,7 @@ class IntentTables:
     opener: re.Pattern[str]  # "I want", "我想要": wanting that opens a request ([talk] openers)
     picture_words: re.Pattern[str]  # "these", "这张": a caption pointing at its picture ([talk])
     caption_talk: re.Pattern[str]  # "look at this", "你们看看": talk in a caption ([talk])
+    caption_asks: re.Pattern[str]  # "让…", "把…": a caption that asks ([talk])
     not_now: Scanner  # "回头", "next time", "remind me", "就好了" ([not_now])
     not_now_near: re.Pattern[str]  # the same phrases, anywhere: one quick search rules most out
     not_now_end: tuple[str, ...]  # "… later" ([not_now] ends)
@@ -164,6 +165,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         opener=re.compile(_alt(list(data["talk"]["openers"]))),
         picture_words=re.compile(_words(list(data["talk"]["picture_words"]))),
         caption_talk=re.compile(_words(list(data["talk"]["caption_markers"]))),
+        caption_asks=re.compile(str(data["talk"]["caption_asks"])),
         not_now=_phrases({"not_now": list(data["not_now"]["phrases"])}),
         not_now_near=re.compile(_alt(_longest_first(list(data["not_now"]["phrases"])))),
         not_now_end=tuple(data["not_now"]["ends"]),
@@ -227,6 +229,10 @@ def is_small_talk(text: str, tables: IntentTables | None = None) -> bool:
     return tables.only_small_talk.fullmatch(text.strip()) is not None
 
 
+#: what may follow a greeting ("你好, …", "hi! …")
+_GREETING_MARKS = " \t\n,，.。!！~～:："
+
+
 def without_greeting(prompt: str | None, tables: IntentTables | None = None) -> str | None:
     """The prompt without small talk in front of the description ("你好, 一只猫在跳舞")."""
     if not prompt:
@@ -236,6 +242,9 @@ def without_greeting(prompt: str | None, tables: IntentTables | None = None) -> 
     m = tables.greeting.match(folded)
     if m is None or m.end() == 0 or not any(ch.isalnum() for ch in prompt[m.end() :]):
         return prompt
+    word = m[0].rstrip(_GREETING_MARKS)
+    if len(word) == 1 and len(word) == m.end():
+        return prompt  # one character with nothing after it starts a word: "早上拍的日出", "下雪的夜晚"
     return without_greeting(prompt[m.end() :].strip(), tables)
 
 
@@ -320,9 +329,9 @@ def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) ->
     (`talk`: "my cat btw", "这是我昨天做的"; "look at this"). The picture then waits for a yes before anything
     is spent; a caption that asks ("make her wave", "动起来") or describes ("镜头慢慢推近"),
     or none at all, is a request."""
-    if asks or not core:
-        return False
     tables = load_intents()
+    if asks or not core or tables.caption_asks.match(core):
+        return False
     return (
         question_mark
         or _questions(core, tables)
@@ -426,10 +435,12 @@ def classify(
     command = command_of(text, tables)
     if command is not None and (not images or command in COMMANDS_WITH_IMAGES):
         return _INTENT_OF.get(command, command)
+    if images:
+        # with a picture, talk about making ("早上拍的照片", "不要生成") asks first instead
+        # (parser): the picture may still be meant
+        return "video"
     if talks_about_making(text, tables, question_mark=question_mark):
         return "chat"  # "don't make …", "I made …", "how long does it take?": nothing to spend on
-    if images:
-        return "video"
     if content is None:  # folded: Traditional small talk too
         content = core_text(fold(prompt)) if prompt else ""
     if not content or is_small_talk(content, tables):

@@ -52,6 +52,7 @@ from bot.understand.intent import (
     not_now,
     scene_weight,
     sounds_like_talk,
+    talks_about_making,
     unsure_caption,
     unsure_request,
     without_greeting,
@@ -110,8 +111,23 @@ def _mask_quotes(folded: str) -> str:
     return _QUOTED.sub(lambda m: m[0][0] + _MASK * (len(m[0]) - 2) + m[0][-1], folded)
 
 
+def _mention_cuts(
+    folded: str, mentions: list[tuple[int, int]]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(the mentions that leave the prompt whole, the "@" of those that stay as a name): whole
+    at either end of the message ("@bot 生成…") or as an id ("<@42>"); in between, only the "@"
+    goes ("@张三 和 @李四 在海边跳舞" are in the picture: "张三 和 李四 在海边跳舞")."""
+    whole, ats = [], []
+    for start, end in mentions:
+        if folded[start] != "@" or not core_text(folded[:start]) or not core_text(folded[end:]):
+            whole.append((start, end))
+        else:
+            ats.append((start, start + 1))
+    return whole, ats
+
+
 def _blanked(folded: str, spans: list[tuple[int, int]]) -> str:
-    """`folded` with the spans (mentions) turned into spaces: same length."""
+    """`folded` with the spans turned into spaces: same length."""
     chars = list(folded)
     for start, end in spans:
         chars[start:end] = " " * (end - start)
@@ -267,8 +283,11 @@ def parse(text: str, images: int = 0) -> Request:
     said_in_full = folded
     folded = _mask_quotes(folded)
     mentions = [m.span() for m in MENTION.finditer(folded)] if "@" in folded else []
-    if mentions:  # not read as words, and not part of the prompt
-        folded = _blanked(folded, mentions)
+    said_text = text  # what the prompt is cut from
+    if mentions:  # neither read nor sent, but a name in the middle is in the picture
+        mentions, ats = _mention_cuts(folded, mentions)
+        folded = _blanked(folded, mentions + ats)
+        said_text = _blanked(text, ats)
     tokens = _scan(lx, folded)
     remove, chosen = _removable(tokens, folded)
     negated = _negated(tokens, folded, remove)
@@ -281,7 +300,7 @@ def parse(text: str, images: int = 0) -> Request:
     spans = [(start, end) for (_, start, end), gone in zip(tokens, remove, strict=True) if gone]
     if mentions:
         spans = sorted(spans + mentions)
-    prompt = without_greeting(cut(text, folded, spans, lx))
+    prompt = without_greeting(cut(said_text, folded, spans, lx))
     names_model = model_key is not None or bool(r.excluded) or unknown is not None
     has_parameters = (
         r.duration is not None or r.resolution is not None or r.aspect is not None or bool(r.controls)
@@ -309,10 +328,14 @@ def parse(text: str, images: int = 0) -> Request:
     unsure = False
     if intent == "video":
         # "回头再生成", "remind me to make the trailer": making put off, wished for or left to
-        # others asks for nothing now, even in so many words
-        # ... and so does an ask that is only inside quotes: someone else's words, reported
-        later = not_now(core) or (
-            not asks and folded != said_in_full and asks_in_words(core_text(said_in_full))
+        # others asks for nothing now, even in so many words; nor does an ask that is only
+        # inside quotes (someone else's words). (Someone else @-mentioned with the bot is
+        # usually in the picture or copied in: "a puppy on the grass with @Alice".)
+        # With a picture, talk about making ("早上拍的照片", "不要生成") asks first, not chat.
+        later = (
+            not_now(core)
+            or (not asks and folded != said_in_full and asks_in_words(core_text(said_in_full)))
+            or (images > 0 and talks_about_making(core, question_mark=folded.rstrip().endswith("?")))
         )
         sure = asks and not later
         # most descriptions have no word of talk at all: only then is the text re-cut
