@@ -330,7 +330,7 @@ def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) ->
     is spent; a caption that asks ("make her wave", "动起来") or describes ("镜头慢慢推近"),
     or none at all, is a request."""
     tables = load_intents()
-    if asks or not core or tables.caption_asks.match(core):
+    if asks or not core or tables.caption_asks.search(core):
         return False
     return (
         question_mark
