@@ -146,6 +146,28 @@ def test_making_talk_scanner_finds_what_one_search_finds(text: str) -> None:
 
 
 @SETTINGS
+@given(
+    text=st.lists(st.one_of(st.sampled_from(_INTENTS["talk"]["markers"]), TALK, WORDS), max_size=8).map(
+        " ".join
+    )
+)
+def test_talk_scanner_finds_what_one_search_finds(text: str) -> None:
+    plain = re.compile(_words(_INTENTS["talk"]["markers"]))
+    core = core_text(fold(text))
+    assert (load_intents().talk.first(core) is None) == (plain.search(core) is None)
+
+
+@SETTINGS
+@given(text=st.lists(st.one_of(TALK, WORDS, st.just("later"), st.just("下次做")), max_size=8).map(" ".join))
+def test_not_now_anchors_rule_out_only_what_the_phrases_would(text: str) -> None:
+    # the quick search for anchors may never hide a phrase the scanner would find
+    core = core_text(fold(text))
+    tables = load_intents()
+    if tables.not_now.first(core) is not None:
+        assert tables.not_now_near.search(core) is not None
+
+
+@SETTINGS
 @given(text=TALK_SOUP, tail=st.integers(min_value=0, max_value=30))
 def test_polite_end_scanner_finds_the_polite_word_one_search_finds(text: str, tail: int) -> None:
     plain = re.compile(rf"\s*{_words(_INTENTS['polite']['phrases'])}$")

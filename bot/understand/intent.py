@@ -92,14 +92,14 @@ class IntentTables:
     choices: tuple[tuple[int, re.Pattern[str]], ...]
     not_depicting: frozenset[str]
     not_depicting_zh: re.Pattern[str]
-    talk: re.Pattern[str]  # words of people talking to each other ([talk] markers)
+    talk: Scanner  # words of people talking to each other ([talk] markers)
     video_request: re.Pattern[str]  # "a video of a …", "一个…的视频" ([talk])
     opener: re.Pattern[str]  # "I want", "我想要": wanting that opens a request ([talk] openers)
     picture_words: re.Pattern[str]  # "these", "这张": a caption pointing at its picture ([talk])
     caption_talk: re.Pattern[str]  # "look at this", "你们看看": talk in a caption ([talk])
     caption_asks: re.Pattern[str]  # "让…", "把…": a caption that asks ([talk])
     not_now: Scanner  # "回头", "next time", "remind me", "就好了" ([not_now])
-    not_now_near: re.Pattern[str]  # the same phrases, anywhere: one quick search rules most out
+    not_now_near: re.Pattern[str]  # what every one of them contains ([not_now] anchors)
     not_now_end: tuple[str, ...]  # "… later" ([not_now] ends)
 
 
@@ -160,14 +160,16 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         choices=tuple((int(k), re.compile(_words(list(v)))) for k, v in data["choice"].items()),
         not_depicting=frozenset(data["scene"]["not_depicting"]),
         not_depicting_zh=re.compile(_alt(list(data["scene"]["not_depicting_zh"]))),
-        talk=re.compile(_words(list(data["talk"]["markers"]))),
+        talk=_phrases({"talk": list(data["talk"]["markers"])}),
         video_request=re.compile(_words(list(data["talk"]["video_request"]))),
         opener=re.compile(_alt(list(data["talk"]["openers"]))),
         picture_words=re.compile(_words(list(data["talk"]["picture_words"]))),
         caption_talk=re.compile(_words(list(data["talk"]["caption_markers"]))),
         caption_asks=re.compile(str(data["talk"]["caption_asks"])),
         not_now=_phrases({"not_now": list(data["not_now"]["phrases"])}),
-        not_now_near=re.compile(_alt(_longest_first(list(data["not_now"]["phrases"])))),
+        not_now_near=re.compile(
+            "|".join(re.escape(a) for a in _longest_first(list(data["not_now"]["anchors"])))
+        ),
         not_now_end=tuple(data["not_now"]["ends"]),
     )
 
@@ -333,11 +335,11 @@ def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) ->
     if asks or not core or tables.caption_asks.search(core):
         return False
     return (
-        question_mark
+        talk
+        or question_mark
+        or tables.caption_talk.search(core) is not None
         or _questions(core, tables)
         or is_small_talk(core, tables)
-        or talk
-        or tables.caption_talk.search(core) is not None
     )
 
 
@@ -376,7 +378,7 @@ def sounds_like_talk(core: str, tables: IntentTables | None = None) -> bool:
     """Whether a message (through `core_text`) has words of people talking to each other
     ("我觉得…", "lol", "tomorrow"): see [talk] in intents.toml."""
     tables = tables or load_intents()
-    return tables.talk.search(core) is not None
+    return tables.talk.first(core) is not None
 
 
 def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:

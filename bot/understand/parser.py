@@ -338,11 +338,11 @@ def parse(text: str, images: int = 0) -> Request:
             or (images > 0 and talks_about_making(core, question_mark=folded.rstrip().endswith("?")))
         )
         sure = asks and not later
-        # most descriptions have no word of talk at all: only then is the text re-cut
-        said = without_picture_words(core) if images else core
-        talk = later or (
-            not sure and sounds_like_talk(said) and _talks(folded, said, tokens, remove, pictured=images > 0)
-        )
+        talk = later
+        if not sure and not later:
+            # most descriptions have no word of talk at all: only then is the text re-cut
+            said = without_picture_words(core) if images else core
+            talk = sounds_like_talk(said) and _talks(folded, said, tokens, remove, pictured=images > 0)
         if images:
             question = folded.rstrip().endswith(("?", "？"))
             unsure = unsure_caption(core, asks=sure, question_mark=question, talk=talk)
