@@ -168,6 +168,15 @@ def test_not_now_anchors_rule_out_only_what_the_phrases_would(text: str) -> None
 
 
 @SETTINGS
+@given(text=TALK_SOUP)
+def test_a_polite_word_at_the_end_ends_with_one_of_the_polite_last_characters(text: str) -> None:
+    core = core_text(fold(text))
+    tables = load_intents()
+    if core and tables.polite_end.first(core) is not None:
+        assert tables.polite_last is None or core[-1] in tables.polite_last
+
+
+@SETTINGS
 @given(text=TALK_SOUP, tail=st.integers(min_value=0, max_value=30))
 def test_polite_end_scanner_finds_the_polite_word_one_search_finds(text: str, tail: int) -> None:
     plain = re.compile(rf"\s*{_words(_INTENTS['polite']['phrases'])}$")

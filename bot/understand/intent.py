@@ -76,6 +76,7 @@ class IntentTables:
     commands: Scanner  # one kind per command, in priority order
     polite_start: re.Pattern[str]
     polite_end: Scanner  # a polite word that ends the text
+    polite_last: frozenset[str] | None  # the characters a polite word can end with (None: any)
     chat: re.Pattern[str]
     only_small_talk: re.Pattern[str]
     greeting: re.Pattern[str]  # small talk or a polite word at the start, with its punctuation
@@ -117,6 +118,18 @@ def _longest_first(patterns: list[str]) -> list[str]:
     return sorted(patterns, key=len, reverse=True)
 
 
+def _last_chars(patterns: list[str]) -> frozenset[str] | None:
+    """The characters the phrases can end with ("um+" ends with "m"), or None when one of them
+    does not end with a plain character (then any may)."""
+    last: set[str] = set()
+    for pattern in patterns:
+        tail = pattern.rstrip("+")
+        if not tail or not (tail[-1].isalnum() and (len(tail) < 2 or tail[-2] != "\\")):
+            return None
+        last.add(tail[-1])
+    return frozenset(last)
+
+
 def _phrases(groups: dict[str, list[str]], end: str = "") -> Scanner:
     """The same search as `_words` over each group in turn, dispatched on the first character
     (bot.understand.scanner): a large alternation searched by `re` tries every phrase at
@@ -143,6 +156,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         # one polite word at either end ("ok thanks", "请帮助一下吧"), stripped a word at a time
         polite_start=re.compile(rf"{polite}\s*"),
         polite_end=_phrases({"polite": list(data["polite"]["phrases"])}, end="$"),
+        polite_last=_last_chars(list(data["polite"]["phrases"])),
         chat=re.compile(chat),
         # atomic words, possessive repetition: linear however the phrases overlap ("哈哈哈…")
         only_small_talk=re.compile(rf"(?:(?>{chat}|{polite})\s*)++"),
@@ -191,8 +205,14 @@ def _unwrapped(text: str, tables: IntentTables) -> list[str]:
         start = tables.polite_start.match(current)
         if start is not None and start.end():
             current = current[start.end() :]
-        # a polite word is short: look for one only near the end, not from every position
-        end = tables.polite_end.first(current, max(0, len(current) - _POLITE_TAIL))
+        # a polite word is short: look for one only near the end, not from every position, and
+        # only when the text ends with a character one can end with
+        last = tables.polite_last
+        end = (
+            tables.polite_end.first(current, max(0, len(current) - _POLITE_TAIL))
+            if current and (last is None or current[-1] in last)
+            else None
+        )
         if end is not None:
             current = current[: end[1]]
         current = current.strip()
