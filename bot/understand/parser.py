@@ -313,41 +313,30 @@ def parse(text: str, images: int = 0) -> Request:
     evidence = asks or names_model or has_parameters
     content = core_text(fold(prompt)) if prompt else ""
     scene = scene_weight(prompt or "", content=content)
+    question_mark = folded.rstrip().endswith("?")  # "？" is folded to "?"
     intent = classify(
         folded,
         images=images,
         prompt=prompt,
         sets_preference=preference is not None,
         unknown_model=unknown,
-        question_mark=folded.rstrip().endswith("?"),
+        question_mark=question_mark,
         evidence=evidence,
         scene=scene,
         core=core,
         content=content,
     )
-    unsure = False
-    if intent == "video":
-        # "回头再生成", "remind me to make the trailer": making put off, wished for or left to
-        # others asks for nothing now, even in so many words; nor does an ask that is only
-        # inside quotes (someone else's words). (Someone else @-mentioned with the bot is
-        # usually in the picture or copied in: "a puppy on the grass with @Alice".)
-        # With a picture, talk about making ("早上拍的照片", "不要生成") asks first, not chat.
-        later = (
-            not_now(core)
-            or (not asks and folded != said_in_full and asks_in_words(core_text(said_in_full)))
-            or (images > 0 and talks_about_making(core, question_mark=folded.rstrip().endswith("?")))
-        )
-        sure = asks and not later
-        talk = later
-        if not sure and not later:
-            # most descriptions have no word of talk at all: only then is the text re-cut
-            said = without_picture_words(core) if images else core
-            talk = sounds_like_talk(said) and _talks(folded, said, tokens, remove, pictured=images > 0)
-        if images:
-            question = folded.rstrip().endswith(("?", "？"))
-            unsure = unsure_caption(core, asks=sure, question_mark=question, talk=talk)
-        else:
-            unsure = unsure_request(scene, evidence=sure, talk=talk)
+    unsure = intent == "video" and _waits_for_a_yes(
+        folded,
+        said_in_full,
+        core,
+        tokens,
+        remove,
+        asks=asks,
+        images=images,
+        scene=scene,
+        question_mark=question_mark,
+    )
     return Request(
         task_type=task,
         model_id=model_id,
@@ -370,6 +359,43 @@ def parse(text: str, images: int = 0) -> Request:
         unsure=unsure,
         **r.controls,
     )
+
+
+def _waits_for_a_yes(
+    folded: str,
+    said_in_full: str,
+    core: str,
+    tokens: list[Token],
+    remove: list[bool],
+    *,
+    asks: bool,
+    images: int,
+    scene: int,
+    question_mark: bool,
+) -> bool:
+    """Whether a video request waits for its requester's yes before anything is spent.
+
+    Making put off, wished for or left to others ("回头再生成", "remind me to make the
+    trailer") asks for nothing now, even in so many words; nor does an ask only inside quotes
+    (someone else's words), nor, with a picture, talk about making ("早上拍的照片", "不要生成").
+    Without a word that asks, words of talk make it wait too; a caption also waits when it is
+    a question, thanks or a look ("好看吗", "look at this"). (Someone @-mentioned beside the bot
+    is usually in the picture or copied in: "a puppy on the grass with @Alice" does not wait.)
+    """
+    later = (
+        not_now(core)
+        or (not asks and folded != said_in_full and asks_in_words(core_text(said_in_full)))
+        or (images > 0 and talks_about_making(core, question_mark=question_mark))
+    )
+    sure = asks and not later
+    talk = later
+    if not sure and not later:
+        # most descriptions have no word of talk at all: only then is the text re-cut
+        said = without_picture_words(core) if images else core
+        talk = sounds_like_talk(said) and _talks(folded, said, tokens, remove, pictured=images > 0)
+    if images:
+        return unsure_caption(core, asks=sure, question_mark=question_mark, talk=talk)
+    return unsure_request(scene, evidence=sure, talk=talk)
 
 
 def _talks(
