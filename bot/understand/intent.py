@@ -326,8 +326,8 @@ def unsure_request(scene: int, *, evidence: bool, talk: bool = False) -> bool:
 
 def not_now(core: str, tables: IntentTables | None = None) -> bool:
     """Whether a message (through `core_text`) puts the making off, wishes for it or gives it
-    to someone else to do ("回头再生成", "next time", "remind me to make…", "就好了", "… later"):
-    a word that asks in it is not a request now ([not_now] in intents.toml)."""
+    to someone else to do ("回头再生成", "next time", "remind me to make…", "要是能…就好了",
+    "… later"): a word that asks in it is not a request now ([not_now] in intents.toml)."""
     tables = tables or load_intents()
     if _ends_with_word(core, tables.not_now_end):
         return True
@@ -347,10 +347,10 @@ def _ends_with_word(text: str, endings: tuple[str, ...]) -> bool:
 
 def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) -> bool:
     """Words sent with a picture that ask for nothing (`core`: through `core_text`): a question
-    ("what does it mean?", "好看吗"), thanks or greetings alone ("thanks!"), or words of talk
-    (`talk`: "my cat btw", "这是我昨天做的"; "look at this"). The picture then waits for a yes before anything
-    is spent; a caption that asks ("make her wave", "动起来") or describes ("镜头慢慢推近"),
-    or none at all, is a request."""
+    ("what does it mean?", "好看吗"), thanks or greetings alone ("thanks!"), words of talk
+    (`talk`: "my cat btw", "这是我昨天做的") or a look ("look at this"). The picture then waits
+    for a yes before anything is spent; a caption that asks ("make her wave", "动起来", "让她笑")
+    or describes ("镜头慢慢推近"), or none at all, is a request."""
     tables = load_intents()
     if asks or not core or tables.caption_asks.search(core):
         return False
@@ -358,18 +358,8 @@ def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) ->
         talk
         or question_mark
         or tables.caption_talk.search(core) is not None
-        or _questions(core, tables)
+        or _asks_a_question(core, tables, start=tables.question_only_start)
         or is_small_talk(core, tables)
-    )
-
-
-def _questions(text: str, tables: IntentTables) -> bool:
-    """`_asks_a_question` without the openings an imperative shares ("do a slow zoom")."""
-    short = len(text) <= _SHORT_QUESTION
-    return bool(
-        tables.question_only_start.search(text)
-        or tables.question_end.search(text)
-        or (short and tables.question_words.search(text))
     )
 
 
@@ -409,10 +399,12 @@ def is_idle_question(text: str, tables: IntentTables | None = None) -> bool:
     return _asks_a_question(text, tables) and not tables.asks.search(text)
 
 
-def _asks_a_question(text: str, tables: IntentTables) -> bool:
+def _asks_a_question(text: str, tables: IntentTables, start: re.Pattern[str] | None = None) -> bool:
+    """Whether `text` is put as a question; `start`: the openings that make one (a caption's
+    leave out those an imperative shares: "do a slow zoom", "have him wave")."""
     short = len(text) <= _SHORT_QUESTION
     return bool(
-        tables.question_start.search(text)
+        (start or tables.question_start).search(text)
         or tables.question_end.search(text)
         or (short and tables.question_words.search(text))
     )
