@@ -709,3 +709,56 @@ def test_requests_near_the_words_of_talk_start_at_once_with_their_words(
 def test_a_picture_with_talk_about_its_making_asks_first_not_chat() -> None:
     request = parse("the poster I made last week, zoom in slowly", images=1)
     assert request.intent == "video" and request.unsure
+
+
+@pytest.mark.parametrize(
+    ("line", "images"),
+    [
+        ("先别生成，让我想想", 1),
+        ("把这张先存着，先别生成", 1),
+        ("让我看看", 1),
+        ("让大家看看我家猫", 1),
+        ("that one is better", 1),
+        ("等会儿我来生成一个猫的视频", 0),
+        ("下次记得生成一个猫的视频", 0),
+        ("晚上再生成一个", 0),
+        ("make the trailer later", 0),
+        ("remind me tomorrow to make a cat video", 0),
+        ("我做了一个梦，梦见一只鲸鱼在天上飞", 0),
+    ],
+)
+def test_captions_and_lines_that_put_it_off_or_only_look_wait_for_a_yes(line: str, images: int) -> None:
+    request = parse(line, images=images)
+    assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    ("line", "images"),
+    [
+        ("this one first, then that one", 2),
+        ("have it rain", 1),
+        ("我想让她笑", 1),
+        ("给我动一下", 1),
+        ("他做了一个后空翻，慢动作", 0),
+        ("a chef made a cake and ate one, cinematic slow motion", 0),
+        ("生成失败了，换可灵试试：海边日落", 0),
+        ("生成一个晚上做饭的视频", 0),
+        ("generate a video of the sunrise tomorrow", 0),
+        ("would you mind making a video of my dog running on the beach", 0),
+        ("would you mind making a 10 second video of a cat", 0),
+    ],
+)
+def test_requests_that_look_like_those_start_at_once(line: str, images: int) -> None:
+    request = parse(line, images=images)
+    assert request.intent == "video" and not request.unsure, request
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt"),
+    [
+        ("make a birthday video for @Sarah", "a birthday for Sarah"),
+        ("@张三 @李四 在海边跳舞，生成视频", "张三 李四 在海边跳舞"),
+    ],
+)
+def test_people_at_mentioned_stay_in_the_prompt_by_name(line: str, prompt: str) -> None:
+    assert parse(line).prompt == prompt

@@ -97,6 +97,7 @@ class IntentTables:
     video_request: re.Pattern[str]  # "a video of a …", "一个…的视频" ([talk])
     opener: re.Pattern[str]  # "I want", "我想要": wanting that opens a request ([talk] openers)
     picture_words: re.Pattern[str]  # "these", "这张": a caption pointing at its picture ([talk])
+    picture_words_many: re.Pattern[str]  # "that one": ... at one of several ([talk])
     caption_talk: re.Pattern[str]  # "look at this", "你们看看": talk in a caption ([talk])
     caption_asks: re.Pattern[str]  # "让…", "把…": a caption that asks ([talk])
     not_now: Scanner  # "回头", "next time", "remind me", "就好了" ([not_now])
@@ -178,6 +179,7 @@ def load_intents(path: Path = INTENTS_PATH) -> IntentTables:
         video_request=re.compile(_words(list(data["talk"]["video_request"]))),
         opener=re.compile(_alt(list(data["talk"]["openers"]))),
         picture_words=re.compile(_words(list(data["talk"]["picture_words"]))),
+        picture_words_many=re.compile(_words(list(data["talk"]["picture_words_many"]))),
         caption_talk=re.compile(_words(list(data["talk"]["caption_markers"]))),
         caption_asks=re.compile(str(data["talk"]["caption_asks"])),
         not_now=_phrases({"not_now": list(data["not_now"]["phrases"])}),
@@ -345,13 +347,15 @@ def _ends_with_word(text: str, endings: tuple[str, ...]) -> bool:
     return not (ending[0].isascii() and before.isascii() and before.isalnum())
 
 
-def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) -> bool:
+def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool, later: bool = False) -> bool:
     """Words sent with a picture that ask for nothing (`core`: through `core_text`): a question
     ("what does it mean?", "好看吗"), thanks or greetings alone ("thanks!"), words of talk
     (`talk`: "my cat btw", "这是我昨天做的") or a look ("look at this"). The picture then waits
     for a yes before anything is spent; a caption that asks ("make her wave", "动起来", "让她笑")
     or describes ("镜头慢慢推近"), or none at all, is a request."""
     tables = load_intents()
+    if later:  # put off, refused, talked about: "先别生成，让我想想"
+        return True
     if asks or not core or tables.caption_asks.search(core):
         return False
     return (
@@ -363,10 +367,12 @@ def unsure_caption(core: str, *, asks: bool, question_mark: bool, talk: bool) ->
     )
 
 
-def without_picture_words(core: str, tables: IntentTables | None = None) -> str:
+def without_picture_words(core: str, tables: IntentTables | None = None, *, many: bool = False) -> str:
     """A caption (through `core_text`) without the words that point at its picture ("these
-    two", "这张"): they are no talk."""
+    two", "这张"; with `many` pictures also "that one"): they are no talk."""
     tables = tables or load_intents()
+    if many:
+        core = tables.picture_words_many.sub(" ", core)
     return " ".join(tables.picture_words.sub(" ", core).split())
 
 

@@ -114,12 +114,13 @@ def _mask_quotes(folded: str) -> str:
 def _mention_cuts(
     folded: str, mentions: list[tuple[int, int]]
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(the mentions that leave the prompt whole, the "@" of those that stay as a name): whole
-    at either end of the message ("@bot 生成…") or as an id ("<@42>"); in between, only the "@"
-    goes ("@张三 和 @李四 在海边跳舞" are in the picture: "张三 和 李四 在海边跳舞")."""
+    """(the mentions that leave the prompt whole, the "@" of those that stay as a name): an id
+    ("<@42>") goes whole; of a name only the "@" goes: people named are in the picture more
+    often than not ("@张三 和 @李四 在海边跳舞", "a birthday video for @Sarah"). The bot's own
+    mention is gone before the core sees the text."""
     whole, ats = [], []
     for start, end in mentions:
-        if folded[start] != "@" or not core_text(folded[:start]) or not core_text(folded[end:]):
+        if folded[start] != "@":
             whole.append((start, end))
         else:
             ats.append((start, start + 1))
@@ -391,23 +392,21 @@ def _waits_for_a_yes(
     talk = later
     if not sure and not later:
         # most descriptions have no word of talk at all: only then is the text re-cut
-        said = without_picture_words(core) if images else core
-        talk = sounds_like_talk(said) and _talks(folded, said, tokens, remove, pictured=images > 0)
+        said = without_picture_words(core, many=images > 1) if images else core
+        talk = sounds_like_talk(said) and _talks(folded, said, tokens, remove, pictures=images)
     if images:
-        return unsure_caption(core, asks=sure, question_mark=question_mark, talk=talk)
+        return unsure_caption(core, asks=sure, question_mark=question_mark, talk=talk, later=later)
     return unsure_request(scene, evidence=sure, talk=talk)
 
 
-def _talks(
-    folded: str, core: str, tokens: list[Token], remove: list[bool], *, pictured: bool = False
-) -> bool:
+def _talks(folded: str, core: str, tokens: list[Token], remove: list[bool], *, pictures: int = 0) -> bool:
     """Whether the words of a message (`core`: through `core_text`) are talk
     (`sounds_like_talk`), outside the phrases read as models, settings and choices ("surprise
     me", "you pick") and, when it asks for a new video by name or comes with a picture,
     outside the wanting it opens with, greetings aside ("I want a video of a …", "hey,
     我想要一个…的视频", "I want her to wave" with a photo); with a picture, outside the words
     that point at it ("these two"): see [talk] in intents.toml."""
-    opening = pictured or asks_for_a_new_video(core)
+    opening = pictures > 0 or asks_for_a_new_video(core)
     pieces: list[str] = []
     pos = 0
     for (kind, start, end), gone in zip(tokens, remove, strict=True):
@@ -416,7 +415,7 @@ def _talks(
             pos = end
     pieces.append(folded[pos:])
     said = core_text(" ".join(pieces))
-    return sounds_like_talk(without_picture_words(said) if pictured else said)
+    return sounds_like_talk(without_picture_words(said, many=pictures > 1) if pictures else said)
 
 
 def _opens(folded: str, pos: int, start: int, end: int) -> bool:
