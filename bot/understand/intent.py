@@ -259,17 +259,23 @@ _GREETING_MARKS = " \t\n,，.。!！~～:："
 
 def without_greeting(prompt: str | None, tables: IntentTables | None = None) -> str | None:
     """The prompt without small talk in front of the description ("你好, 一只猫在跳舞")."""
+    return without_greeting_folded(prompt, tables)[0]
+
+
+def without_greeting_folded(prompt: str | None, tables: IntentTables | None = None) -> tuple[str | None, str]:
+    """`without_greeting`, and the prompt it answers `fold`ed (the caller needs it too: one
+    fold fewer a message)."""
     if not prompt:
-        return prompt
+        return prompt, ""
     tables = tables or load_intents()
     folded = fold(prompt)  # one character for one: an index in it is an index in `prompt`
     m = tables.greeting.match(folded)
     if m is None or m.end() == 0 or not any(ch.isalnum() for ch in prompt[m.end() :]):
-        return prompt
+        return prompt, folded
     word = m[0].rstrip(_GREETING_MARKS)
     if len(word) == 1 and len(word) == m.end():
-        return prompt  # one character with nothing after it starts a word: "早上拍的日出", "下雪的夜晚"
-    return without_greeting(prompt[m.end() :].strip(), tables)
+        return prompt, folded  # one character with nothing after it starts a word: "早上拍的日出"
+    return without_greeting_folded(prompt[m.end() :].strip(), tables)
 
 
 def _gibberish_word(word: str) -> bool:

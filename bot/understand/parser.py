@@ -55,7 +55,7 @@ from bot.understand.intent import (
     talks_about_making,
     unsure_caption,
     unsure_request,
-    without_greeting,
+    without_greeting_folded,
     without_picture_words,
 )
 from bot.understand.lexicon import Lexicon, canonical, load_lexicon
@@ -301,7 +301,7 @@ def parse(text: str, images: int = 0) -> Request:
     spans = [(start, end) for (_, start, end), gone in zip(tokens, remove, strict=True) if gone]
     if mentions:
         spans = sorted(spans + mentions)
-    prompt = without_greeting(cut(said_text, folded, spans, lx))
+    prompt, folded_prompt = without_greeting_folded(cut(said_text, folded, spans, lx))
     names_model = model_key is not None or bool(r.excluded) or unknown is not None
     has_parameters = (
         r.duration is not None or r.resolution is not None or r.aspect is not None or bool(r.controls)
@@ -312,7 +312,7 @@ def parse(text: str, images: int = 0) -> Request:
     # are not requests): a short one still waits for a yes
     asks = asks_in_words(folded, core=core)
     evidence = asks or names_model or has_parameters
-    content = core_text(fold(prompt)) if prompt else ""
+    content = core_text(folded_prompt) if prompt else ""
     scene = scene_weight(prompt or "", content=content)
     question_mark = folded.rstrip().endswith("?")  # "？" is folded to "?"
     intent = classify(
