@@ -762,3 +762,19 @@ def test_requests_that_look_like_those_start_at_once(line: str, images: int) -> 
 )
 def test_people_at_mentioned_stay_in_the_prompt_by_name(line: str, prompt: str) -> None:
     assert parse(line).prompt == prompt
+
+
+@pytest.mark.parametrize(
+    ("line", "images"),
+    [
+        ("There are two dogs playing in the snow, generate a video", 0),
+        ("a small boat on choppy waves during a storm", 0),
+        ("a kinda creepy doll sitting in an abandoned house", 0),
+        ("let's see a cat surfing a huge wave at sunset", 0),
+        ("清晨太阳还没出来，薄雾笼罩着湖面", 0),
+        ("the girl turns to look at that bird", 1),
+    ],
+)
+def test_scenes_in_words_that_chat_also_uses_start_at_once(line: str, images: int) -> None:
+    request = parse(line, images=images)
+    assert request.intent == "video" and not request.unsure, request
