@@ -4,7 +4,9 @@ a job that waited while the product list changed is planned again against the ne
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +96,23 @@ class _Books:
         core.store.reserve_spend = watched_reserve
 
 
+@contextlib.asynccontextmanager
+async def _core_with_books(
+    sandbox: Sandbox, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[tuple[Any, _Books]]:
+    """A core with a product list at hand (as after the first message), and what its store is asked."""
+    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", **overrides))
+    try:
+        await core.client.products("text_to_video")
+        yield core, _Books(core)
+    finally:
+        await close_core(core)
+
+
 async def test_the_credits_are_reserved_with_the_row_when_no_limit_can_refuse_them(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3"))
-    try:
-        await core.client.products("text_to_video")
-        books = _Books(core)
+    async with _core_with_books(sandbox, tmp_path) as (core, books):
         conv = RecordingConversation()
         running = await core.handle(Incoming("console", "c", "u", PROMPT), conv)
         assert running is not None and await running.wait() == "delivered"
@@ -109,44 +121,29 @@ async def test_the_credits_are_reserved_with_the_row_when_no_limit_can_refuse_th
         assert books.at_intake == [notice.credits] and books.as_it_runs == 0
         [(_, credits, jobs)] = await core.store.usage("console", 0, user_id="u")
         assert (credits, jobs) == (notice.credits, 1)
-    finally:
-        await close_core(core)
 
 
 async def test_with_a_daily_limit_the_credits_are_reserved_as_the_job_runs(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", bot_user_daily_credits=1000))
-    try:
-        await core.client.products("text_to_video")
-        books = _Books(core)
+    async with _core_with_books(sandbox, tmp_path, bot_user_daily_credits=1000) as (core, books):
         running = await core.handle(Incoming("console", "c", "u", PROMPT), RecordingConversation())
         assert running is not None and await running.wait() == "delivered"
         assert books.at_intake == [None] and books.as_it_runs == 1  # checked against the limit
-    finally:
-        await close_core(core)
 
 
 async def test_a_job_that_asks_first_books_nothing_at_intake(sandbox: Sandbox, tmp_path: Path) -> None:
-    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", bot_confirm_above_credits=1))
-    try:
-        await core.client.products("text_to_video")
-        books = _Books(core)
+    async with _core_with_books(sandbox, tmp_path, bot_confirm_above_credits=1) as (core, books):
         waiting = await core.handle(Incoming("console", "c", "u", PROMPT), RecordingConversation())
         assert waiting is not None and await waiting.wait() == WAITING
         assert books.at_intake == [None] and books.as_it_runs == 0
         assert await core.store.usage("console", 0, user_id="u") == [("", 0, 0)]
-    finally:
-        await close_core(core)
 
 
 async def test_a_queued_job_cancelled_gives_back_the_credits_booked_at_intake(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", bot_max_concurrent_jobs=1))
-    try:
-        await core.client.products("text_to_video")
-        books = _Books(core)
+    async with _core_with_books(sandbox, tmp_path, bot_max_concurrent_jobs=1) as (core, books):
         first = await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
         queued = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
         assert first is not None and queued is not None and books.at_intake[1] is not None
@@ -155,8 +152,6 @@ async def test_a_queued_job_cancelled_gives_back_the_credits_booked_at_intake(
         )
         assert await core.store.usage("console", 0, user_id="u2") == [("", 0, 0)]
         assert await first.wait() == "delivered"
-    finally:
-        await close_core(core)
 
 
 def _dearer(core: Any, factor: int) -> None:
