@@ -778,3 +778,33 @@ def test_people_at_mentioned_stay_in_the_prompt_by_name(line: str, prompt: str) 
 def test_scenes_in_words_that_chat_also_uses_start_at_once(line: str, images: int) -> None:
     request = parse(line, images=images)
     assert request.intent == "video" and not request.unsure, request
+
+
+@pytest.mark.parametrize(
+    ("line", "images"),
+    [
+        ("bring this photo to life, the leaves should rustle", 1),
+        ("would love a video of a sunrise over the Grand Canyon if possible", 0),
+        ("could you do one with a bunny hopping through a garden? thanks!", 0),
+    ],
+)
+def test_requests_put_gently_start_at_once(line: str, images: int) -> None:
+    request = parse(line, images=images)
+    assert request.intent == "video" and not request.unsure, request
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "晚点我再来生成",
+        "明天我想试试做个生日视频",
+        "周末打算给我女儿做一个卡通视频",
+        "下次试试做一个赛博朋克的",
+        "gonna make something for my mom's birthday next week",
+        "我等等再 generate，先去吃飯",
+        "I'd love a video call with the team",
+    ],
+)
+def test_plans_and_wishes_with_the_words_of_a_request_wait_for_a_yes(line: str) -> None:
+    request = parse(line)
+    assert request.intent != "video" or request.unsure, request
