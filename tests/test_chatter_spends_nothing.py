@@ -808,3 +808,15 @@ def test_requests_put_gently_start_at_once(line: str, images: int) -> None:
 def test_plans_and_wishes_with_the_words_of_a_request_wait_for_a_yes(line: str) -> None:
     request = parse(line)
     assert request.intent != "video" or request.unsure, request
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt"),
+    [
+        ("请问可以帮我做一个熊猫滑雪的视频吗？", "熊猫滑雪"),
+        ("我需要一个视频，开头是日出，然后镜头拉远看到整个山谷", "开头是日出，然后镜头拉远看到整个山谷"),
+        ("给我妈做一个母亲节的视频，一束康乃馨慢慢绽放", "给我妈母亲节，一束康乃馨慢慢绽放"),
+    ],
+)
+def test_the_words_of_the_scene_stay_in_the_prompt(line: str, prompt: str) -> None:
+    assert parse(line).prompt == prompt

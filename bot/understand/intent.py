@@ -119,12 +119,15 @@ def _longest_first(patterns: list[str]) -> list[str]:
     return sorted(patterns, key=len, reverse=True)
 
 
+_LOOKAROUND_AT_END = re.compile(r"\(\?<?[=!][^()]*\)$")
+
+
 def _last_chars(patterns: list[str]) -> frozenset[str] | None:
     """The characters the phrases can end with ("um+" ends with "m"), or None when one of them
     does not end with a plain character (then any may)."""
     last: set[str] = set()
     for pattern in patterns:
-        tail = pattern.rstrip("+")
+        tail = _LOOKAROUND_AT_END.sub("", pattern).rstrip("+")  # "给我(?![妈爸])" ends with 我
         if not tail or not (tail[-1].isalnum() and (len(tail) < 2 or tail[-2] != "\\")):
             return None
         last.add(tail[-1])
