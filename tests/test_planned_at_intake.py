@@ -109,6 +109,18 @@ async def _core_with_books(
         await close_core(core)
 
 
+async def _one_running_one_queued(core: Any) -> tuple[Any, Any]:
+    """u1's job takes the one slot; u2's waits for it (BOT_MAX_CONCURRENT_JOBS=1)."""
+    first = await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
+    queued = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
+    assert first is not None and queued is not None
+    return first, queued
+
+
+#: one job at a time, and a price question above 30 credits (the default model's 25 is below it)
+_QUEUED_UNDER_A_QUESTION: dict[str, Any] = {"bot_max_concurrent_jobs": 1, "bot_confirm_above_credits": 30}
+
+
 async def test_the_credits_are_reserved_with_the_row_when_no_limit_can_refuse_them(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -144,9 +156,8 @@ async def test_a_queued_job_cancelled_gives_back_the_credits_booked_at_intake(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     async with _core_with_books(sandbox, tmp_path, bot_max_concurrent_jobs=1) as (core, books):
-        first = await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
-        queued = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
-        assert first is not None and queued is not None and books.at_intake[1] is not None
+        first, queued = await _one_running_one_queued(core)
+        assert books.at_intake[1] is not None
         await core.cancel(
             queued.job_id, user_id="u2", platform="console", conversation=RecordingConversation()
         )
@@ -176,39 +187,22 @@ async def test_a_booked_job_repriced_into_a_price_question_holds_no_credits(
 ) -> None:
     # booked at intake at 25 pts, under the 30-credit question; repriced to 75 while it waits
     # for a slot, it is planned again and asks first: a job waiting for a yes holds nothing
-    settings = make_settings(
-        sandbox, tmp_path / "bot.sqlite3", bot_max_concurrent_jobs=1, bot_confirm_above_credits=30
-    )
-    core = await open_core(settings)
-    try:
-        await core.client.products("text_to_video")
-        first = await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
-        queued = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
-        assert first is not None and queued is not None
+    async with _core_with_books(sandbox, tmp_path, **_QUEUED_UNDER_A_QUESTION) as (core, _):
+        first, queued = await _one_running_one_queued(core)
         assert await core.store.usage("console", 0, user_id="u2") == [("", 25, 1)]
         _dearer(core, 3)
         core.client.invalidate()
         assert [await first.wait(), await queued.wait()] == ["delivered", WAITING]
         assert await core.store.usage("console", 0, user_id="u2") == [("", 0, 0)]
-    finally:
-        await close_core(core)
 
 
 async def test_a_booked_job_resumed_into_a_price_question_holds_no_credits(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    settings = make_settings(
-        sandbox, tmp_path / "bot.sqlite3", bot_max_concurrent_jobs=1, bot_confirm_above_credits=30
-    )
-    core = await open_core(settings)
-    try:
-        await core.client.products("text_to_video")
-        await core.handle(Incoming("console", "c", "u1", PROMPT), RecordingConversation())
-        queued = await core.handle(Incoming("console", "c", "u2", PROMPT), RecordingConversation())
-        assert queued is not None
-    finally:
-        await close_core(core)  # stopped while queued: "accepted", its credits booked
-    core = await open_core(settings)
+    async with _core_with_books(sandbox, tmp_path, **_QUEUED_UNDER_A_QUESTION) as (core, _):
+        _, queued = await _one_running_one_queued(core)
+    # stopped while queued: "accepted", its credits booked
+    core = await open_core(make_settings(sandbox, tmp_path / "bot.sqlite3", **_QUEUED_UNDER_A_QUESTION))
     try:
         _dearer(core, 3)
         resumed = {r.job_id: r for r in await core.resume(lambda target: RecordingConversation())}

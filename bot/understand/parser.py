@@ -127,9 +127,9 @@ def _mention_cuts(
     return whole, ats
 
 
-def _blanked(folded: str, spans: list[tuple[int, int]]) -> str:
-    """`folded` with the spans turned into spaces: same length."""
-    chars = list(folded)
+def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` (the message or its fold) with the spans turned into spaces: same length."""
+    chars = list(text)
     for start, end in spans:
         chars[start:end] = " " * (end - start)
     return "".join(chars)
